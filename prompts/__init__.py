@@ -1,0 +1,1 @@
+"""Prompt files (system prompt, trader question, planner, Modelfile template), loaded by name."""
