@@ -1,0 +1,112 @@
+"""`chain up` / `chain down` / `chain fund` as plain functions."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from onchain import chain as C
+from onchain.replica import REPLICA_VERSION, build_replica, default_seed_price
+from onchain.rpc import checksum, mapping_slot, mask_url, word
+from trader_core.errors import ChainError, ConfigError
+from trader_core.runtime import trader_home
+
+
+def _replica_cache(price: float) -> Path:
+    return trader_home() / "cache" / f"replica-v{REPLICA_VERSION}-{price:.4f}.json"
+
+
+def start_chain(
+    fork_url: str | None = None,
+    fork_block: int | None = None,
+    port: int | None = None,
+    state: str | Path | None = None,
+    price: float | None = None,
+    dataset: str | None = None,
+) -> C.ChainInfo:
+    """Start anvil (fork if a fork URL is given or $ETH_RPC_URL is set, else the offline replica).
+
+    Idempotent: if the state file's chain still answers, it is returned unchanged. Pending journal rows
+    from a previous run are reconciled against the chain before returning.
+    """
+    current = C.status()
+    if current is not None and current.running:
+        return current
+    if current is not None and C.pid_is_anvil(current.pid):
+        C.stop_pid(current.pid)
+    fork_url = fork_url or os.environ.get("ETH_RPC_URL") or None
+    if fork_block is not None and not fork_url:
+        raise ConfigError("--fork-block needs --fork-url (or ETH_RPC_URL); the replica has no upstream chain")
+    if port is not None and not (1024 <= port <= 65535):
+        raise ConfigError(f"--port must be between 1024 and 65535, got {port}")
+    if price is not None and not (price > 0 and price < 1e9):
+        raise ConfigError(f"--price must be a positive USDC-per-ETH price, got {price}")
+    port = port or C.free_port()
+    state_file = Path(state).expanduser().resolve() if state else None
+    log_file = trader_home() / "chain" / "anvil.log"
+
+    if fork_url:
+        proc = C.launch_anvil(port, fork_url=fork_url, fork_block=fork_block, state=state_file, log_file=log_file)
+        mode, seed = "fork", None
+    else:
+        seed = float(price) if price is not None else default_seed_price(dataset)
+        cache = _replica_cache(seed)
+        persisted = state_file is not None and state_file.exists() and state_file.stat().st_size > 0
+        load = None if (persisted or not cache.exists()) else cache
+        proc = C.launch_anvil(port, chain_id=1, load_state=load, state=state_file, log_file=log_file)
+        mode = "replica"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        chain = C.Chain(url)
+        if mode == "replica" and chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
+            build_replica(chain, seed)
+            C.dump_state(chain, _replica_cache(seed))
+    except BaseException:
+        C.stop_pid(proc.pid)
+        raise
+    info = C.ChainInfo(
+        rpc_url=url, pid=proc.pid, chain_id=chain.chain_id, mode=mode, port=port,
+        fork_url=mask_url(fork_url) if fork_url else None, fork_block=fork_block, price=seed,
+        started_at=time.time(), log_file=str(log_file),
+    )
+    C.write_state(info)
+    chain.info, chain.mode = info, mode
+    from onchain.journal import Journal
+
+    Journal().reconcile(chain)
+    return info
+
+
+def stop_chain() -> C.ChainInfo | None:
+    """Stop the anvil from the state file by its pid and remove the state file; None if none was recorded."""
+    info = C.read_state()
+    if info is None:
+        return None
+    C.stop_pid(info.pid)
+    C.state_path().unlink(missing_ok=True)
+    info.running = False
+    return info
+
+
+def fund(chain: C.Chain, address: str, eth: float | None = None, usdc: float | None = None) -> dict:
+    """Set an address's ETH balance (anvil_setBalance) and USDC balance (write USDC's balances slot 9).
+
+    Works the same on a mainnet fork: real USDC keeps `balances` at slot 9 behind its proxy.
+    """
+    if not chain.local:
+        raise ChainError(f"refusing to fund on {chain.describe()}: only a local anvil node can set balances")
+    address = checksum(address)
+    for label, value in (("--eth", eth), ("--usdc", usdc)):
+        if value is not None and not (value >= 0 and value < 1e15):
+            raise ConfigError(f"{label} must be a non-negative amount, got {value}")
+    if eth is None and usdc is None:
+        raise ConfigError("nothing to fund: pass --eth and/or --usdc")
+    if eth is not None:
+        chain.rpc("anvil_setBalance", address, hex(int(round(eth * 10**18))))
+    if usdc is not None:
+        slot = mapping_slot(address, C.USDC_BALANCE_SLOT)
+        chain.rpc("anvil_setStorageAt", C.USDC, slot, word(int(round(usdc * 10**6))))
+    from onchain.uniswap import get_portfolio
+
+    return get_portfolio(chain, address).model_dump()
