@@ -1,8 +1,154 @@
-"""`trader rl ...` and the RL benchmarks."""
+"""`trader rl train|backtest|signal` and `trader bench env|train`: thin commands over library functions."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
 app = typer.Typer(help="Train, backtest and query the DQN trading policy.", no_args_is_help=True)
-bench_commands: dict = {}
+
+
+@app.command()
+def train(
+    data: str = typer.Option("chainlink-eth-1h", help="Bundled dataset name or candle CSV path."),
+    out: str = typer.Option(..., help="Run directory to write (model, config, features, metrics, tb/)."),
+    timesteps: int = typer.Option(100_000, help="Environment timesteps to train for."),
+    seed: int = typer.Option(0, help="Random seed."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds: trains OUT/seed_<s> for each."),
+    algo: str = typer.Option("dqn", help="dqn, qrdqn, ppo or a2c."),
+    n_envs: int = typer.Option(16, help="Envs stepped together (batched numpy env when > 1)."),
+    train_end: Optional[str] = typer.Option(None, help="Last training timestamp (ISO-8601)."),
+    val_end: Optional[str] = typer.Option(None, help="Last validation timestamp (ISO-8601)."),
+    interval: Optional[str] = typer.Option(None, help="Candle interval for swap-event data, e.g. 1h."),
+    reward: Optional[str] = typer.Option(None, help="log_return, diff_sharpe, drawdown_penalty or freqai."),
+    action_set: Optional[str] = typer.Option(None, help="spot3, target or 5action."),
+    eval_freq: Optional[int] = typer.Option(None, help="Timesteps between validation backtests."),
+    config: Optional[str] = typer.Option(None, help="YAML/JSON/TOML file with TrainConfig fields."),
+    resume: bool = typer.Option(False, help="Continue training the run in --out (continual learning)."),
+    json_out: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
+) -> None:
+    """Train a policy with SB3; keeps the checkpoint with the best validation Sharpe net of costs."""
+    from rl.config import TrainConfig
+    from rl.train import load_train_config, train as run_train
+    from trader_core.cli_utils import console, print_json
+    from trader_core.config import resolve_config
+
+    overrides = {"data": data, "timesteps": timesteps, "seed": seed, "algo": algo, "n_envs": n_envs,
+                 "train_end": train_end, "val_end": val_end, "interval": interval, "eval_freq": eval_freq}
+    env_over = {k: v for k, v in {"reward": reward, "action_set": action_set}.items() if v is not None}
+    seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
+    results = {}
+    for s in seed_list:
+        run_dir = out if not seeds else f"{out}/seed_{s}"
+        if resume:
+            cfg = load_train_config(run_dir).model_copy(update={"timesteps": timesteps})
+        else:
+            cfg = resolve_config(TrainConfig, {**overrides, "seed": s}, config)
+            if env_over:
+                cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update=env_over)})
+                cfg = TrainConfig.model_validate(cfg.model_dump())
+        metrics = run_train(cfg, run_dir, resume=resume, progress=not json_out)
+        results[str(s)] = metrics
+        if not json_out:
+            best = metrics["best_validation"] or {}
+            console().print(f"[green]trained[/] {run_dir}: {metrics['timesteps']} timesteps at "
+                            f"{metrics['timesteps_per_s']:.0f}/s; best validation Sharpe "
+                            f"{best.get('val_sharpe', float('nan')):.2f} at {best.get('timesteps')} steps")
+    if json_out:
+        print_json(results[str(seed_list[0])] if len(seed_list) == 1 else results)
+
+
+@app.command()
+def backtest(
+    run: str = typer.Option("default", help="Run directory, or 'default' for the bundled policy."),
+    data: Optional[str] = typer.Option(None, help="Dataset name or CSV path (default: the run's data)."),
+    start: Optional[str] = typer.Option(None, help="First traded bar (ISO); earlier bars are feature history."),
+    end: Optional[str] = typer.Option(None, help="Last traded bar (ISO)."),
+    out: Optional[str] = typer.Option(None, help="Folder for report.json, equity.png and trades.csv."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Policy vs buy-and-hold, flat, random and SMA crossover, net of fees, price impact and gas."""
+    from rl.backtest import TABLE_COLUMNS, backtest as run_backtest, format_table
+    from trader_core.cli_utils import console, print_json
+
+    report = run_backtest(run, data, start, end, out)
+    if json_out:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Backtest {report['period']['data']}: {report['period']['bars']} bars")
+    for col in TABLE_COLUMNS:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for row in format_table(report):
+        table.add_row(*row)
+    con = console()
+    con.print(table)
+    if "policy_seeds" in report:
+        s = report["policy_seeds"]
+        con.print(f"policy over {s['n_seeds']} seeds: return {s['total_return']['mean']:+.2%} ± "
+                  f"{s['total_return']['std']:.2%}, Sharpe {s['sharpe']['mean']:.2f} ± {s['sharpe']['std']:.2f}")
+    if out:
+        con.print(f"wrote {out}/report.json, equity.png, trades.csv")
+
+
+@app.command()
+def signal(
+    run: str = typer.Option("default", help="Run directory, or 'default' for the bundled policy."),
+    data: Optional[str] = typer.Option(None, help="Dataset name or CSV path (default: the run's data)."),
+    position: float = typer.Option(0.0, help="Fraction of the portfolio held in ETH (0..1)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the signal as JSON."),
+) -> None:
+    """The policy's decision for the latest bar: action, confidence, Q-values and the features behind it."""
+    from rl.data import load_candles
+    from rl.policy import Policy
+    from trader_core.cli_utils import console, print_json
+
+    policy = Policy.load(run)
+    candles = load_candles(data, policy.config.interval) if data else None
+    sig = policy.signal(candles, position=position)
+    if json_out:
+        print_json(sig.model_dump())
+        return
+    con = console()
+    con.print(f"[bold]{sig.action}[/] (confidence {sig.confidence:.2f}) at price {sig.price:,.2f}"
+              + (f"  [yellow]safety switch: {sig.reason}[/]" if sig.reason else ""))
+    con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
+    con.print("features: " + ", ".join(f"{k}={v:.4g}" for k, v in sig.features.items()))
+
+
+def bench_env(
+    seconds: float = typer.Option(2.0, help="Approximate seconds per measurement."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """Env steps/s: our single and batched env vs gym-anytrading's stocks-v0, in this process."""
+    from rl.bench import bench_env as run
+    from trader_core.cli_utils import console, print_json
+
+    res = run(seconds)
+    if json_out:
+        print_json(res)
+        return
+    console().print(f"ours single  {res['ours_single']:>14,.0f} steps/s  ({res['single_ratio']:.2f}x gym-anytrading)\n"
+                    f"ours batched {res['ours_batched']:>14,.0f} steps/s  (n_envs={res['batched_n_envs']})\n"
+                    f"gym-anytrading {res['gym_anytrading']:>12,.0f} steps/s")
+
+
+def bench_train(
+    timesteps: int = typer.Option(6000, help="Timesteps per measured run (after learning_starts)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """`trader rl train` timesteps/s vs SB3 DQN with defaults on gym-anytrading, same update-to-data ratio."""
+    from rl.bench import bench_train as run
+    from trader_core.cli_utils import console, print_json
+
+    res = run(timesteps)
+    if json_out:
+        print_json(res)
+        return
+    console().print(f"ours           {res['ours']:>8,.0f} timesteps/s\nsb3 anytrading {res['sb3_anytrading']:>8,.0f} "
+                    f"timesteps/s\nratio          {res['ratio']:.2f}x (updates per transition {res['utd']})")
+
+
+bench_commands = {"env": bench_env, "train": bench_train}

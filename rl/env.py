@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from rl import costs
 from rl.features import MarketFeatures
-from rl.rewards import StepRecord, make_reward
+from rl.rewards import LogReturn, StepRecord, make_reward
 
 ACCOUNT_FEATURES = ["position", "unrealised_pnl", "time_in_trade", "drawdown"]
 ActionSet = Literal["spot3", "target", "5action"]
@@ -99,7 +99,13 @@ class TradingEnv(gym.Env):
         self._obs_size = nf + len(ACCOUNT_FEATURES) + self.n_actions
         self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(self._obs_size,), dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_actions)
-        self._obs = np.zeros(self._obs_size, dtype=np.float32)
+        self._base = np.zeros((len(c), self._obs_size), dtype=np.float32)
+        self._base[:, :nf] = features.scaled
+        self._fast_log_reward = type(self.reward_fn) is LogReturn
+        # config values read on every step, hoisted out of the pydantic model
+        self._fill_next_open = self.cfg.fill == "next_open"
+        self._floor = self.cfg.equity_floor * self.cfg.initial_cash
+        self._gas = self.cfg.gas_usd
         self._nf = nf
         self._rec = StepRecord()
         self._starts = self._episode_starts()
@@ -127,6 +133,7 @@ class TradingEnv(gym.Env):
         self.prev_action = 0
         self.fees_paid = self.impact_paid = self.gas_paid = 0.0
         self.n_trades = 0
+        self.last_trade_return = 0.0  # net return of the most recently closed trade
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -186,21 +193,22 @@ class TradingEnv(gym.Env):
     def step(self, action):
         a = int(action)
         t = self.t
-        pos_prev, equity_prev, dd_prev = self.position, self.equity, 1.0 - self.equity / self.peak
+        pos_prev, equity_prev, peak_prev = self.position, self.equity, self.peak
         target = self._targets[a][pos_prev + 1]
         valid = self._valid[a][pos_prev + 1]
-        fill_price = self._open[t + 1] if self.cfg.fill == "next_open" else self._close[t]
         traded, fee, impact, trade_return, time_in_trade = False, 0.0, 0.0, 0.0, t - self.entry_t
         if target != KEEP and target != pos_prev:
+            fill_price = self._open[t + 1] if self._fill_next_open else self._close[t]
             if pos_prev != 0:
                 # realised return of the closed trade, net of all costs, before re-opening
                 trade_return = self._liquidation_value(fill_price) / self.entry_equity - 1.0
+                self.last_trade_return = trade_return
             fee, impact = self._trade_to(target, fill_price)
             traded = True
             self.n_trades += 1
             self.fees_paid += fee
             self.impact_paid += impact
-            self.gas_paid += self.cfg.gas_usd
+            self.gas_paid += self._gas
             if target != 0:
                 self.entry_equity, self.entry_t = self.cash + self.units * fill_price, t + 1
         self.t = t = t + 1
@@ -208,41 +216,57 @@ class TradingEnv(gym.Env):
         self.equity = equity = self.cash + self.units * price
         if equity > self.peak:
             self.peak = equity
-        drawdown = 1.0 - equity / self.peak
         self.prev_action = a
 
-        rec = self._rec
-        rec.equity_prev, rec.equity = equity_prev, max(equity, 1e-9)
-        rec.drawdown_prev, rec.drawdown = dd_prev, drawdown
-        rec.position_prev, rec.position = pos_prev, self.position
-        rec.action_valid = valid
-        rec.entered = traded and self.position != 0
-        rec.exited = traded and pos_prev != 0
-        rec.trade_return, rec.time_in_trade = trade_return, time_in_trade
-        rec.costs_usd = fee + impact
-        components = self.reward_fn(rec)
-        reward = sum(components.values())
+        if self._fast_log_reward:  # the default reward needs no step record: skip filling it
+            reward = math.log((equity if equity > 1e-9 else 1e-9) / equity_prev)
+            components = {"log_return": reward}
+        else:
+            rec = self._rec
+            rec.equity_prev, rec.equity = equity_prev, max(equity, 1e-9)
+            rec.drawdown_prev, rec.drawdown = 1.0 - equity_prev / peak_prev, 1.0 - equity / self.peak
+            rec.position_prev, rec.position = pos_prev, self.position
+            rec.action_valid = valid
+            rec.entered = traded and self.position != 0
+            rec.exited = traded and pos_prev != 0
+            rec.trade_return, rec.time_in_trade = trade_return, time_in_trade
+            rec.costs_usd = fee + impact
+            components = self.reward_fn(rec)
+            reward = float(sum(components.values()))
 
-        terminated = equity < self.cfg.equity_floor * self.cfg.initial_cash
-        truncated = (not terminated) and t >= self.t_end
+        terminated = equity < self._floor
+        truncated = t >= self.t_end and not terminated
         info = {"t": t, "price": price, "equity": equity, "cash": self.cash, "units": self.units,
                 "position": self.position, "traded": traded, "fee_usd": fee, "impact_usd": impact,
-                "gas_usd": self.cfg.gas_usd if traded else 0.0, "action_valid": valid,
+                "gas_usd": self._gas if traded else 0.0, "action_valid": valid,
                 "reward_components": components}
-        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+        return self._observation(), reward, terminated, truncated, info
 
     def _observation(self) -> np.ndarray:
-        obs, nf, t = self._obs, self._nf, self.t
-        obs[:nf] = self._scaled[t]
-        price = self._close[t]
-        obs[nf] = self.position
-        obs[nf + 1] = max(-OBS_BOUND, min(OBS_BOUND, math.log(max(self._liquidation_value(price), 1e-9)
-                                                            / self.entry_equity))) if self.position != 0 else 0.0
-        obs[nf + 2] = min((t - self.entry_t) / 100.0, 5.0) if self.position != 0 else 0.0
-        obs[nf + 3] = 1.0 - self.equity / self.peak
-        obs[nf + 4:] = 0.0
+        # One row copy from the precomputed [market | zeros] matrix, then only the non-zero account entries.
+        t, nf = self.t, self._nf
+        obs = self._base[t].copy()
+        if self.position != 0:
+            liq = self._liquidation_value(self._close[t])
+            obs[nf] = self.position
+            obs[nf + 1] = max(-OBS_BOUND, min(OBS_BOUND, math.log(max(liq, 1e-9) / self.entry_equity)))
+            obs[nf + 2] = min((t - self.entry_t) / 100.0, 5.0)
+        if self.equity < self.peak:
+            obs[nf + 3] = 1.0 - self.equity / self.peak
         obs[nf + 4 + self.prev_action] = 1.0
-        return obs.copy()
+        return obs
+
+    def observe(self, t: int, position: int = 0) -> np.ndarray:
+        """Observation at bar `t` for a fresh account holding `position` (-1, 0, 1): live signals use
+        the same observation code as training and backtests."""
+        self.t = self.entry_t = t
+        self._reset_ledger()
+        price = self._close[t]
+        if position != 0:
+            self.units = position * self.cfg.initial_cash / price
+            self.cash = self.cfg.initial_cash - self.units * price
+            self.position = position
+        return self._observation()
 
     def action_masks(self) -> np.ndarray:
         """Valid actions in the current position (FreqAI / sb3-contrib MaskablePPO convention)."""

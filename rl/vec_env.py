@@ -22,6 +22,8 @@ DRAWDOWN_PENALTY = 2.0  # same default as rl.rewards.DrawdownPenalty
 class BatchedTradingEnv:
     """`n_envs` independent episodes over the same features; done envs reset automatically."""
 
+    render_mode = None
+
     def __init__(self, features: MarketFeatures, config: EnvConfig | None = None, n_envs: int = 8,
                  start: int = 0, stop: int | None = None, seed: int | None = None) -> None:
         self.cfg = config or EnvConfig()

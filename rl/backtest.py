@@ -1,0 +1,119 @@
+"""`trader rl backtest`: the policy vs buy-and-hold, flat, random and SMA over the same bars and costs.
+
+Writes report.json, an equity-curve PNG and the policy's trades CSV into the output folder. With a
+run directory holding several seeds (`seed_*` sub-runs), reports each policy metric as mean and std.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rl.policy import Policy, model_action_fn, resolve_run
+from trader_core.errors import DataError
+
+
+def seed_runs(run: str | Path | None) -> list[Path]:
+    """A run directory, or its `seed_*` children when it is a multi-seed parent."""
+    path = Path(run) if run not in (None, "default") else resolve_run(run)
+    children = sorted(p for p in path.glob("seed_*") if (p / "config.json").exists()) if path.is_dir() else []
+    return children or [resolve_run(run)]
+
+
+def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple[int, int]:
+    from rl.data import split_by_dates
+
+    if start is None and end is None:  # default: the run's own held-out test split
+        sp = split_by_dates(candles, policy.config.train_end, policy.config.val_end,
+                            gap=policy.config.features.lookback)
+        return sp.test
+    a = candles.index_at(start) if start else 0
+    b = candles.index_at(end) + 1 if end else len(candles)
+    b = min(b, len(candles))
+    if b - a < 2:
+        raise DataError(f"the backtest range {start}..{end} holds {max(0, b - a)} bars of this data; widen it")
+    return a, b
+
+
+def backtest(run: str | Path | None = "default", data: str | None = None, start: str | None = None,
+             end: str | None = None, out: str | Path | None = None) -> dict:
+    """Metrics per strategy (the JSON contract) plus `seeds` detail when several training seeds exist."""
+    from rl.data import load_candles
+    from rl.evaluate import compare
+    from rl.metrics import compute_metrics
+
+    runs = seed_runs(run)
+    policies = [Policy.load(r) for r in runs]
+    first = policies[0]
+    candles = load_candles(data or first.config.data, first.config.interval)
+    a, b = _range(candles, start, end, first)
+    feats = first.features_for(candles)
+    report, results = compare(feats, first.config.env, a, b, model_action_fn(first.model))
+    if len(policies) > 1:
+        from rl.evaluate import run_backtest
+
+        per_seed = [report["policy"]] + [
+            compute_metrics(run_backtest(p.features_for(candles), p.config.env, a, b, model_action_fn(p.model)),
+                            candles.interval_s) for p in policies[1:]]
+        keys = ["total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "fees_paid"]
+        report["policy"] = {**report["policy"], **{k: float(np.mean([m[k] for m in per_seed])) for k in keys}}
+        report["policy_seeds"] = {k: {"mean": float(np.mean([m[k] for m in per_seed])),
+                                      "std": float(np.std([m[k] for m in per_seed]))} for k in keys}
+        report["policy_seeds"]["n_seeds"] = len(per_seed)
+    report["period"] = {"start": int(candles.timestamps[a]), "end": int(candles.timestamps[b - 1]),
+                        "bars": b - a, "data": candles.name}
+    if out is not None:
+        write_outputs(report, results, Path(out))
+    return report
+
+
+def write_outputs(report: dict, results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    policy = results.get("policy")
+    if policy is not None:
+        with open(out / "trades.csv", "w", newline="") as fh:
+            cols = ["timestamp", "action", "from_position", "to_position", "price", "fee_usd", "impact_usd",
+                    "gas_usd", "equity_after"]
+            writer = csv.DictWriter(fh, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(policy.trades)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for name, res in results.items():
+        if res.timestamps:
+            x = np.asarray(res.timestamps, dtype="datetime64[s]")
+            ax.plot(x, np.cumprod(1.0 + res.returns), label=name, lw=1.6 if name == "policy" else 1.0)
+    ax.set_ylabel("equity (x initial)")
+    ax.set_title("Backtest net of fees, price impact and gas")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.savefig(out / "equity.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def format_table(report: dict) -> list[list[str]]:
+    """Rows for a Rich table: one strategy per row."""
+    rows = []
+    for name in ("policy", "buy_and_hold", "flat", "random", "sma"):
+        m = report.get(name)
+        if m is None:
+            continue
+        pf = m.get("profit_factor")
+        rows.append([name, f"{m['total_return']:+.2%}", f"{m['annualised_return']:+.1%}", f"{m['sharpe']:.2f}",
+                     f"{m['sortino']:.2f}", f"{m['max_drawdown']:.1%}", f"{m['n_trades']:.0f}",
+                     f"{m['hit_rate']:.0%}", "-" if pf is None else f"{pf:.2f}", f"{m['time_in_market']:.0%}",
+                     f"${m['fees_paid']:,.0f}", f"${m['impact_paid']:,.0f}"])
+    return rows
+
+
+TABLE_COLUMNS = ["strategy", "return", "annual", "Sharpe", "Sortino", "max DD", "trades", "hit", "PF",
+                 "in mkt", "fees", "impact"]

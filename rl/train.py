@@ -1,0 +1,175 @@
+"""`trader rl train`: SB3 training on the trading env, keeping the checkpoint with the best validation
+Sharpe net of costs. Reads top to bottom: data -> splits -> features -> envs -> model -> learn -> save.
+
+RUN_DIR holds: model.zip (last), best_model.zip (best validation Sharpe), config.json (resolved TrainConfig),
+features.json (spec, names, scaler fitted on the training split), metrics.json, tb/ (TensorBoard logs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rl.config import TrainConfig
+from trader_core.config import load_config, save_config
+from trader_core.errors import ConfigError, DependencyMissing
+
+
+def _algo_class(algo: str):
+    import stable_baselines3 as sb3
+
+    if algo == "qrdqn":
+        try:
+            from sb3_contrib import QRDQN
+        except ImportError as exc:
+            raise DependencyMissing("qrdqn needs sb3-contrib: pip install sb3-contrib") from exc
+        return QRDQN
+    if algo == "dqn":
+        from rl.fast_dqn import FastDQN
+
+        return FastDQN
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C}[algo]
+
+
+def prepare_market(cfg: TrainConfig):
+    """Candles, leak-free split and features with the scaler fitted on the training split only."""
+    from rl.data import load_candles, split_by_dates
+    from rl.features import build_features
+
+    candles = load_candles(cfg.data, cfg.interval)
+    split = split_by_dates(candles, cfg.train_end, cfg.val_end, gap=cfg.features.lookback)
+    feats = build_features(candles, cfg.features, fit_range=split.train)
+    return candles, split, feats
+
+
+def make_train_env(cfg: TrainConfig, feats, split):
+    """SB3 VecEnv over the training split: the batched numpy env when it supports the reward, else N singles."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from rl.env import TradingEnv
+    from rl.vec_env import VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
+
+    start, stop = split.train
+    if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS:
+        return make_sb3_vec_env(BatchedTradingEnv(feats, cfg.env, cfg.n_envs, start, stop, seed=cfg.seed))
+    venv = DummyVecEnv([lambda: TradingEnv(feats, cfg.env, start, stop) for _ in range(cfg.n_envs)])
+    venv.seed(cfg.seed)
+    return venv
+
+
+def algo_kwargs(cfg: TrainConfig) -> dict:
+    """Hyperparameters per algorithm; off-policy ones keep `updates_per_transition` whatever n_envs is."""
+    policy_kwargs: dict = {"net_arch": list(cfg.net_arch)}
+    if cfg.algo in ("dqn", "qrdqn"):
+        policy_kwargs["optimizer_kwargs"] = {"fused": True}  # same Adam maths, one kernel for all params
+    common = {"learning_rate": cfg.learning_rate, "gamma": cfg.gamma, "seed": cfg.seed, "device": cfg.device,
+              "policy_kwargs": policy_kwargs, "verbose": 0}
+    if cfg.algo in ("dqn", "qrdqn"):
+        train_freq = max(1, round(4 / cfg.n_envs))  # env steps per update call, counted per vec step
+        gradient_steps = max(1, round(cfg.updates_per_transition * train_freq * cfg.n_envs))
+        return {**common, "buffer_size": cfg.buffer_size, "batch_size": cfg.batch_size,
+                "exploration_fraction": cfg.exploration_fraction,
+                "exploration_initial_eps": cfg.exploration_initial_eps,
+                "exploration_final_eps": cfg.exploration_final_eps, "learning_starts": cfg.learning_starts,
+                "target_update_interval": cfg.target_update_interval, "train_freq": train_freq,
+                "gradient_steps": gradient_steps}
+    return common
+
+
+def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from rl.evaluate import run_backtest
+    from rl.metrics import compute_metrics
+
+    class BestValidationSharpe(BaseCallback):
+        """Every `eval_freq` timesteps: deterministic backtest on validation; keep the best Sharpe net of costs."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = -np.inf
+            self.next_eval = cfg.eval_freq
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += cfg.eval_freq
+                self.evaluate()
+            return True
+
+        def evaluate(self) -> None:
+            from rl.policy import model_action_fn
+
+            result = run_backtest(feats, cfg.env, *split.val, model_action_fn(self.model))
+            m = compute_metrics(result, feats.candles.interval_s)
+            history.append({"timesteps": int(self.num_timesteps), "val_sharpe": m["sharpe"],
+                            "val_total_return": m["total_return"], "val_n_trades": m["n_trades"]})
+            self.logger.record("eval/val_sharpe", m["sharpe"])
+            self.logger.record("eval/val_total_return", m["total_return"])
+            if m["sharpe"] > self.best:
+                self.best = m["sharpe"]
+                self.model.save(run_dir / "best_model.zip")
+
+        def _on_training_end(self) -> None:
+            self.evaluate()
+
+    return BestValidationSharpe()
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or continue training) a policy into `run_dir`; returns the metrics written to metrics.json."""
+    from trader_core.runtime import configure_torch
+
+    configure_torch() if cfg.torch_threads is None else __import__("torch").set_num_threads(cfg.torch_threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    candles, split, feats = prepare_market(cfg)
+    venv = make_train_env(cfg, feats, split)
+    cls = _algo_class(cfg.algo)
+    if resume:
+        model = cls.load(run_dir / "model.zip", env=venv, device=cfg.device)
+        if cfg.algo in ("dqn", "qrdqn") and (run_dir / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(run_dir / "replay_buffer.pkl")
+    else:
+        model = cls("MlpPolicy", venv, tensorboard_log=str(run_dir / "tb"), **algo_kwargs(cfg))
+    save_config(cfg, run_dir)
+    save_features(feats, run_dir)
+
+    previous = json.loads((run_dir / "metrics.json").read_text()) if resume and (run_dir / "metrics.json").exists() \
+        else {}
+    history: list = list(previous.get("validation", []))
+    callback = _eval_callback(cfg, feats, split, run_dir, history)
+    if resume:
+        callback.best = max((h["val_sharpe"] for h in history), default=-np.inf)
+    started = time.perf_counter()
+    model.learn(total_timesteps=cfg.timesteps, callback=callback, progress_bar=progress,
+                reset_num_timesteps=not resume, tb_log_name="run")
+    elapsed = time.perf_counter() - started
+    model.save(run_dir / "model.zip")
+    if cfg.algo in ("dqn", "qrdqn"):
+        model.save_replay_buffer(run_dir / "replay_buffer.pkl")
+    best = max(history, key=lambda h: h["val_sharpe"]) if history else None
+    metrics = {
+        "algo": cfg.algo, "seed": cfg.seed, "timesteps": int(model.num_timesteps),
+        "timesteps_this_run": cfg.timesteps, "train_seconds": round(elapsed, 2),
+        "timesteps_per_s": round(cfg.timesteps / elapsed, 1), "split": split.to_dict(candles),
+        "best_validation": best, "validation": history,
+        "runs": previous.get("runs", 0) + 1,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def save_features(feats, run_dir: Path) -> None:
+    payload = {"spec": feats.spec.model_dump(), "names": feats.names, "scaler": feats.scaler.model_dump(),
+               "has_volume": feats.candles.volume is not None}
+    (Path(run_dir) / "features.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def load_train_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config a run saved; a directory that is not a run gets a one-line error."""
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist; train one with `trader rl train --out DIR`")
+    return load_config(TrainConfig, run_dir)
