@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from agent import commands as agent_commands
 from finetune import cli as finetune_cli
 from onchain import cli as onchain_cli
 from rl import cli as rl_cli
@@ -32,7 +33,7 @@ app.add_typer(finetune_cli.app, name="finetune")
 app.add_typer(bench_app, name="bench")
 
 # Packages contribute top-level commands (e.g. `trader price`) and benchmarks (e.g. `trader bench env`).
-for _module in (rl_cli, onchain_cli, finetune_cli):
+for _module in (rl_cli, onchain_cli, finetune_cli, agent_commands):
     for _fn in getattr(_module, "top_level_commands", []):
         app.command()(_fn)
     for _name, _fn in getattr(_module, "bench_commands", {}).items():

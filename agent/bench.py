@@ -1,0 +1,83 @@
+"""`trader bench agent`: per-turn overhead without the LLM (plan given: tools + glue) and embedded tokens/s.
+
+The overhead is printed next to its peer in the same process: the same tool calls made straight on the
+rl/onchain APIs, so the ratio shows what the agent layer costs on top of the work itself.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from pydantic import BaseModel
+
+
+class AgentBench(BaseModel):
+    turn_overhead_ms: float
+    direct_ms: float
+    overhead_ratio: float
+    tokens_per_s: float
+    model: str
+    turns: int
+    chain: str
+
+
+def _ensure_chain():
+    """Use the running chain, or start the offline replica for the benchmark (stopped afterwards)."""
+    from onchain import chain as C
+
+    info = C.status()
+    if info is not None and info.running:
+        return None
+    from onchain.manage import start_chain, stop_chain
+
+    start_chain()
+    return stop_chain
+
+
+def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
+    from agent.llm import open_gguf, smollm2_path
+    from agent.planner import Agent, Plan, results_text
+    from agent.tools import ToolSession
+    from onchain import get_portfolio, get_price, get_quote
+
+    stop = _ensure_chain()
+    try:
+        tools = ToolSession()
+        agent = Agent(llm=None, tools=tools)  # type: ignore[arg-type]  # no LLM: the plan is given
+        plans = [Plan(intent="price"), Plan(intent="quote", side="sell", amount=0.5, asset="ETH"),
+                 Plan(intent="portfolio"), Plan(intent="signal")]
+        for p in plans:  # warm-up: policy load, chain connection, first candles
+            agent.run_plan(p, "", lambda *a: None)
+        glue, direct = [], []
+        for i in range(turns):
+            p = plans[i % len(plans)]
+            t0 = time.perf_counter()
+            results_text(agent.run_plan(p, "", lambda *a: None))
+            glue.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            if p.intent == "price":
+                get_price(tools.chain)
+            elif p.intent == "quote":
+                get_quote(tools.chain, "sell", 0.5, "ETH")
+            elif p.intent == "portfolio":
+                get_portfolio(tools.chain)
+            else:
+                tools.policy.signal(candles=None, position=0.0)
+            direct.append((time.perf_counter() - t0) * 1000)
+        chain = f"chain id {tools.chain.chain_id}"
+    finally:
+        if stop:
+            stop()
+    backend = open_gguf(smollm2_path())
+    llama = backend.chat.llama
+    llama.create_completion("Hello", max_tokens=4)  # warm-up
+    t0 = time.perf_counter()
+    out = llama.create_completion("The price of ETH today is", max_tokens=tokens, temperature=0.0,
+                                  stop=[])
+    secs = time.perf_counter() - t0
+    n = out["usage"]["completion_tokens"]
+    overhead, peer = statistics.median(glue), statistics.median(direct)
+    return AgentBench(turn_overhead_ms=round(overhead, 2), direct_ms=round(peer, 2),
+                      overhead_ratio=round(overhead / peer, 3) if peer else 0.0,
+                      tokens_per_s=round(n / secs, 1), model=backend.label, turns=turns, chain=str(chain))

