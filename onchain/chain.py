@@ -7,6 +7,7 @@ under trader_home()/cache so the next `chain up` loads it in about a second inst
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -144,6 +145,7 @@ class Chain:
         return f"chain id {self.chain_id} at {mask_url(self.rpc_url)} ({self.client_version.split('/')[0]})"
 
 
+@functools.lru_cache(maxsize=None)
 def dev_account(index: int = TRADER_ACCOUNT):
     """An anvil dev account (eth_account LocalAccount) from anvil's public mnemonic."""
     from eth_account import Account

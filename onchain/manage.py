@@ -110,3 +110,37 @@ def fund(chain: C.Chain, address: str, eth: float | None = None, usdc: float | N
     from onchain.uniswap import get_portfolio
 
     return get_portfolio(chain, address).model_dump()
+
+
+class PrivateReplica:
+    """A throwaway replica on a free port (benchmarks, tests): not recorded in the state file, always stopped.
+
+    Loads the cached replica dump when there is one, so it starts in about a second.
+    """
+
+    def __init__(self, price: float | None = None, log_file: Path | None = None):
+        self.price = float(price) if price is not None else default_seed_price()
+        self.log_file = log_file
+        self.proc = None
+        self.chain: C.Chain | None = None
+
+    def __enter__(self) -> C.Chain:
+        port = C.free_port()
+        cache = _replica_cache(self.price)
+        self.proc = C.launch_anvil(port, chain_id=1, load_state=cache if cache.exists() else None,
+                                   log_file=self.log_file or trader_home() / "chain" / "private-anvil.log")
+        try:
+            self.chain = C.Chain(f"http://127.0.0.1:{port}")
+            if self.chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
+                build_replica(self.chain, self.price)
+                C.dump_state(self.chain, cache)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.chain
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            C.stop_pid(self.proc.pid)
+            self.proc.wait(timeout=10)
+            self.proc = None

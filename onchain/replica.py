@@ -62,7 +62,7 @@ def wait_receipt(chain: C.Chain, tx_hash: str, timeout: float = 30.0) -> dict:
             return receipt
         if time.monotonic() > deadline:
             raise ChainError(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
 def sqrt_price_x96(price_usdc_per_eth: float) -> int:

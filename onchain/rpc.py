@@ -47,28 +47,57 @@ class RpcError(ChainError):
 
 
 class Rpc:
-    """Synchronous JSON-RPC over a requests.Session (keep-alive), with batch support."""
+    """Synchronous JSON-RPC over one persistent http.client connection, with batch support.
+
+    http.client rather than requests: requests' per-call environment/proxy merging cost ~0.7 ms, as much as
+    anvil's own work for a quote.
+    """
 
     def __init__(self, url: str, timeout: float = 30.0):
-        import requests
-
+        parts = urlsplit(url)
         self.url = url
         self.timeout = timeout
-        self._session = requests.Session()
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._conn = None
         self._ids = itertools.count(1)
-        self._conn_errors = (requests.ConnectionError, requests.Timeout)
+
+    def _connect(self):
+        import http.client
+
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=self.timeout)
+        conn.connect()
+        import socket
+
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def _post(self, payload: Any) -> Any:
-        try:
-            response = self._session.post(self.url, json=payload, timeout=self.timeout)
-        except self._conn_errors as exc:
-            raise ChainUnavailable(
-                f"the chain at {mask_url(self.url)} does not answer ({type(exc).__name__}); "
-                "run `trader chain up` or check --rpc-url"
-            ) from None
-        if response.status_code != 200:
-            raise ChainUnavailable(f"the chain at {mask_url(self.url)} answered HTTP {response.status_code}")
-        return response.json()
+        import http.client
+        import json
+
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        for attempt in (0, 1):  # one silent retry: a keep-alive connection the server closed while idle
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                self._conn.request("POST", self._path, body, headers)
+                response = self._conn.getresponse()
+                data = response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if attempt:
+                    raise ChainUnavailable(
+                        f"the chain at {mask_url(self.url)} does not answer ({type(exc).__name__}); "
+                        "run `trader chain up` or check --rpc-url"
+                    ) from None
+        if response.status != 200:
+            raise ChainUnavailable(f"the chain at {mask_url(self.url)} answered HTTP {response.status}")
+        return json.loads(data)
 
     def __call__(self, method: str, *params: Any) -> Any:
         reply = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
@@ -96,7 +125,9 @@ class Rpc:
         return out
 
     def close(self) -> None:
-        self._session.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 # --- ABI helpers: signatures in, calldata out (no contract objects on the hot path) --------------------------

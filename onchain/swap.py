@@ -274,17 +274,20 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     raw = bytes(signed.raw_transaction)
     tx_hash = "0x" + keccak(raw).hex()
     journal.update(proposal.id, status="pending", tx_hash=tx_hash)  # before it leaves: crash-safe
-    try:
-        chain.rpc("eth_sendRawTransaction", "0x" + raw.hex())
-        from onchain.replica import wait_receipt
+    from onchain.replica import wait_receipt
 
+    try:
+        try:
+            chain.rpc("eth_sendRawTransaction", "0x" + raw.hex())
+        except RpcError as exc:
+            # a retried send the node already holds is fine; anything else is a real rejection
+            if chain.rpc("eth_getTransactionByHash", tx_hash) is None:
+                _fail(journal, proposal, f"node rejected the transaction: {exc.rpc_message}")
+                raise TransactionFailed(f"node rejected the transaction: {exc.rpc_message}") from None
         receipt = wait_receipt(chain, tx_hash, timeout=timeout)
     except ChainUnavailable:
         raise ChainUnavailable(f"the node stopped mid-swap; tx {tx_hash} is journalled as pending and will be "
                                "reconciled on the next `trader chain up`") from None
-    except RpcError as exc:
-        _fail(journal, proposal, f"node rejected the transaction: {exc.rpc_message}")
-        raise TransactionFailed(f"node rejected the transaction: {exc.rpc_message}") from None
     row = settle_from_receipt(journal, journal.get(proposal.id), receipt)
     if row["status"] != "confirmed":
         reason = _revert_reason(chain, call, receipt)

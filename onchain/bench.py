@@ -1,0 +1,81 @@
+"""`trader bench chain`: quote latency and swap throughput through our API vs a lean raw web3.py loop,
+both against the same private replica in the same process."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from onchain import chain as C
+from onchain.journal import Journal
+from onchain.manage import PrivateReplica, fund
+from onchain.rpc import calldata
+from onchain.swap import execute_swap, propose_swap
+from onchain.uniswap import get_quote
+
+
+class ChainBench(BaseModel):
+    quote_p50_ms: float
+    quote_p95_ms: float
+    v3_quote_p50_ms: float
+    swaps_per_s: float
+    raw_swaps_per_s: float
+    api_vs_raw: float
+    n_quotes: int
+    n_swaps: int
+
+
+def _quote_latencies(chain: C.Chain, venue: str, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        get_quote(chain, "sell", 0.5 + (i % 7) * 0.1, "ETH", venue)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def raw_web3_swaps(chain: C.Chain, n: int) -> float:
+    """The peer: prebuilt calldata, fixed gas, local nonce; sign, send, wait — web3.py and nothing else."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+    acct = C.dev_account(C.TRADER_ACCOUNT)
+    nonce = w3.eth.get_transaction_count(acct.address, "pending")
+    gas_price = w3.eth.gas_price
+    deadline = w3.eth.get_block("latest")["timestamp"] + 3600
+    data = calldata("swapExactETHForTokens(uint256,address[],address,uint256)", 0, [C.WETH, C.USDC],
+                    acct.address, deadline)
+    tx = {"type": 2, "chainId": chain.chain_id, "to": C.V2_ROUTER, "value": 10**16, "data": data,
+          "gas": 250_000, "maxFeePerGas": 2 * gas_price, "maxPriorityFeePerGas": 10**9}
+    t = time.perf_counter()
+    for i in range(n):
+        signed = acct.sign_transaction({**tx, "nonce": nonce + i})
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), poll_latency=0.005)
+    return n / (time.perf_counter() - t)
+
+
+def api_swaps(chain: C.Chain, n: int, journal: Journal) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        execute_swap(chain, propose_swap(chain, "sell", 0.01, "ETH", "v2", journal=journal), journal)
+    return n / (time.perf_counter() - t)
+
+
+def bench_chain(n_quotes: int = 300, n_swaps: int = 100) -> ChainBench:
+    with tempfile.TemporaryDirectory() as tmp, PrivateReplica() as chain:
+        journal = Journal(Path(tmp) / "bench-journal.sqlite")
+        fund(chain, C.dev_account(C.TRADER_ACCOUNT).address, eth=10_000)
+        _quote_latencies(chain, "v2", 20)  # warm the connection and the node's caches
+        v2 = _quote_latencies(chain, "v2", n_quotes)
+        v3 = _quote_latencies(chain, "v3", max(20, n_quotes // 3))
+        raw = raw_web3_swaps(chain, n_swaps)
+        ours = api_swaps(chain, n_swaps, journal)
+        journal.close()
+    q = statistics.quantiles(v2, n=20)
+    return ChainBench(quote_p50_ms=statistics.median(v2), quote_p95_ms=q[18], v3_quote_p50_ms=statistics.median(v3),
+                      swaps_per_s=ours, raw_swaps_per_s=raw, api_vs_raw=ours / raw, n_quotes=n_quotes,
+                      n_swaps=n_swaps)

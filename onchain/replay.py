@@ -1,0 +1,131 @@
+"""`trader chain replay`: walk the replica's pools along a real historical price path with real swaps.
+
+An arbitrageur (anvil dev account 8) swaps each pool to the next candle's close, so the agent sees a live
+market and real Swap events. Swap sizes come from closed-form AMM maths; V3 swaps also pass the target as
+sqrtPriceLimitX96, so they stop exactly on it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from pydantic import BaseModel
+
+from onchain import chain as C
+from onchain.replica import send_as
+from onchain.rpc import calldata, decode
+from onchain.uniswap import get_price, price_from_reserves
+from trader_core.errors import ChainError, ConfigError
+
+MAX_UINT = 2**256 - 1
+_V3_EXACT_IN = "exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))"
+
+
+class ReplayResult(BaseModel):
+    data: str
+    steps: int
+    swaps: int
+    start_price: float
+    end_price_v2: float
+    end_price_v3: float
+    target_end: float
+    max_error_bps: float
+
+
+def v2_arb_input(usdc_raw: int, weth_raw: int, target: float, fee: float = 0.003) -> tuple[str, int]:
+    """(asset_in, raw amount) that moves a V2 pool to `target` USDC/ETH (constant product, fee on input)."""
+    k = usdc_raw * weth_raw
+    ratio = target * 1e-12  # USDC raw per WETH wei
+    x_new = math.sqrt(k * ratio)
+    if x_new > usdc_raw:
+        return "USDC", int((x_new - usdc_raw) / (1 - fee))
+    y_new = math.sqrt(k / ratio)
+    return "ETH", int((y_new - weth_raw) / (1 - fee))
+
+
+def v3_arb_input(sqrt_x96: int, liquidity: int, target: float, fee: float = C.V3_FEE / 1e6) -> tuple[str, int, int]:
+    """(asset_in, raw amount, sqrt price limit) for one full-range V3 position to reach `target`."""
+    s, s_new = sqrt_x96 / 2**96, math.sqrt(1e12 / target)
+    limit = int(s_new * 2**96)
+    if s_new < s:  # ETH gets dearer: USDC (token0) in
+        return "USDC", int(liquidity * (1 / s_new - 1 / s) / (1 - fee) * 1.01) + 1, limit
+    return "ETH", int(liquidity * (s_new - s) / (1 - fee) * 1.01) + 1, limit
+
+
+def _prepare(chain: C.Chain, arb: str) -> None:
+    chain.rpc("anvil_setBalance", arb, hex(10**9 * 10**18))
+    from onchain.manage import fund
+
+    fund(chain, arb, usdc=1e12)
+    for router in (C.V2_ROUTER, C.V3_ROUTER):
+        send_as(chain, arb, C.USDC, calldata("approve(address,uint256)", router, MAX_UINT))
+
+
+def step_v2(chain: C.Chain, arb: str, target: float, deadline: int) -> bool:
+    r0, r1, _ = decode(["uint112", "uint112", "uint32"], chain.call(C.V2_PAIR, calldata("getReserves()")))
+    asset, amount = v2_arb_input(r0, r1, target)
+    if amount <= 0 or abs(price_from_reserves(r0, r1) / target - 1) < 1e-5:
+        return False
+    if asset == "USDC":
+        data = calldata("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+                        amount, 0, [C.USDC, C.WETH], arb, deadline)
+        send_as(chain, arb, C.V2_ROUTER, data, gas=400_000)
+    else:
+        data = calldata("swapExactETHForTokens(uint256,address[],address,uint256)", 0, [C.WETH, C.USDC], arb, deadline)
+        send_as(chain, arb, C.V2_ROUTER, data, value=amount, gas=400_000)
+    return True
+
+
+def step_v3(chain: C.Chain, arb: str, target: float, deadline: int) -> bool:
+    slot0, liq = chain.rpc.batch([("eth_call", [{"to": C.V3_POOL, "data": calldata("slot0()")}, "latest"]),
+                                  ("eth_call", [{"to": C.V3_POOL, "data": calldata("liquidity()")}, "latest"])])
+    sqrt_p = decode(["uint160"], slot0[:66])[0]
+    asset, amount, limit = v3_arb_input(sqrt_p, decode(["uint128"], liq)[0], target)
+    if amount <= 1 or abs(limit - sqrt_p) <= 1:
+        return False
+    token_in, token_out = (C.USDC, C.WETH) if asset == "USDC" else (C.WETH, C.USDC)
+    data = calldata(_V3_EXACT_IN, (token_in, token_out, C.V3_FEE, arb, deadline, amount, 0, limit))
+    # ETH in: the router wraps only what the pool takes; refundETH returns the unused rest in the same tx
+    if asset == "ETH":
+        data = calldata("multicall(bytes[])", [bytes.fromhex(data[2:]), bytes.fromhex(calldata("refundETH()")[2:])])
+        send_as(chain, arb, C.V3_ROUTER, data, value=amount, gas=600_000)
+    else:
+        send_as(chain, arb, C.V3_ROUTER, data, gas=600_000)
+    return True
+
+
+def replay(chain: C.Chain, data: str | None = None, steps: int = 50, speed: float = 0.0,
+           venues: tuple[str, ...] = ("v2", "v3")) -> ReplayResult:
+    """Move the pools along the last `steps` closes of `data` (a bundled dataset name or a CSV path);
+    `speed` = candles per second (0 = as fast as the node mines)."""
+    from trader_core.market_data import DEFAULT_DATASET, load_candles
+
+    if not chain.local:
+        raise ChainError(f"replay only runs on a local anvil node, not on {chain.describe()}")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    if speed < 0 or not math.isfinite(speed):
+        raise ConfigError(f"--speed must be >= 0 candles per second, got {speed}")
+    bad = [v for v in venues if v not in ("v2", "v3")]
+    if bad:
+        raise ConfigError(f"unknown venue {bad[0]!r}; use v2 and/or v3")
+    candles = load_candles(data or DEFAULT_DATASET)
+    path = [float(p) for p in candles.close[-steps:]]
+    arb = C.dev_account(C.ARB_ACCOUNT).address
+    _prepare(chain, arb)
+    start = get_price(chain, "v2").price
+    swaps = 0
+    for target in path:
+        t0 = time.monotonic()
+        deadline = chain.block_timestamp() + 600
+        if "v2" in venues:
+            swaps += step_v2(chain, arb, target, deadline)
+        if "v3" in venues:
+            swaps += step_v3(chain, arb, target, deadline)
+        if speed > 0:
+            time.sleep(max(0.0, 1.0 / speed - (time.monotonic() - t0)))
+    p2, p3 = get_price(chain, "v2").price, get_price(chain, "v3").price
+    errs = [abs(p / path[-1] - 1) * 1e4 for v, p in (("v2", p2), ("v3", p3)) if v in venues]
+    return ReplayResult(data=str(data or DEFAULT_DATASET), steps=len(path), swaps=swaps, start_price=start,
+                        end_price_v2=p2, end_price_v3=p3, target_end=path[-1], max_error_bps=max(errs))
