@@ -1,9 +1,273 @@
-"""`trader chain ...`, the market commands (`trader price|quote|swap|portfolio|trades`) and `trader bench chain`."""
+"""`trader chain ...`, the market commands (`trader price|quote|swap|portfolio|trades`) and `trader bench chain`.
+
+The CLI only parses and prints; the work is done by plain functions in onchain.* (imported inside commands
+so `trader --help` stays instant).
+"""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
+from trader_core.cli_utils import print_json
+
 chain_app = typer.Typer(help="Run a local Anvil chain (mainnet fork or offline replica).", no_args_is_help=True)
-top_level_commands: list = []
-bench_commands: dict = {}
+
+RPC_OPT = typer.Option(None, "--rpc-url", help="Node URL (default: the chain from `trader chain up`).")
+JSON_OPT = typer.Option(False, "--json", help="Strict JSON on stdout.")
+VENUE_OPT = typer.Option("v2", "--venue", help="v2 (Router02 / pair) or v3 (SwapRouter / 0.05% pool).")
+
+
+def _info_json(info) -> dict:
+    return info.model_dump()
+
+
+@chain_app.command("up")
+def up(
+    fork_url: Optional[str] = typer.Option(None, "--fork-url", help="Fork this RPC (default $ETH_RPC_URL); "
+                                           "without it an offline mainnet replica starts.", show_default=False),
+    fork_block: Optional[int] = typer.Option(None, "--fork-block", help="Fork at this block number."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+    state: Optional[str] = typer.Option(None, "--state", help="Persist the chain to this file (anvil --state)."),
+    price: Optional[float] = typer.Option(None, "--price", help="Replica seed price, USDC per ETH "
+                                          "(default: latest close of the bundled dataset)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close seeds the replica."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Start anvil on 127.0.0.1 (mainnet fork or offline replica) and record it for later commands."""
+    from onchain.chain import status
+    from onchain.manage import start_chain
+
+    before = status()
+    info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data)
+    if json_out:
+        print_json(_info_json(info))
+        return
+    again = before is not None and before.running and before.pid == info.pid
+    what = f"{info.mode} (chain id {info.chain_id})"
+    if info.mode == "replica":
+        what += f", seeded at {info.price:,.2f} USDC/ETH"
+    elif info.fork_url:
+        what += f", forking {info.fork_url}"
+    typer.echo(f"{'already running' if again else 'started'}: {what} on {info.rpc_url} (pid {info.pid})")
+    typer.echo("stop it with: trader chain down")
+
+
+@chain_app.command("status")
+def status_cmd(json_out: bool = JSON_OPT) -> None:
+    """Show the recorded chain; exit code 1 if none is running."""
+    from onchain.chain import status
+
+    info = status()
+    if json_out:
+        print_json(_info_json(info) if info else {"rpc_url": None, "pid": None, "chain_id": None, "mode": None,
+                                                   "running": False})
+    elif info is None:
+        typer.echo("no chain recorded; start one with: trader chain up")
+    else:
+        state = "running" if info.running else "NOT answering (run `trader chain up` to restart)"
+        typer.echo(f"{info.mode} chain id {info.chain_id} on {info.rpc_url} (pid {info.pid}): {state}")
+    if info is None or not info.running:
+        raise typer.Exit(1)
+
+
+@chain_app.command("down")
+def down(json_out: bool = JSON_OPT) -> None:
+    """Stop the recorded anvil by its pid."""
+    from onchain.manage import stop_chain
+
+    info = stop_chain()
+    if json_out:
+        print_json({"stopped": info is not None, "pid": info.pid if info else None})
+    else:
+        typer.echo(f"stopped anvil (pid {info.pid})" if info else "no chain was recorded; nothing to stop")
+
+
+@chain_app.command("fund")
+def fund_cmd(
+    address: str = typer.Argument(..., help="0x address to fund."),
+    eth: Optional[float] = typer.Option(None, "--eth", help="Set the ETH balance to this."),
+    usdc: Optional[float] = typer.Option(None, "--usdc", help="Set the USDC balance to this (writes slot 9)."),
+    rpc_url: Optional[str] = RPC_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Set ETH (anvil_setBalance) and USDC (balances slot) of an address on a local node."""
+    from onchain.chain import connect
+    from onchain.manage import fund
+
+    result = fund(connect(rpc_url), address, eth=eth, usdc=usdc)
+    if json_out:
+        print_json(result)
+    else:
+        typer.echo(f"{result['address']}: {result['eth']:.6g} ETH, {result['usdc']:,.2f} USDC")
+
+
+@chain_app.command("replay")
+def replay_cmd(
+    data: Optional[str] = typer.Option(None, "--data", help="Bundled dataset name or candle CSV path."),
+    steps: int = typer.Option(50, "--steps", help="Replay the last N closes."),
+    speed: float = typer.Option(0.0, "--speed", help="Candles per second (0 = as fast as possible)."),
+    venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both."),
+    rpc_url: Optional[str] = RPC_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Move the replica pools along a real historical price path with real (arbitrage) swaps."""
+    from onchain.chain import connect
+    from onchain.replay import replay
+
+    venues = (venue.lower(),) if venue else ("v2", "v3")
+    result = replay(connect(rpc_url), data=data, steps=steps, speed=speed, venues=venues)
+    if json_out:
+        print_json(result.model_dump())
+    else:
+        typer.echo(f"replayed {result.steps} closes of {result.data} with {result.swaps} swaps: "
+                   f"{result.start_price:,.2f} -> {result.end_price_v2:,.2f} (v2) / {result.end_price_v3:,.2f} (v3)")
+
+
+# --- top-level market commands ----------------------------------------------------------------------------
+
+def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
+    """Mid price of ETH in USDC from V2 reserves or V3 slot0."""
+    from onchain.chain import connect
+    from onchain.uniswap import get_price
+
+    p = get_price(connect(rpc_url), venue)
+    if json_out:
+        print_json({"venue": p.venue, "price": p.price})
+    else:
+        typer.echo(f"{p.price:,.2f} USDC/ETH ({p.venue})")
+
+
+def quote(
+    side: str = typer.Argument(..., help="buy (USDC -> ETH) or sell (ETH -> USDC)."),
+    amount: str = typer.Argument(..., help="Amount of ASSET."),
+    asset: str = typer.Argument("ETH", help="ETH or USDC: the unit of AMOUNT."),
+    venue: str = VENUE_OPT,
+    rpc_url: Optional[str] = RPC_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Exact quote for a size (Router02 getAmountsOut / QuoterV2) with price impact."""
+    from onchain.chain import connect
+    from onchain.uniswap import get_quote, parse_order
+
+    parse_order(side, amount, asset, venue)  # bad input fails before touching the chain
+    q = get_quote(connect(rpc_url), side, amount, asset, venue)
+    if json_out:
+        print_json(q.model_dump(exclude={"amount_in_raw", "amount_out_raw"}))
+    else:
+        typer.echo(f"{q.side} on {q.venue}: {q.amount_in:.6g} {q.asset_in} -> {q.amount_out:.6g} {q.asset_out} "
+                   f"at {q.price:,.2f} USDC/ETH (impact {q.price_impact_bps:.1f} bps, fee {q.fee_bps:g} bps)")
+
+
+def swap(
+    side: str = typer.Argument(..., help="buy (USDC -> ETH) or sell (ETH -> USDC)."),
+    amount: str = typer.Argument(..., help="Amount of ASSET."),
+    asset: str = typer.Argument("ETH", help="ETH or USDC: the unit of AMOUNT."),
+    venue: str = VENUE_OPT,
+    max_slippage_bps: int = typer.Option(50, "--max-slippage-bps", help="amountOutMin = quote * (1 - bps)."),
+    deadline: str = typer.Option("120s", "--deadline", help="Router deadline from now, e.g. 120s or 5m."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Quote, check every guard, sign nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Execute without asking."),
+    allow_live: bool = typer.Option(False, "--allow-live", help="Allow signing on a non-local chain."),
+    risk_config: Optional[str] = typer.Option(None, "--risk-config", help="JSON/YAML file with risk limits."),
+    rpc_url: Optional[str] = RPC_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Exact-input swap through Router02 or SwapRouter, with guards, simulation and a journal row."""
+    from onchain.chain import connect
+    from onchain.journal import Journal
+    from onchain.swap import execute_swap, load_risk_limits, propose_swap
+    from onchain.uniswap import parse_order
+    from trader_core.errors import ConfigError, SwapRefused
+    from trader_core.market_data import parse_interval
+
+    parse_order(side, amount, asset, venue)
+    deadline_s = parse_interval(deadline)
+    chain = connect(rpc_url)
+    journal = Journal()
+    proposal = propose_swap(chain, side, amount, asset, venue, max_slippage_bps, deadline_s,
+                            load_risk_limits(risk_config), journal, allow_live)
+    q = proposal.quote
+    if not proposal.risk.ok:
+        raise SwapRefused("swap refused: " + "; ".join(proposal.risk.reasons))
+    summary = (f"{q.side} on {q.venue}: {q.amount_in:.6g} {q.asset_in} -> {q.amount_out:.6g} {q.asset_out} "
+               f"(min {proposal.min_amount_out:.6g}, impact {q.price_impact_bps:.1f} bps, "
+               f"gas ~{proposal.gas_estimate})")
+    if dry_run:
+        journal.update(proposal.id, status="dry-run")
+        if json_out:
+            print_json({"status": "dry-run", "tx_hash": None, "amount_in": q.amount_in, "amount_out": q.amount_out,
+                        "gas_used": None, "min_amount_out": proposal.min_amount_out,
+                        "gas_estimate": proposal.gas_estimate, "price_impact_bps": q.price_impact_bps,
+                        "id": proposal.id})
+        else:
+            typer.echo(f"dry run, nothing signed: {summary}")
+        return
+    if not yes:
+        if json_out:
+            raise ConfigError("--json needs --yes to execute (or --dry-run to only check)")
+        if not typer.confirm(f"{summary}\nexecute on {chain.describe()}?"):
+            journal.update(proposal.id, status="cancelled")
+            typer.echo("cancelled; nothing signed")
+            raise typer.Exit(1)
+    r = execute_swap(chain, proposal, journal, allow_live=allow_live)
+    if json_out:
+        print_json(r.model_dump())
+    else:
+        typer.echo(f"confirmed {r.tx_hash}: {r.amount_in:.6g} {q.asset_in} -> {r.amount_out:.6g} {q.asset_out} "
+                   f"at {r.price:,.2f} USDC/ETH, gas {r.gas_used}")
+
+
+def portfolio(address: Optional[str] = typer.Option(None, "--address", help="Default: the trading account."),
+              rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
+    """ETH, WETH and USDC balances."""
+    from onchain.chain import connect
+    from onchain.uniswap import get_portfolio
+
+    chain = connect(rpc_url)
+    if address is None:
+        from onchain.swap import signer
+
+        address = signer(chain).address
+    p = get_portfolio(chain, address)
+    if json_out:
+        print_json(p.model_dump())
+    else:
+        typer.echo(f"{p.address}: {p.eth:.6g} ETH, {p.weth:.6g} WETH, {p.usdc:,.2f} USDC"
+                   + (f" (~{p.value_usd:,.2f} USD)" if p.value_usd is not None else ""))
+
+
+def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all)."),
+           status: Optional[str] = typer.Option(None, "--status", help="Only rows with this status."),
+           json_out: bool = JSON_OPT) -> None:
+    """The trade journal (every proposal and swap, newest first)."""
+    from onchain.journal import Journal
+
+    rows = Journal().list_trades(limit=limit or None, status=status)
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("no trades journalled yet")
+    for r in rows:
+        out = f"{r['amount_out']:.6g}" if r["amount_out"] is not None else f"~{r['quoted_out'] or 0:.6g}"
+        typer.echo(f"{r['id']} {r['status']:<9} {r['venue']} {r['side']:<4} {r['amount_in']:.6g} {r['asset_in']} -> "
+                   f"{out} {r['asset_out']}" + (f"  [{r['reason']}]" if r["reason"] else ""))
+
+
+def bench_chain_cmd(n_quotes: int = typer.Option(300, "--quotes"), n_swaps: int = typer.Option(100, "--swaps"),
+                    json_out: bool = JSON_OPT) -> None:
+    """Quote latency and swaps/s through our API vs a lean raw web3.py loop (private replica)."""
+    from onchain.bench import bench_chain
+
+    b = bench_chain(n_quotes=n_quotes, n_swaps=n_swaps)
+    if json_out:
+        print_json(b.model_dump())
+    else:
+        typer.echo(f"quote p50 {b.quote_p50_ms:.2f} ms (p95 {b.quote_p95_ms:.2f}, v3 p50 {b.v3_quote_p50_ms:.2f}); "
+                   f"swaps/s {b.swaps_per_s:.1f} vs raw web3 {b.raw_swaps_per_s:.1f} ({b.api_vs_raw:.2f}x)")
+
+
+top_level_commands: list = [price, quote, swap, portfolio, trades]
+bench_commands: dict = {"chain": bench_chain_cmd}

@@ -4,7 +4,7 @@ Every proposal is written when it is made; a swap's row turns `pending` (with it
 sending because we sign locally) *before* the transaction leaves, and is updated after. If the node dies in
 between, `reconcile` settles pending rows by tx hash on the next start. Nothing is lost.
 
-Statuses: proposed, refused, pending, confirmed, reverted, failed, dropped.
+Statuses: proposed, refused, dry-run, cancelled, pending, confirmed, reverted, failed, dropped.
 """
 
 from __future__ import annotations
