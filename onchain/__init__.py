@@ -1,3 +1,51 @@
 """On-chain layer: a managed Anvil (mainnet fork or offline replica), Uniswap prices and quotes, guarded swaps,
 and a crash-safe SQLite trade journal. Never imports agent/ or rl/.
+
+Python API (all importable from `onchain` lazily, or from `onchain.api`); amounts are token units (ETH, USDC):
+
+    start_chain(fork_url=None, fork_block=None, port=None, state=None, price=None, dataset=None) -> ChainInfo
+        # anvil on 127.0.0.1; replica unless a fork URL / $ETH_RPC_URL; writes trader_home()/chain/state.json
+    stop_chain() -> ChainInfo | None
+    chain_status() -> ChainInfo | None            # ChainInfo{rpc_url, pid, chain_id, mode, port, price, running}
+    connect(rpc_url=None) -> Chain                # from the state file; ChainUnavailable "run `trader chain up`"
+    fund(chain, address, eth=None, usdc=None) -> dict     # local nodes only; USDC via balances slot 9
+    get_price(chain, venue="v2"|"v3") -> PriceQuote{venue, price}          # USDC per ETH
+    get_pool(chain, venue) -> PoolInfo{venue, address, price, fee_bps, eth_reserve, usdc_reserve, liquidity, tick}
+    get_quote(chain, side="buy"|"sell", amount=1.0, asset="ETH"|"USDC", venue="v2") -> Quote{venue, side,
+        asset_in, asset_out, amount_in, amount_out, price, spot_price, price_impact_bps, fee_bps}
+        # side is of ETH (buy = USDC->ETH); `asset` is the unit of `amount` (exact-in, or solved for exact-out)
+    get_portfolio(chain, address=None) -> Portfolio{address, eth, weth, usdc, price, value_usd}
+    propose_swap(chain, side, amount, asset="ETH", venue="v2", max_slippage_bps=50, deadline_s=120,
+                 risk: RiskLimits | None = None, journal: Journal | None = None, allow_live=False)
+        -> SwapProposal{id, quote, min_amount_out, price_impact_bps, notional_usd, gas_estimate, gas_limit,
+                        deadline, risk: RiskVerdict{ok, reasons}, ...}
+        # runs every guard, signs nothing; bad input / non-local chain / no key raise SwapRefused
+    execute_swap(chain, proposal, journal=None, simulate=True, allow_live=False)
+        -> SwapReceipt{id, status, tx_hash, venue, side, amount_in, amount_out, price, gas_used, gas_cost_eth,
+                       fee_paid, block}
+        # raises SwapRefused (risk not ok), TransactionFailed (slippage/deadline revert), ChainUnavailable
+    swap(chain, side, amount, asset="ETH", venue="v2", ...) -> SwapReceipt      # propose + execute
+    RiskLimits(max_notional_usd=25000, max_portfolio_fraction=0.5, daily_loss_limit_usd=1000)
+    load_risk_limits(file=None, **overrides) -> RiskLimits        # env TRADER_RISK_* < file < overrides
+    Journal(path=None)  .list_trades(limit=None, status=None) -> list[dict]  .get(id)  .realised_loss_today()
+    replay(chain, data=None, steps=50, speed=0.0, venues=("v2", "v3")) -> ReplayResult
+    recent_swaps(chain, venue="v3", blocks=5000) -> list[SwapEvent];  swaps_to_candles(events, "1m") -> Candles
+    PrivateReplica(price=None)   # context manager: a throwaway replica Chain on a free port, always stopped
+
+Errors come from trader_core.errors: ChainUnavailable, ChainError, TransactionFailed, SwapRefused, ConfigError.
 """
+
+from __future__ import annotations
+
+
+def __getattr__(name: str):
+    # lazy: `trader --help` imports onchain.cli, which must not pull in eth_abi / web3
+    if name.startswith("__") or name == "api":
+        raise AttributeError(name)
+    import importlib
+
+    api = importlib.import_module("onchain.api")
+    try:
+        return getattr(api, name)
+    except AttributeError:
+        raise AttributeError(f"module 'onchain' has no attribute {name!r}") from None

@@ -164,7 +164,11 @@ def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: st
 
 def get_portfolio(chain: C.Chain, address: str | None = None) -> Portfolio:
     """ETH, WETH and USDC balances (token units) and their USD value at the V2 mid price."""
-    address = checksum(address) if address else C.dev_account(C.TRADER_ACCOUNT).address
+    if address is None:
+        from onchain.swap import signer
+
+        address = signer(chain).address  # TRADER_PRIVATE_KEY's account, else anvil dev account 0 (local only)
+    address = checksum(address)
     bal = calldata("balanceOf(address)", address)
     eth, weth, usdc, reserves = chain.rpc.batch([
         ("eth_getBalance", [address, "latest"]),

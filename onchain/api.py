@@ -1,0 +1,22 @@
+"""The on-chain Python API in one place (what the agent's tools call). See onchain/__init__.py for signatures."""
+
+from __future__ import annotations
+
+from onchain.chain import Chain, ChainInfo, connect, dev_account
+from onchain.chain import status as chain_status
+from onchain.journal import Journal
+from onchain.manage import PrivateReplica, fund, start_chain, stop_chain
+from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict, SwapEvent, SwapProposal,
+                            SwapReceipt)
+from onchain.replay import ReplayResult, replay
+from onchain.swap import RiskLimits, execute_swap, load_risk_limits, propose_swap, swap
+from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles
+from trader_core.errors import ChainError, ChainUnavailable, SwapRefused, TransactionFailed
+
+__all__ = [
+    "Chain", "ChainInfo", "connect", "dev_account", "chain_status", "Journal", "PrivateReplica", "fund",
+    "start_chain", "stop_chain", "PoolInfo", "Portfolio", "PriceQuote", "Quote", "RiskVerdict", "SwapEvent",
+    "SwapProposal", "SwapReceipt", "ReplayResult", "replay", "RiskLimits", "execute_swap", "load_risk_limits",
+    "propose_swap", "swap", "get_pool", "get_portfolio", "get_price", "get_quote", "recent_swaps",
+    "swaps_to_candles", "ChainError", "ChainUnavailable", "SwapRefused", "TransactionFailed",
+]
