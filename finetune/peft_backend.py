@@ -1,0 +1,155 @@
+"""The PEFT backend of `trader finetune lora`: transformers + PEFT with mlx-lm's semantics.
+
+Same meaning as mlx_lm.lora: LoRA on `keys` of the last `num_layers` blocks, `scale` as the LoRA
+multiplier (PEFT's lora_alpha = scale * rank), the loss on the answer only when `mask_prompt`, a
+validation loss before training and every `steps_per_eval` iterations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune import formats
+from finetune.lora import DEFAULT_KEYS, PEFT_SUBDIR, LoraConfig, lr_at
+from finetune.models import resolve_base
+from trader_core.errors import DataError, ModelError
+
+
+def load_base(name: str, dtype: str = "float32"):
+    """(model, tokenizer) from a resolved base name; a hub id that cannot be fetched is a one-line error."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_base(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except OSError as exc:
+        raise ModelError(f"cannot load base model {name!r} ({str(exc).splitlines()[0]}); pass a local "
+                         "Hugging Face folder, or 'smollm2-135m' for the bundled small model") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def encode(tok, messages: list[dict], mask_prompt: bool, max_len: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one chat; prompt tokens get label -100 when `mask_prompt`."""
+    full = tok.apply_chat_template(messages, tokenize=False)
+    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    ids = tok(full, add_special_tokens=False)["input_ids"][:max_len]
+    n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"]) if mask_prompt else 0
+    labels = [-100] * min(n_prompt, len(ids)) + ids[n_prompt:]
+    return ids, labels
+
+
+def _load_split(tok, path: Path, config: LoraConfig) -> list[tuple[list[int], list[int]]]:
+    rows = []
+    for i, rec in enumerate(formats.read_jsonl(path), 1):
+        msgs = rec.get("messages")
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise DataError(f"{path}: record {i} is not a chat ending with an assistant message")
+        rows.append(encode(tok, msgs, config.mask_prompt, config.max_seq_length))
+    if not rows:
+        raise DataError(f"{path} is empty")
+    return rows
+
+
+def _batch(rows, pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return ids, labels, mask
+
+
+def _val_loss(model, rows, config: LoraConfig, pad_id: int) -> float:
+    import torch
+
+    n = len(rows) if config.val_batches < 0 else min(len(rows), config.val_batches * config.batch_size)
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, n, config.batch_size):
+            ids, labels, mask = (t.to(model.device) for t in _batch(rows[start:start + config.batch_size], pad_id))
+            out = model(input_ids=ids, attention_mask=mask, labels=labels)
+            tokens = int((labels[:, 1:] != -100).sum().item())
+            total += float(out.loss) * tokens
+            count += tokens
+    model.train()
+    return total / max(1, count)
+
+
+def peft_model(base, config: LoraConfig, resume: Path | None):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+
+    if resume is not None:
+        try:
+            return PeftModel.from_pretrained(base, str(resume / PEFT_SUBDIR), is_trainable=True)
+        except (RuntimeError, ValueError, OSError) as exc:  # size mismatch, missing files
+            raise ModelError(f"cannot resume adapter {resume}: {str(exc).splitlines()[0]}") from None
+    n_layers = base.config.num_hidden_layers
+    first = 0 if config.num_layers < 0 else max(0, n_layers - config.num_layers)
+    lp = config.lora_parameters
+    spec = PeftLoraConfig(r=lp.rank, lora_alpha=lp.scale * lp.rank, lora_dropout=lp.dropout,
+                          target_modules=lp.keys or DEFAULT_KEYS, layers_to_transform=list(range(first, n_layers)),
+                          task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(base, spec)
+    except ValueError as exc:
+        raise ModelError(f"LoRA keys {lp.keys or DEFAULT_KEYS} do not match this model: {exc}") from None
+
+
+def train_peft(config: LoraConfig, out: Path, resume: Path | None) -> tuple[list, list]:
+    """The training loop; returns ([(step, train_loss)], [(step, val_loss)]) and saves the adapter."""
+    import numpy as np
+    import torch
+
+    from trader_core.runtime import configure_torch
+
+    configure_torch()
+    torch.manual_seed(config.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # a GPU box trains the 3B model in bf16
+    base, tok = load_base(config.model, dtype="bfloat16" if device == "cuda" else "float32")
+    base.to(device)
+    if config.grad_checkpoint:
+        base.gradient_checkpointing_enable()
+    model = peft_model(base, config, resume)
+    train_rows = _load_split(tok, Path(config.data) / "train.jsonl", config)
+    val_rows = _load_split(tok, Path(config.data) / "valid.jsonl", config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(params, lr=lr_at(0, config))
+    rng = np.random.default_rng(config.seed)
+    order: list[int] = []
+    train_log, val_log, window = [], [(0, round(_val_loss(model, val_rows, config, tok.pad_token_id), 4))], []
+    model.train()
+    for step in range(1, config.iters + 1):
+        if len(order) < config.batch_size:  # a fresh shuffled epoch
+            order += rng.permutation(len(train_rows)).tolist()
+        picked, order = order[: config.batch_size], order[config.batch_size:]
+        ids, labels, mask = (t.to(device) for t in _batch([train_rows[i] for i in picked], tok.pad_token_id))
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, config)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if not torch.isfinite(loss.detach()):
+            raise ModelError(f"loss became {loss.item()} at iteration {step}; lower learning_rate")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        window.append(loss.item())
+        if step % config.steps_per_report == 0 or step == config.iters:
+            train_log.append((step, round(sum(window) / len(window), 4)))
+            window = []
+        if step % config.steps_per_eval == 0 or step == config.iters:
+            val_log.append((step, round(_val_loss(model, val_rows, config, tok.pad_token_id), 4)))
+        if config.save_every and step % config.save_every == 0:
+            model.save_pretrained(out / PEFT_SUBDIR)
+    model.save_pretrained(out / PEFT_SUBDIR)
+    return train_log, val_log
