@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.policy import Policy, model_action_fn, resolve_run
+from rl.policy import DEFAULT_RUN, Policy, model_action_fn, resolve_run
 from trader_core.errors import DataError
 
 
 def seed_runs(run: str | Path | None) -> list[Path]:
     """A run directory, or its `seed_*` children when it is a multi-seed parent."""
-    path = Path(run) if run not in (None, "default") else resolve_run(run)
+    path = Path(run) if run not in (None, "default") else DEFAULT_RUN
     children = sorted(p for p in path.glob("seed_*") if (p / "config.json").exists()) if path.is_dir() else []
     return children or [resolve_run(run)]
 

@@ -53,12 +53,21 @@ class Decision(BaseModel):
 def resolve_run(run: str | Path | None) -> Path:
     """'default' or None -> the bundled policy; anything else must be a run directory."""
     if run is None or str(run) == "default":
-        return DEFAULT_RUN
+        run = DEFAULT_RUN
     path = Path(run).expanduser()
+    seeds = sorted(p for p in path.glob("seed_*") if (p / "metrics.json").exists()) if path.is_dir() else []
+    if seeds and not (path / "config.json").exists():
+        # a multi-seed parent: use the seed with the best validation Sharpe (never the test split)
+        return max(seeds, key=_validation_sharpe)
     if not (path / "config.json").exists():
         raise ModelError(f"{path} is not a training run (no config.json); train one with "
                          "`trader rl train --out DIR` or use --run default")
     return path
+
+
+def _validation_sharpe(run_dir: Path) -> float:
+    best = json.loads((run_dir / "metrics.json").read_text()).get("best_validation") or {}
+    return float(best.get("val_sharpe", float("-inf")))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

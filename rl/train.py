@@ -54,10 +54,25 @@ def make_train_env(cfg: TrainConfig, feats, split):
 
     start, stop = split.train
     if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS:
-        return make_sb3_vec_env(BatchedTradingEnv(feats, cfg.env, cfg.n_envs, start, stop, seed=cfg.seed))
-    venv = DummyVecEnv([lambda: TradingEnv(feats, cfg.env, start, stop) for _ in range(cfg.n_envs)])
-    venv.seed(cfg.seed)
-    return venv
+        venv = make_sb3_vec_env(BatchedTradingEnv(feats, cfg.env, cfg.n_envs, start, stop, seed=cfg.seed))
+    else:
+        venv = DummyVecEnv([lambda: TradingEnv(feats, cfg.env, start, stop) for _ in range(cfg.n_envs)])
+        venv.seed(cfg.seed)
+    return venv if cfg.reward_scale == 1.0 else _scaled_rewards(venv, cfg.reward_scale)
+
+
+def _scaled_rewards(venv, scale: float):
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class ScaleReward(VecEnvWrapper):
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rewards, dones, infos = self.venv.step_wait()
+            return obs, rewards * scale, dones, infos
+
+    return ScaleReward(venv)
 
 
 def algo_kwargs(cfg: TrainConfig) -> dict:
@@ -93,6 +108,9 @@ def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list)
             self.best = -np.inf
             self.next_eval = cfg.eval_freq
 
+        def _on_training_start(self) -> None:
+            self.next_eval = self.model.num_timesteps + cfg.eval_freq  # resumed runs continue the cadence
+
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_eval:
                 self.next_eval += cfg.eval_freq
@@ -113,7 +131,8 @@ def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list)
                 self.model.save(run_dir / "best_model.zip")
 
         def _on_training_end(self) -> None:
-            self.evaluate()
+            if not history or history[-1]["timesteps"] != self.num_timesteps:
+                self.evaluate()
 
     return BestValidationSharpe()
 

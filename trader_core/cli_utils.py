@@ -27,6 +27,9 @@ def print_json(obj: Any) -> None:
 
 def console():
     """A Rich console on stderr-free stdout; imported lazily so `trader --help` stays instant."""
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    # Piped output (CI logs, scripts) would otherwise wrap tables at 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)

@@ -150,7 +150,7 @@ def _frame_to_candles(frame, name: str, source: str) -> Candles:
         bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
         if bad.size:
             raise DataError(f"{source}: row {bad[0] + 2}: {col} must be a positive finite number, "
-                            f"got {frame[col].iloc[bad[0]]!r}")
+                            f"got {frame[col].tolist()[bad[0]]}")
         arrays[col] = values
     volume = None
     if "volume" in frame.columns:

@@ -1,0 +1,137 @@
+"""A real (short) SB3 training run end to end, then the CLI contracts on it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rl.config import TrainConfig
+from rl.data import load_candles
+from rl.features import fit_scaler
+from rl.policy import Policy, q_values
+from rl.train import train
+
+pytestmark = pytest.mark.slow
+TRADER = [sys.executable, "-m", "agent.cli"]
+
+
+def run_cli(*args, home):
+    env = {**os.environ, "TRADER_HOME": str(home)}
+    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(timesteps=3000, learning_starts=500, eval_freq=1000, n_envs=4, seed=0)
+    train(cfg, out, progress=False)
+    return out
+
+
+def test_training_writes_a_complete_run(run_dir):
+    for name in ("model.zip", "best_model.zip", "config.json", "features.json", "metrics.json"):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "tb").rglob("events.out.tfevents*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["timesteps"] == 3000 and len(metrics["validation"]) == 3
+    best = max(metrics["validation"], key=lambda h: h["val_sharpe"])
+    assert metrics["best_validation"] == best
+    cfg = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+    assert cfg.timesteps == 3000 and cfg.env.fee == 0.003
+
+
+def test_scaler_is_fitted_on_the_training_split_only(run_dir):
+    policy = Policy.load(run_dir)
+    candles = load_candles(policy.config.data)
+    feats = policy.features_for(candles)
+    from rl.data import split_by_dates
+
+    sp = split_by_dates(candles, gap=policy.config.features.lookback)
+    assert np.allclose(policy.scaler.mean, fit_scaler(feats.raw, *sp.train).mean)
+    assert not np.allclose(policy.scaler.mean, fit_scaler(feats.raw, 0, len(candles)).mean)
+
+
+def test_resume_continues_the_same_run(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "resumed"
+    shutil.copytree(run_dir, copy)
+    cfg = TrainConfig.model_validate_json((copy / "config.json").read_text()).model_copy(update={"timesteps": 1000})
+    metrics = train(cfg, copy, resume=True, progress=False)
+    assert metrics["timesteps"] == 4000 and metrics["runs"] == 2
+    assert len(metrics["validation"]) == 4
+
+
+def test_signal_and_rollout_use_real_decisions(run_dir):
+    policy = Policy.load(run_dir)
+    sig = policy.signal()
+    assert sig.action in ("BUY", "SELL", "HOLD") and sig.reason is None
+    assert len(sig.q_values) == 3 and 0 < sig.confidence <= 1
+    assert sig.confidence == pytest.approx(np.exp(max(sig.q_values)) / np.exp(sig.q_values).sum(), rel=1e-5)
+    assert {"realised_vol", "position", "price"} <= set(sig.features)
+    decisions = policy.rollout(episodes=3, steps=20, seed=1)
+    assert len(decisions) == 60
+    again = policy.rollout(episodes=3, steps=20, seed=1)
+    assert [d.model_dump() for d in decisions] == [d.model_dump() for d in again]
+    assert all(d.eth >= 0 and d.usdc >= 0 and d.volatility > 0 for d in decisions)
+
+
+def test_safety_switch_holds_with_a_reason(run_dir):
+    policy = Policy.load(run_dir)
+    short = load_candles("chainlink-eth-1h").slice(0, 50)  # not enough history for the features
+    sig = policy.signal(short)
+    assert sig.action == "HOLD" and "features are not finite" in sig.reason
+    assert policy.signal(position=float("nan")).reason.startswith("unexpected position")
+
+    class Broken:
+        def __getattr__(self, name):
+            raise RuntimeError("weights corrupted")
+
+    policy.model = Broken()
+    sig = policy.signal()
+    assert sig.action == "HOLD" and "model error" in sig.reason
+
+
+@pytest.mark.parametrize("algo", ["qrdqn", "ppo", "a2c"])
+def test_every_algorithm_has_the_same_shape(tmp_path, algo):
+    cfg = TrainConfig(algo=algo, timesteps=600, learning_starts=200, eval_freq=300, n_envs=2)
+    metrics = train(cfg, tmp_path, progress=False)
+    assert metrics["algo"] == algo and metrics["validation"]
+    policy = Policy.load(tmp_path)
+    assert len(q_values(policy.model, policy.signal().q_values and np.zeros(35, np.float32))) == 3
+
+
+def test_cli_backtest_and_signal_json_contracts(run_dir, tmp_path):
+    res = run_cli("rl", "backtest", "--run", str(run_dir), "--json", "--out", str(tmp_path / "bt"), home=tmp_path)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    for strategy in ("policy", "buy_and_hold", "flat", "random", "sma"):
+        for key in ("total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "fees_paid"):
+            assert isinstance(report[strategy][key], (int, float)), (strategy, key)
+    assert report["flat"]["total_return"] == 0 and report["flat"]["sharpe"] == 0
+    assert (tmp_path / "bt" / "equity.png").stat().st_size > 1000
+    assert (tmp_path / "bt" / "trades.csv").read_text().startswith("timestamp,action")
+    res = run_cli("rl", "backtest", "--run", str(run_dir), "--json", "--start", "2023-12-20", "--end", "2024-01-10",
+                  home=tmp_path)
+    assert json.loads(res.stdout)["period"]["bars"] == 21 * 24 + 1
+    res = run_cli("rl", "signal", "--run", str(run_dir), "--json", home=tmp_path)
+    sig = json.loads(res.stdout)
+    assert sig["action"] in ("BUY", "SELL", "HOLD") and len(sig["q_values"]) == 3
+    assert isinstance(sig["confidence"], float) and isinstance(sig["features"], dict)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["rl", "train", "--data", "/nonexistent.csv", "--out", "x"], "no dataset named or file at"),
+    (["rl", "signal", "--run", "/nonexistent-run"], "is not a training run"),
+    (["rl", "train", "--out", "x", "--algo", "sac"], "invalid setting 'algo'"),
+    (["rl", "backtest", "--start", "2030-01-01"], "widen it"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, needle):
+    res = run_cli(*args, home=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.startswith("error: ") and needle in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
