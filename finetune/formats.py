@@ -16,7 +16,7 @@ SYSTEM_PROMPT = (
     "You are an ETH/USDC trading model distilled from a reinforcement-learning policy. "
     "Give a brief rationale, then a last line: RECOMMENDATION: BUY, SELL or HOLD."
 )
-_RECO = re.compile(r"RECOMMENDATION\s*[:\-]?\s*\**\s*(BUY|SELL|HOLD)\b", re.IGNORECASE)
+_RECO = re.compile(r"RECOMMENDATION[\s*]*[:\-]?[\s*]*(BUY|SELL|HOLD)\b", re.IGNORECASE)
 
 
 def _money(x: float) -> str:

@@ -27,7 +27,7 @@ class OllamaConfig(BaseModel):
     top_k: int = 40
     repeat_penalty: float = 1.1
     num_ctx: int = 4096
-    register: bool = Field(True, description="Register with the server when one answers.")
+    try_register: bool = Field(True, description="Register with the server when one answers.")
 
 
 class OllamaResult(BaseModel):
@@ -63,7 +63,7 @@ def write_modelfile(config: OllamaConfig) -> OllamaResult:
     path.write_text(text)
     save_config(config, out, CONFIG)
     command = f"ollama create {config.name} -f {shlex.quote(str(path.resolve()))}"
-    if not config.register or not ollama_answers():
+    if not config.try_register or not ollama_answers():
         return OllamaResult(modelfile=str(path), registered=False, command=command,
                             message=f"no Ollama server answers at {ollama_host()}; register it with: {command}")
     try:

@@ -50,7 +50,7 @@ class TeacherResult(BaseModel):
 def clean_reply(reply: str) -> str | None:
     """Drop hidden reasoning and anything after the last recommendation; None when there is none."""
     text = _THINK.sub("", reply or "").strip()
-    matches = list(re.finditer(r"RECOMMENDATION\s*[:\-]?\s*\**\s*(BUY|SELL|HOLD)\b\**", text, re.I))
+    matches = list(re.finditer(r"RECOMMENDATION[\s*]*[:\-]?[\s*]*(BUY|SELL|HOLD)\b\**", text, re.I))
     if not matches:
         return None
     last = matches[-1]

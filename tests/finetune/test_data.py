@@ -1,0 +1,135 @@
+"""Fast contracts: prompt/response format, balancing by sampling, time split, configs, Modelfile."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from finetune import formats
+from finetune.dataset import PrepareConfig, labels, prepare, time_split
+from finetune.distill import balance_by_sampling, decision_to_record
+from finetune.lora import LoraConfig, check_resume, load_lora_config, lr_at
+from finetune.ollama_export import OllamaConfig, write_modelfile
+from finetune.teacher import clean_reply
+from trader_core.errors import ConfigError, DataError
+
+
+def state(action="BUY", ts=1_700_000_000, change=0.021, **kw):
+    base = dict(timestamp=ts, price=1834.5, volume=None, volatility=0.0085, price_change=change, eth=1.25,
+                usdc=1234.56, action=action, confidence=0.72, q_values=[0.10, 0.31, 0.19], features={})
+    return {**base, **kw}
+
+
+def test_question_and_response_carry_the_states_true_numbers():
+    rec = decision_to_record(state())
+    assert rec["prompt"].startswith("Given ETH price is $1,834.50 with volume of n/a and volatility of 0.85%")
+    assert "recent price change of +2.10%" in rec["prompt"] and "1.2500 ETH and 1,234.56 USDC" in rec["prompt"]
+    lines = rec["response"].splitlines()
+    assert lines[-1] == "RECOMMENDATION: BUY (confidence 0.72)"
+    assert "Trend: up (+2.10% over 24h)" in lines[0] and "Q-value margin over the next action: 0.120" in lines[0]
+    assert "Position: 65% in ETH" in lines[0]  # 1.25*1834.5 / (1.25*1834.5 + 1234.56)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("blah\nRECOMMENDATION: SELL (confidence 0.5)", "SELL"),
+    ("RECOMMENDATION: BUY ... on second thought\nRECOMMENDATION: hold", "HOLD"),
+    ("**RECOMMENDATION:** **BUY**", "BUY"),
+    ("I would buy some ETH", None),
+    ("RECOMMENDATION: MAYBE", None),
+    ("", None),
+])
+def test_parse_action_reads_the_last_recommendation_and_never_guesses(text, expected):
+    assert formats.parse_action(text) == expected
+
+
+def test_balancing_samples_states_and_never_relabels():
+    recs = [decision_to_record(state(a, ts=1_700_000_000 + 3600 * i))
+            for i, a in enumerate(["HOLD"] * 60 + ["BUY"] * 25 + ["SELL"] * 10)]
+    by_ts = {r["timestamp"]: r["action"] for r in recs}
+    out = balance_by_sampling(recs, max_ratio=1.0, seed=0)
+    assert Counter(r["action"] for r in out) == {"HOLD": 10, "BUY": 10, "SELL": 10}
+    assert all(by_ts[r["timestamp"]] == r["action"] for r in out)  # every label is the original one
+    assert [r["timestamp"] for r in out] == sorted(r["timestamp"] for r in out)
+    assert out == balance_by_sampling(recs, max_ratio=1.0, seed=0)  # deterministic
+    assert out != balance_by_sampling(recs, max_ratio=1.0, seed=1)
+    loose = balance_by_sampling(recs, max_ratio=2.0, seed=0)
+    assert Counter(r["action"] for r in loose) == {"HOLD": 20, "BUY": 20, "SELL": 10}
+
+
+def test_time_split_keeps_later_states_out_of_training(tmp_path):
+    recs = [decision_to_record(state(a, ts=1_700_000_000 + 3600 * (i // 2)))
+            for i, a in enumerate(["BUY", "SELL", "HOLD"] * 40)]
+    parts = time_split(recs, 0.1, 0.1)
+    assert max(r["timestamp"] for r in parts["train"]) < min(r["timestamp"] for r in parts["valid"])
+    assert max(r["timestamp"] for r in parts["valid"]) < min(r["timestamp"] for r in parts["test"])
+    assert sum(len(v) for v in parts.values()) == len(recs)
+    formats.write_jsonl(tmp_path / "d.jsonl", recs)
+    res = prepare(PrepareConfig(inputs=[str(tmp_path / "d.jsonl")], out=str(tmp_path / "data")))
+    assert {k: v.n for k, v in res.splits.items()} == {k: len(v) for k, v in parts.items()}
+    line = json.loads((tmp_path / "data" / "train.jsonl").read_text().splitlines()[0])
+    assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
+    pairs = labels(tmp_path / "data" / "test.jsonl")
+    assert [lab for _, lab in pairs] == [r["action"] for r in parts["test"]]
+    assert json.loads((tmp_path / "data" / "prepare_config.json").read_text())["test_frac"] == 0.1
+
+
+def test_bad_records_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"timestamp": 1, "prompt": "x", "response": "no action"}\n')
+    with pytest.raises(DataError, match="RECOMMENDATION"):
+        prepare(PrepareConfig(inputs=[str(tmp_path / "bad.jsonl")], out=str(tmp_path / "o")))
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    with pytest.raises(DataError, match="line 1 is not JSON"):
+        prepare(PrepareConfig(inputs=[str(tmp_path / "broken.jsonl")], out=str(tmp_path / "o")))
+    with pytest.raises(DataError, match="does not exist"):
+        prepare(PrepareConfig(inputs=[str(tmp_path / "missing.jsonl")], out=str(tmp_path / "o")))
+
+
+def test_lora_yaml_uses_mlx_keys_and_rejects_typos(tmp_path):
+    from pathlib import Path
+
+    import finetune
+
+    for yaml_file in sorted((Path(finetune.__file__).parent / "configs").glob("*.yaml")):
+        cfg = load_lora_config(yaml_file)
+        assert cfg.fine_tune_type == "lora" and cfg.lora_parameters.rank > 0
+    (tmp_path / "typo.yaml").write_text("model: m\ndata: d\nlearning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rat"):
+        load_lora_config(tmp_path / "typo.yaml")
+
+
+def test_incompatible_stage1_adapter_is_a_clear_error(tmp_path):
+    stage1 = LoraConfig(model="m", data="d", adapter_path=str(tmp_path / "s1"), backend="peft")
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "adapter_config.json").write_text(stage1.model_dump_json())
+    ok = stage1.model_copy(update={"resume_adapter_file": str(tmp_path / "s1" / "adapters.safetensors")})
+    assert check_resume(ok, "peft") == tmp_path / "s1"
+    bad = ok.model_copy(update={"lora_parameters": stage1.lora_parameters.model_copy(update={"rank": 16})})
+    with pytest.raises(ConfigError, match="rank 8 vs 16"):
+        check_resume(bad, "peft")
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    cfg = LoraConfig(model="m", data="d", learning_rate=1e-3, iters=100,
+                     lr_schedule={"name": "cosine_decay", "warmup": 10, "arguments": [1e-3, 90, 1e-4]})
+    assert lr_at(0, cfg) == 0.0 and lr_at(10, cfg) == pytest.approx(1e-3)
+    assert lr_at(55, cfg) == pytest.approx(5.5e-4) and lr_at(100, cfg) == pytest.approx(1e-4)
+
+
+def test_teacher_replies_are_cleaned_or_rejected():
+    assert clean_reply("<think>long</think>up trend -> buy\nRECOMMENDATION: **buy**. Good luck") == \
+        "up trend -> buy\nRECOMMENDATION: BUY"
+    assert clean_reply("I think you should buy") is None
+
+
+def test_modelfile_has_the_sampling_parameters_and_prints_the_create_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens on the discard port
+    gguf = tmp_path / "model-q4_k_m.gguf"
+    gguf.write_bytes(b"GGUF")
+    res = write_modelfile(OllamaConfig(gguf=str(gguf)))
+    text = (tmp_path / "Modelfile").read_text()
+    assert f"FROM {gguf.resolve()}" in text and formats.SYSTEM_PROMPT in text
+    for line in ("temperature 0.25", "top_p 0.9", "top_k 40", "repeat_penalty 1.1", "num_ctx 4096"):
+        assert f"PARAMETER {line}\n" in text
+    assert not res.registered and res.command == f"ollama create trader-qwen-rl -f {tmp_path.resolve() / 'Modelfile'}"
+    with pytest.raises(ConfigError, match="bad Ollama model name"):
+        write_modelfile(OllamaConfig(gguf=str(gguf), name="bad name!"))
