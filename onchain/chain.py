@@ -212,18 +212,35 @@ def launch_anvil(
     deadline = time.monotonic() + (120 if fork_url else 60)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-            # the fork URL may appear in anvil's own message: never echo it
-            msg = tail[0].replace(fork_url, mask_url(fork_url)) if fork_url else tail[0]
-            raise ChainError(f"anvil exited with code {proc.returncode}: {msg}")
+            lines = _scrub_log(log_file, fork_url).strip().splitlines() or ["(no output)"]
+            first = next((ln for ln in lines if ln.startswith("Error")), "")
+            msg = "; ".join(dict.fromkeys(x for x in (first, lines[-1].lstrip("- ")) if x))
+            raise ChainError(f"anvil exited with code {proc.returncode}: {msg} (log: {log_file})")
         try:
             rpc("eth_chainId")
             rpc.close()
+            _scrub_log(log_file, fork_url)
             return proc
         except (ChainUnavailable, RpcError):
             time.sleep(0.05)
     stop_pid(proc.pid)
     raise ChainUnavailable(f"anvil did not answer on 127.0.0.1:{port} within the timeout; see {log_file}")
+
+
+def _scrub_log(log_file: Path, fork_url: str | None) -> str:
+    """anvil prints the fork URL (API key included) in its banner and errors: mask it in the log."""
+    text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    if fork_url:
+        secret = fork_url.split("://", 1)[-1]
+        masked = mask_url(fork_url)
+        cleaned = text.replace(fork_url, masked).replace(secret, masked)
+        if cleaned != text:
+            with open(log_file, "r+") as fh:  # anvil appends (O_APPEND), so rewriting in place is safe
+                fh.seek(0)
+                fh.write(cleaned)
+                fh.truncate()
+        text = cleaned
+    return text
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> bool:

@@ -30,11 +30,6 @@ def start_chain(
     Idempotent: if the state file's chain still answers, it is returned unchanged. Pending journal rows
     from a previous run are reconciled against the chain before returning.
     """
-    current = C.status()
-    if current is not None and current.running:
-        return current
-    if current is not None and C.pid_is_anvil(current.pid):
-        C.stop_pid(current.pid)
     fork_url = fork_url or os.environ.get("ETH_RPC_URL") or None
     if fork_block is not None and not fork_url:
         raise ConfigError("--fork-block needs --fork-url (or ETH_RPC_URL); the replica has no upstream chain")
@@ -42,6 +37,15 @@ def start_chain(
         raise ConfigError(f"--port must be between 1024 and 65535, got {port}")
     if price is not None and not (price > 0 and price < 1e9):
         raise ConfigError(f"--price must be a positive USDC-per-ETH price, got {price}")
+    current = C.status()
+    if current is not None and current.running:
+        wanted = "fork" if fork_url else "replica"
+        if current.mode != wanted or (port is not None and port != current.port):
+            raise ConfigError(f"a {current.mode} is already running on {current.rpc_url} (pid {current.pid}); "
+                              "stop it first with `trader chain down`")
+        return current
+    if current is not None and C.pid_is_anvil(current.pid):
+        C.stop_pid(current.pid)
     port = port or C.free_port()
     state_file = Path(state).expanduser().resolve() if state else None
     log_file = trader_home() / "chain" / "anvil.log"

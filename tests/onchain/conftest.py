@@ -102,3 +102,8 @@ def kill_hard(pid: int) -> None:
         if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
             return
         time.sleep(0.02)
+
+
+@pytest.fixture
+def trader_funded(trader):
+    return trader
