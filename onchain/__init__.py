@@ -38,14 +38,20 @@ Errors come from trader_core.errors: ChainUnavailable, ChainError, TransactionFa
 from __future__ import annotations
 
 
+_EXPORTS = {
+    "Chain", "ChainInfo", "connect", "dev_account", "chain_status", "Journal", "PrivateReplica", "fund",
+    "start_chain", "stop_chain", "PoolInfo", "Portfolio", "PriceQuote", "Quote", "RiskVerdict", "SwapEvent",
+    "SwapProposal", "SwapReceipt", "ReplayResult", "replay", "RiskLimits", "execute_swap", "load_risk_limits",
+    "propose_swap", "swap", "get_pool", "get_portfolio", "get_price", "get_quote", "recent_swaps",
+    "swaps_to_candles", "ChainError", "ChainUnavailable", "SwapRefused", "TransactionFailed",
+}
+
+
 def __getattr__(name: str):
-    # lazy: `trader --help` imports onchain.cli, which must not pull in eth_abi / web3
-    if name.startswith("__") or name == "api":
-        raise AttributeError(name)
+    # lazy: `trader --help` imports onchain.cli, which must not pull in eth_abi / web3. Only the API names are
+    # resolved here, so `from onchain import cli` (which probes attributes first) stays cheap.
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'onchain' has no attribute {name!r}")
     import importlib
 
-    api = importlib.import_module("onchain.api")
-    try:
-        return getattr(api, name)
-    except AttributeError:
-        raise AttributeError(f"module 'onchain' has no attribute {name!r}") from None
+    return getattr(importlib.import_module("onchain.api"), name)
