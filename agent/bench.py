@@ -24,12 +24,12 @@ class AgentBench(BaseModel):
 
 def _ensure_chain():
     """Use the running chain, or start the offline replica for the benchmark (stopped afterwards)."""
-    from onchain import chain as C
+    from onchain import chain_status
 
-    info = C.status()
+    info = chain_status()
     if info is not None and info.running:
         return None
-    from onchain.manage import start_chain, stop_chain
+    from onchain import start_chain, stop_chain
 
     start_chain()
     return stop_chain

@@ -129,6 +129,7 @@ class LlamaCppChat(BaseChatModel):
     def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
         params = self._params(stop, kwargs)
         params.pop("tools", None), params.pop("tool_choice", None)
+        yielded = False
         try:
             stream = self.llama.create_chat_completion(messages=_to_dicts(messages), stream=True, **params)
             for chunk in stream:
@@ -137,7 +138,10 @@ class LlamaCppChat(BaseChatModel):
                     gen = ChatGenerationChunk(message=AIMessageChunk(content=delta))
                     if run_manager:
                         run_manager.on_llm_new_token(delta, chunk=gen)
+                    yielded = True
                     yield gen
+            if not yielded:  # the model stopped at once (a stop sequence): an empty answer, not an error
+                yield ChatGenerationChunk(message=AIMessageChunk(content=""))
         except LLMError:
             raise
         except Exception as exc:

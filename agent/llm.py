@@ -46,18 +46,22 @@ def smollm2_path() -> Path:
 
 
 def project_gguf() -> Path | None:
-    """The project's own fused trader model, if `trader finetune` produced one (newest wins)."""
+    """The project's own fused trader model, if `trader finetune` produced one: $TRADER_GGUF, else the newest
+    GGUF under $TRADER_HOME/{finetune,models} or ./runs/finetune (the pipeline's default output)."""
     from trader_core.runtime import trader_home
 
+    if os.environ.get("TRADER_GGUF"):
+        path = Path(os.environ["TRADER_GGUF"]).expanduser()
+        return path if path.is_file() else None
     home = trader_home()
     candidates = []
-    for folder in (home / "finetune", home / "models"):
+    for folder in (home / "finetune", home / "models", Path("runs") / "finetune"):
         if folder.is_dir():
             candidates += [p for p in folder.rglob("*.gguf") if p.is_file() and p.stat().st_size > 0]
     if not candidates:
         return None
     # Prefer quantized fused trader models; among equals, the newest.
-    return max(candidates, key=lambda p: ("trader" in p.name.lower(), "q4" in p.name.lower(), p.stat().st_mtime))
+    return max(candidates, key=lambda p: ("q4" in p.name.lower(), p.stat().st_mtime))
 
 
 def public_address(url: str) -> str:

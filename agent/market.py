@@ -73,18 +73,16 @@ def parse_action(text: str) -> str:
 
 
 def trader_question(summary: dict, eth: float, usdc: float) -> str:
-    from prompts import render_prompt
+    """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats)."""
+    from finetune.formats import question
 
-    volume = "n/a" if summary["volume"] is None else f"{summary['volume']:.2f}"
-    return render_prompt("trader_question", price=f"{summary['price']:.2f}", volume=volume,
-                         volatility=f"{summary['volatility']:.4f}",
-                         change=f"{summary['change_pct']:+.2f}% in {summary['change_hours']:g} hours",
-                         eth=f"{eth:.4f}", usdc=f"{usdc:.2f}").strip()
+    return question({"price": summary["price"], "volume": summary["volume"], "volatility": summary["volatility"],
+                     "price_change": summary["change_pct"] / 100, "eth": eth, "usdc": usdc})
 
 
 def ask_trader_model(session: Any, question: str | None = None) -> dict:
     """Ask the trader model (Ollama trader-qwen-rl, the project GGUF, else SmolLM2) with real numbers."""
-    from langchain_core.messages import HumanMessage
+    from langchain_core.messages import HumanMessage, SystemMessage
 
     from agent.llm import LLM
 
@@ -102,10 +100,14 @@ def ask_trader_model(session: Any, question: str | None = None) -> dict:
     summary = market_summary(recent_candles(session, price))
     if question is None:
         question = trader_question(summary, eth, usdc)
+    from finetune.formats import SYSTEM_PROMPT, parse_action as parse_recommendation
+
     if session._trader_llm is None:
         session._trader_llm = LLM(session.trader_llm_spec, notify=session.notify)
     llm = session._trader_llm
     started = time.perf_counter()
-    text = "".join(llm.stream([HumanMessage(question)])).strip()
-    return {"question": question, "answer": text, "action": parse_action(text), "model": llm.label,
+    text = "".join(llm.stream([SystemMessage(SYSTEM_PROMPT), HumanMessage(question)])).strip()
+    # The fine-tuned model ends with "RECOMMENDATION: X"; other models get the first BUY/SELL/HOLD they wrote.
+    action = parse_recommendation(text) or parse_action(text)
+    return {"question": question, "answer": text, "action": action, "model": llm.label,
             "seconds": round(time.perf_counter() - started, 3)}

@@ -180,15 +180,19 @@ class Agent:
         messages: list = [SystemMessage(load_prompt("system"))]
         for user, reply in self.history:
             messages += [HumanMessage(user), AIMessage(reply)]
-        messages.append(HumanMessage(render_prompt("answer", question=text, results=results_text(calls))))
-        if calls and not any(c.ok for c in calls):
+        weak = self.llm.current.weak
+        messages.append(HumanMessage(render_prompt("answer", question=text,
+                                                   results=results_text(calls, details=not weak))))
+        tools_run = [c for c in calls if c.name != "plan"]
+        if tools_run and not any(c.ok for c in tools_run):
             # Nothing to ground an answer on: say what failed rather than let a model improvise numbers.
             answer = summary_answer(calls)
             emit("token", answer)
             return answer
         parts: list[str] = []
         try:
-            for piece in self.llm.stream(messages, stop=["\n\n", "The user asked", "Tool results"]):
+            stop = ["\n\n", "\nUser", "\nuser", "The user asked", "Tool results"] + (["\n"] if weak else [])
+            for piece in self.llm.stream(messages, stop=stop):
                 parts.append(piece)
                 emit("token", piece)
         except LLMError as exc:
@@ -243,26 +247,27 @@ def _normalise(raw: dict) -> dict:
     return out
 
 
-def results_text(calls: list[ToolCall]) -> str:
+def results_text(calls: list[ToolCall], details: bool = True) -> str:
+    """Facts as short sentences (small models paraphrase those well), then the raw JSON for capable models."""
     if not calls:
         return "(no tool was needed for this message)"
-    lines = []
-    for c in calls:
-        lines.append(f"- {c.name}({json.dumps(c.args)}): {c.content()[:600]}")
-        if c.name == "propose_swap" and c.ok and not risk_ok(c.result):
-            lines.append(f"  (refused by the risk check: {risk_reason(c.result)})")
+    lines = [f"- {summary_answer([c])}" for c in calls]
+    if details:
+        lines += [f"- {c.name}({json.dumps(c.args)}) returned: {c.content()[:600]}" for c in calls]
     if any(c.name == "propose_swap" and c.ok for c in calls) and not any(c.name == "execute_swap" for c in calls):
         lines.append("- note: the proposal was NOT executed; it needs the user's confirmation")
     return "\n".join(lines)
 
 
 def key_numbers(calls: list[ToolCall]) -> list[str]:
-    """The figures an answer must quote correctly (integer part of prices and amounts)."""
+    """What an answer must quote correctly: integer part of prices and amounts, the names of violated limits."""
     out = []
     for c in calls:
+        if c.ok and c.name == "propose_swap" and not risk_ok(c.result):
+            out += re.findall(r"\b(max_\w+|daily_loss_limit_usd)\b", risk_reason(c.result))
         if c.ok and c.name == "get_price":
             out.append(str(int(float(c.result["price"]))))
-        elif c.ok and c.name in ("get_quote",):
+        if c.ok and c.name in ("get_quote",):
             out.append(str(int(float(c.result["amount_out"]))))
     return out
 

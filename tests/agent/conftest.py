@@ -1,0 +1,131 @@
+"""Agent tests run against real tools: one anvil replica for the session (TRADER_HOME in a tmp dir, always
+stopped), the bundled trained policy, the real SQLite journal. Only the chat model's *choices* are scripted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from trader_core.errors import DependencyMissing
+
+CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
+             "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
+             "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+def _env(home) -> pytest.MonkeyPatch:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRADER_HOME", str(home))
+    # No Ollama unless the developer has one: a closed port keeps `auto` from probing a random host.
+    for name in CLEAN_ENV:
+        mp.delenv(name, raising=False)
+    return mp
+
+
+@pytest.fixture(scope="session")
+def chain_home(tmp_path_factory):
+    """A real replica chain for the whole session; stopped whatever happens."""
+    from onchain.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    home = tmp_path_factory.mktemp("agent_home")
+    mp = _env(home)
+    from onchain import start_chain, stop_chain
+
+    try:
+        start_chain()
+        mp.undo()
+        yield home
+    finally:
+        mp = _env(home)
+        stop_chain()
+        mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _home(request, monkeypatch, tmp_path):
+    """Every agent test has TRADER_HOME set: the session chain's home if it needs the chain."""
+    home = request.getfixturevalue("chain_home") if "chain_home" in request.fixturenames else tmp_path
+    monkeypatch.setenv("TRADER_HOME", str(home))
+    for name in CLEAN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if "OLLAMA_HOST" not in __import__("os").environ:
+        monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # discard port: nothing listens
+    yield
+
+
+class ScriptedChat(BaseChatModel):
+    """A chat model whose choices are a script: each call pops the next entry.
+
+    dict -> a call of the bound tool (forced `plan`) with those arguments; AIMessage -> returned as is
+    (native tool calls); str -> a text answer. Every call's messages are recorded in `seen`.
+    """
+
+    script: list = []
+    seen: list = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools, *, tool_choice=None, **kwargs):
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        self.seen.append(list(messages))
+        if not self.script:
+            raise AssertionError("the scripted model ran out of script")
+        entry = self.script.pop(0)
+        if isinstance(entry, dict):
+            name = kwargs.get("tool_choice") or "plan"
+            msg = AIMessage(content="", tool_calls=[{"name": name, "args": entry, "id": f"c{uuid.uuid4().hex[:6]}",
+                                                     "type": "tool_call"}])
+        elif isinstance(entry, AIMessage):
+            msg = entry
+        else:
+            msg = AIMessage(content=str(entry))
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def scripted(*entries: Any) -> ScriptedChat:
+    return ScriptedChat(script=list(entries), seen=[])
+
+
+@pytest.fixture
+def make_agent(chain_home):
+    """An Agent over real tools with a scripted model; `confirm` answers proposals (None: never asked)."""
+    from agent.session import AgentConfig, build_agent
+
+    def make(*entries, confirm=None, mode="plan", notes=None):
+        chat = scripted(*entries)
+        agent = build_agent(AgentConfig(mode=mode, router="model"), confirm=confirm, chat=chat, label="scripted",
+                            notify=(notes.append if notes is not None else None))
+        return agent, chat
+
+    return make
+
+
+def journal_rows():
+    from onchain import Journal
+
+    j = Journal()
+    try:
+        return j.list_trades()
+    finally:
+        j.close()
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, default=str)
