@@ -139,7 +139,8 @@ class Chain:
         return self.rpc("eth_call", {"to": to, "data": data}, block)
 
     def block_timestamp(self) -> int:
-        return int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        """Latest block time, never behind the wall clock (the next block anvil mines is stamped now)."""
+        return max(int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16), int(time.time()))
 
     def describe(self) -> str:
         return f"chain id {self.chain_id} at {mask_url(self.rpc_url)} ({self.client_version.split('/')[0]})"

@@ -66,6 +66,8 @@ def start_chain(
         if mode == "replica" and chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
             build_replica(chain, seed)
             C.dump_state(chain, _replica_cache(seed))
+        elif mode == "replica":
+            chain.rpc("evm_mine")  # a loaded dump ends on an old block: start the chain clock at now
     except BaseException:
         C.stop_pid(proc.pid)
         raise
@@ -138,6 +140,8 @@ class PrivateReplica:
             if self.chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
                 build_replica(self.chain, self.price)
                 C.dump_state(self.chain, cache)
+            else:
+                self.chain.rpc("evm_mine")
         except BaseException:
             self.__exit__()
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import uuid
 
 from eth_utils import keccak
@@ -111,7 +112,8 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
         ("eth_getBlockByNumber", ["latest", False]),
     ])
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
-    deadline = int(block["timestamp"], 16) + int(deadline_s)
+    # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
+    deadline = max(int(block["timestamp"], 16), int(time.time())) + int(deadline_s)
     min_out_raw = q.amount_out_raw * (10_000 - max_slippage_bps) // 10_000
     to, data, value = _router_call(q, min_out_raw, account, deadline)
     needs_approval = q.asset_in == "USDC" and int(allowance, 16) < q.amount_in_raw
