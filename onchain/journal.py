@@ -53,6 +53,17 @@ def journal_path() -> Path:
     return trader_home() / "journal.sqlite"
 
 
+_OPEN: dict[Path, "Journal"] = {}
+
+
+def default_journal() -> "Journal":
+    """The journal under the current trader_home(), opened once per process (API calls that pass none)."""
+    path = journal_path()
+    if path not in _OPEN or not path.exists():
+        _OPEN[path] = Journal(path)
+    return _OPEN[path]
+
+
 class Journal:
     """One SQLite file; safe to open from several processes (WAL, short transactions)."""
 

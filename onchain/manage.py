@@ -80,7 +80,11 @@ def start_chain(
     chain.info, chain.mode = info, mode
     from onchain.journal import Journal
 
-    Journal().reconcile(chain)
+    journal = Journal()
+    try:
+        journal.reconcile(chain)
+    finally:
+        journal.close()
     return info
 
 

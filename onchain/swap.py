@@ -15,7 +15,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, Field
 
 from onchain import chain as C
-from onchain.journal import Journal
+from onchain.journal import Journal, default_journal
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
 from onchain.rpc import RpcError, calldata, decode, mapping_slot, word
 from onchain.uniswap import (FEE_BPS, V2_SWAP_TOPIC, V3_SWAP_TOPIC, from_raw, get_quote, parse_order)
@@ -100,7 +100,7 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     check_chain(chain, allow_live)
     account = signer(chain, allow_live).address
     risk = risk or load_risk_limits()
-    journal = journal or Journal()
+    journal = journal or default_journal()
 
     q = get_quote(chain, side, amount, asset, venue)
     router = C.V2_ROUTER if venue == "v2" else C.V3_ROUTER
@@ -229,7 +229,7 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     If the node dies after the row went `pending`, ChainUnavailable is raised and the next `chain up`
     reconciles the row by its tx hash.
     """
-    journal = journal or Journal()
+    journal = journal or default_journal()
     if not proposal.risk.ok:
         raise SwapRefused("swap refused: " + "; ".join(proposal.risk.reasons))
     if chain.chain_id != proposal.chain_id:
@@ -315,7 +315,7 @@ def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: st
          max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
          journal: Journal | None = None, allow_live: bool = False) -> SwapReceipt:
     """propose_swap + execute_swap in one call (refusals raise SwapRefused)."""
-    journal = journal or Journal()
+    journal = journal or default_journal()
     proposal = propose_swap(chain, side, amount, asset, venue, max_slippage_bps, deadline_s, risk, journal,
                             allow_live)
     return execute_swap(chain, proposal, journal, allow_live=allow_live)
