@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import os
 import signal
 import socket
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from onchain.artifacts import find_anvil
-from onchain.rpc import LOOPBACK_HOSTS, Rpc, RpcError, checksum, mask_url
+from onchain.rpc import LOOPBACK_HOSTS, Rpc, RpcError, mask_url
 from trader_core.errors import ChainError, ChainUnavailable, ConfigError
 from trader_core.runtime import trader_home
 
@@ -285,10 +284,6 @@ def dump_state(chain: Chain, path: Path) -> Path:
     return path
 
 
-def parse_address(address: str) -> str:
-    return checksum(address)
-
-
 def status() -> ChainInfo | None:
     """The state file's chain, with `running` refreshed (pid alive and the RPC answers)."""
     info = read_state()
@@ -303,6 +298,3 @@ def status() -> ChainInfo | None:
         info.running = False
     return info
 
-
-def dumps(info: ChainInfo) -> str:
-    return json.dumps(info.model_dump(), indent=2)
