@@ -6,8 +6,8 @@ Fusing always goes to a Hugging Face folder first and llama.cpp's own converter 
 
 from __future__ import annotations
 
-import json
 import os
+from contextlib import contextmanager
 import platform
 import subprocess
 import sys
@@ -150,11 +150,25 @@ def quantize(config: QuantizeConfig) -> ExportResult:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANT_TYPES[config.quant])
     params.nthread = os.cpu_count() or 1
-    code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
+    with _stderr_to(out.parent / f"quantize_{config.quant}.log"):  # llama.cpp logs every tensor to fd 2
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(out).encode(), ctypes.byref(params))
     if code != 0 or not out.exists():
         raise ModelError(f"quantizing {src} to {config.quant} failed (llama.cpp returned {code})")
     save_config(config, out.parent, f"quantize_{config.quant}_config.json")
     return _result(out, t0)
+
+
+@contextmanager
+def _stderr_to(path: Path):
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def quantize_done(config: QuantizeConfig) -> bool:
@@ -178,7 +192,3 @@ def gguf_metadata(path: str | Path) -> dict:
     return {"architecture": field("general.architecture"), "name": field("general.name"),
             "file_type": field("general.file_type"), "tokenizer": field("tokenizer.ggml.model"),
             "chat_template": field("tokenizer.chat_template") is not None, "tensors": len(reader.tensors)}
-
-
-def _json(obj) -> str:
-    return json.dumps(obj, indent=2)

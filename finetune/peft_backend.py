@@ -7,6 +7,8 @@ validation loss before training and every `steps_per_eval` iterations.
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 from finetune import formats
@@ -129,7 +131,10 @@ def train_peft(config: LoraConfig, out: Path, resume: Path | None) -> tuple[list
     rng = np.random.default_rng(config.seed)
     order: list[int] = []
     train_log, val_log, window = [], [(0, round(_val_loss(model, val_rows, config, tok.pad_token_id), 4))], []
+    print(f"Iter 0: Val loss {val_log[0][1]:.3f} ({len(train_rows)} train, {len(val_rows)} valid records)",
+          file=sys.stderr, flush=True)
     model.train()
+    t0 = time.perf_counter()
     for step in range(1, config.iters + 1):
         if len(order) < config.batch_size:  # a fresh shuffled epoch
             order += rng.permutation(len(train_rows)).tolist()
@@ -147,8 +152,12 @@ def train_peft(config: LoraConfig, out: Path, resume: Path | None) -> tuple[list
         if step % config.steps_per_report == 0 or step == config.iters:
             train_log.append((step, round(sum(window) / len(window), 4)))
             window = []
+            # mlx-lm's progress line (stderr: --json keeps stdout clean)
+            print(f"Iter {step}: Train loss {train_log[-1][1]:.3f}, lr {lr_at(step - 1, config):.2e}, "
+                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
         if step % config.steps_per_eval == 0 or step == config.iters:
             val_log.append((step, round(_val_loss(model, val_rows, config, tok.pad_token_id), 4)))
+            print(f"Iter {step}: Val loss {val_log[-1][1]:.3f}", file=sys.stderr, flush=True)
         if config.save_every and step % config.save_every == 0:
             model.save_pretrained(out / PEFT_SUBDIR)
     model.save_pretrained(out / PEFT_SUBDIR)

@@ -1,0 +1,56 @@
+"""Distillation from a real trained DQN policy: labels are the policy's own decisions, deterministic."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from finetune import formats
+from finetune.distill import DistillConfig, distill, is_done
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def distilled(policy_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill")
+    cfg = DistillConfig(run=policy_run, episodes=3, steps=40, seed=0, out=str(out))
+    return cfg, distill(cfg)
+
+
+def test_every_label_is_the_policys_real_decision(distilled, policy_run):
+    from rl.policy import Policy
+
+    cfg, res = distilled
+    decisions = Policy.load(policy_run).rollout(data=cfg.data, split="train", episodes=3, steps=40, seed=0)
+    truth = {}
+    for d in decisions:
+        truth.setdefault((d.timestamp, round(d.eth, 9), round(d.usdc, 6)), set()).add(d.action)
+    records = formats.read_jsonl(res.path)
+    assert 0 < len(records) <= len(decisions) and res.n == len(records)
+    for rec in records:
+        st = rec["state"]
+        assert rec["action"] in truth[(rec["timestamp"], round(st["eth"], 9), round(st["usdc"], 6))]
+        assert formats.parse_action(rec["response"]) == rec["action"]
+        assert f"{st['eth']:.4f} ETH" in rec["prompt"] and f"{100 * st['volatility']:.2f}%" in rec["prompt"]
+    raw = Counter(d.action for d in decisions)
+    assert res.raw_counts == dict(sorted(raw.items()))
+    if len(raw) > 1:  # balanced by sampling: the rarest class bounds every other
+        assert max(res.counts.values()) == min(raw.values())
+
+
+def test_distill_is_deterministic_and_saves_its_config(distilled, tmp_path):
+    cfg, res = distilled
+    again = distill(cfg.model_copy(update={"out": str(tmp_path)}))
+    assert (tmp_path / "distill.jsonl").read_text() == open(res.path).read()
+    assert again.counts == res.counts
+    saved = json.loads((tmp_path / "distill_config.json").read_text())
+    assert saved["episodes"] == 3 and saved["split"] == "train"
+    assert is_done(cfg) and not is_done(cfg.model_copy(update={"seed": 1}))
+
+
+def test_held_out_splits_are_refused(policy_run, tmp_path):
+    from trader_core.errors import DataError
+
+    with pytest.raises(DataError, match="train split only"):
+        distill(DistillConfig(run=policy_run, split="test", out=str(tmp_path)))
