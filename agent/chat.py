@@ -44,6 +44,7 @@ class ChatREPL:
         self.config = config
         self.agent = build_agent(config, confirm=self.confirm, notify=self.notice, chat=chat, label=label)
         self._streaming = False
+        self.last = None  # the last TurnResult (tests and /model read it)
 
     # -- output ------------------------------------------------------------------------------------
     def notice(self, line: str) -> None:
@@ -88,7 +89,7 @@ class ChatREPL:
     def turn(self, text: str) -> None:
         self._streaming = False
         try:
-            self.agent.turn(text, on_event=self.on_event)
+            self.last = self.agent.turn(text, on_event=self.on_event)
         finally:
             if self._streaming:
                 self.console.print()

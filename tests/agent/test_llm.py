@@ -1,0 +1,135 @@
+"""LLM backends: spec parsing, backend down -> one message + fallback, the real SmolLM2 GGUF end to end."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+
+import pytest
+
+from agent.llm import LLM, candidates, ollama_host, public_address, smollm2_path
+from trader_core.errors import ConfigError, LLMError
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket is: nothing listens there
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("gpt4", "unknown --llm"), ("gguf", "needs a path"), ("openai", "needs a model name"), ("mlx:", "needs a path"),
+])
+def test_bad_specs_are_one_line_config_errors(spec, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        candidates(spec)
+
+
+def test_addresses_never_show_credentials():
+    assert public_address("https://user:sk-secret@openrouter.ai/api/v1?key=abc") == "https://openrouter.ai"
+    assert public_address("localhost:11434") == "http://localhost:11434"
+
+
+def test_ollama_host_accepts_bare_host_port(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:11434")
+    assert ollama_host() == "http://127.0.0.1:11434"
+
+
+def test_missing_gguf_file_is_a_clear_error(tmp_path):
+    from agent.llm import open_gguf
+
+    with pytest.raises(LLMError, match="does not exist"):
+        open_gguf(tmp_path / "nope.gguf")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS the mlx backend is real")
+def test_mlx_elsewhere_says_so_and_falls_back():
+    notes = []
+    llm = LLM("mlx:/models/x", notify=notes.append)
+    assert len(notes) == 1 and "Apple silicon" in notes[0]
+    assert "SmolLM2" in llm.label
+
+
+@pytest.mark.llm
+def test_ollama_down_gives_one_message_and_falls_back_to_the_embedded_model(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    notes = []
+    llm = LLM("ollama:trader-qwen-rl", notify=notes.append)
+    assert len(notes) == 1 and "unreachable" in notes[0] and "falling back" in notes[0]
+    assert llm.current.kind == "gguf" and "SmolLM2" in llm.label
+
+
+@pytest.mark.llm
+def test_auto_is_quiet_when_no_ollama_runs(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    notes = []
+    llm = LLM("auto", notify=notes.append)
+    assert notes == [] and llm.current.kind == "gguf"
+
+
+@pytest.mark.llm
+def test_openai_server_down_mid_turn_falls_back_and_still_answers(chain_home):
+    """The backend fails on the first real call: one message, the embedded model takes over, tools still run."""
+    from agent.planner import Agent
+    from agent.tools import ToolSession
+
+    notes = []
+    llm = LLM("openai:some-model", base_url=f"http://127.0.0.1:{closed_port()}/v1", notify=notes.append)
+    assert llm.current.kind == "openai"
+    agent = Agent(llm, ToolSession(), router="hybrid")
+    result = agent.turn("what is the ETH price?")
+    assert any("failed" in n and "falling back" in n for n in notes)
+    assert "127.0.0.1" not in " ".join(notes) or "/v1" not in " ".join(notes)  # no paths or keys in messages
+    assert llm.current.kind == "gguf"
+    assert [c.name for c in result.tool_calls] == ["get_price"] and result.tool_calls[0].ok
+    assert result.answer
+
+
+@pytest.mark.llm
+@pytest.mark.skipif(not os.environ.get("OLLAMA_HOST"), reason="no Ollama server here (set OLLAMA_HOST to test it)")
+def test_real_ollama_backend_when_available(chain_home):
+    from agent.llm import DEFAULT_OLLAMA_MODEL, ollama_models
+
+    try:
+        names = ollama_models(ollama_host())
+    except LLMError as exc:
+        pytest.skip(f"OLLAMA_HOST does not answer: {exc}")
+    model = DEFAULT_OLLAMA_MODEL if any(n.startswith(DEFAULT_OLLAMA_MODEL) for n in names) else (names or [None])[0]
+    if model is None:
+        pytest.skip("the Ollama server has no model")
+    from agent.planner import Agent
+    from agent.tools import ToolSession
+
+    agent = Agent(LLM(f"ollama:{model}"), ToolSession())
+    result = agent.turn("what is the ETH price?")
+    assert result.plan["intent"] in ("price", "chat", "quote", "signal", "portfolio", "propose", "explain",
+                                     "trades", "execute")
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
+    """End to end with the real SmolLM2 GGUF in-process, through the REPL's code path."""
+    from rich.console import Console
+
+    from agent.chat import ChatREPL
+    from agent.session import AgentConfig
+    from onchain import connect, get_price
+
+    assert smollm2_path().is_file()
+    out = io.StringIO()
+    repl = ChatREPL(AgentConfig(), console=Console(file=out, width=200, color_system=None),
+                    input_fn=lambda prompt: "n")
+    assert "SmolLM2" in repl.agent.llm.label
+    assert repl.handle("What is the ETH price right now?")
+    result = repl.last
+    price = get_price(connect()).price
+    assert [c.name for c in result.tool_calls] == ["get_price"]
+    assert result.tool_calls[0].result["price"] == pytest.approx(price, rel=1e-9)
+    assert result.answer.strip()
+    text = out.getvalue()
+    assert "✓ get_price" in text and "trader>" in text
+    # the answer the user reads quotes the real price (the model's own words, or the tool fact appended)
+    assert str(int(price)) in result.answer.replace(",", "")

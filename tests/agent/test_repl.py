@@ -1,0 +1,105 @@
+"""`trader chat` driven as a user would, in a pty (pexpect), on the real chain, policy, journal and SmolLM2."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.agent.conftest import journal_rows
+
+TRADER = Path(sys.executable).parent / "trader"
+
+
+def _spawn(home, *args):
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "TRADER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
+           "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
+    child = pexpect.spawn(str(TRADER), ["chat", *args], env=env, encoding="utf-8", timeout=180,
+                          dimensions=(60, 200))
+    child.expect("model: ")
+    return child, pexpect
+
+
+@pytest.mark.chain
+@pytest.mark.llm
+@pytest.mark.slow
+def test_user_asks_proposes_declines_proposes_confirms_and_sees_the_trade(chain_home):
+    child, pexpect = _spawn(chain_home)
+    try:
+        child.expect("you> ")
+        child.sendline("what is the ETH price?")
+        child.expect("✓ get_price")
+        child.expect("trader> ")
+        child.expect("you> ")
+
+        child.sendline("sell 0.15 ETH")
+        child.expect(r"Execute this swap\? \[y/N\] ")
+        child.sendline("n")
+        child.expect("declined: nothing was sent")
+        child.expect("you> ")
+
+        child.sendline("sell 0.15 ETH")
+        child.expect(r"Execute this swap\? \[y/N\] ")
+        child.sendline("y")
+        child.expect("confirmed")
+        child.expect("✓ execute_swap")
+        child.expect("you> ")
+
+        child.sendline("/trades")
+        child.expect("confirmed")
+        child.expect("you> ")
+        child.sendeof()
+        child.expect("bye")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    mine = [r for r in journal_rows() if r["amount_in"] == pytest.approx(0.15) and r["side"] == "sell"]
+    assert sorted(r["status"] for r in mine) == ["confirmed", "proposed"]  # the declined one was never sent
+    assert (chain_home / "chat_history").exists()
+
+
+@pytest.mark.chain
+def test_ctrl_c_twice_quits_and_slash_commands_work(chain_home):
+    child, pexpect = _spawn(chain_home)
+    try:
+        child.expect("you> ")
+        child.sendline("/help")
+        child.expect("/portfolio")
+        child.expect("you> ")
+        child.sendline("/quote sell abc")
+        child.expect("invalid arguments for get_quote")  # a bad argument is a message; the loop goes on
+        child.expect("you> ")
+        child.sendline("/nope")
+        child.expect("unknown command /nope")
+        child.expect("you> ")
+        child.sendintr()
+        child.expect("Ctrl\\+C again")
+        child.sendintr()
+        child.expect("bye")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+
+
+def test_an_exception_in_a_turn_is_reported_and_the_loop_goes_on(monkeypatch):
+    from rich.console import Console
+
+    from agent.chat import ChatREPL
+    from agent.session import AgentConfig
+    from tests.agent.conftest import scripted
+
+    out = io.StringIO()
+    repl = ChatREPL(AgentConfig(router="model"), console=Console(file=out, width=200, color_system=None),
+                    chat=scripted("hello"))
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(repl.agent, "turn", boom)
+    assert repl.handle("hi") is True
+    assert "error: RuntimeError: disk on fire" in out.getvalue()
+    assert repl.handle("/quit") is False
