@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from onchain import chain as C
 from onchain.journal import Journal, default_journal
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
+from onchain.replica import wait_receipt
 from onchain.rpc import RpcError, calldata, decode, mapping_slot, word
-from onchain.uniswap import (FEE_BPS, V2_SWAP_TOPIC, V3_SWAP_TOPIC, from_raw, get_quote, parse_order)
+from onchain.uniswap import FEE_BPS, V2_SWAP_TOPIC, V3_SWAP_TOPIC, from_raw, get_quote, parse_order
 from trader_core.errors import ChainUnavailable, ConfigError, SwapRefused, TransactionFailed
 
 GAS_HEADROOM = 1.5  # a bare estimate failed ~3% of V2 swaps on anvil (block timestamp race)
@@ -252,32 +253,28 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     fees = {"maxFeePerGas": 2 * int(gas_price_hex, 16) + tip, "maxPriorityFeePerGas": tip}
     base = {"type": 2, "chainId": chain.chain_id, **fees}
 
-    if proposal.needs_approval:  # exact-amount approval, never unlimited
-        approve = {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": 80_000,
-                   "data": calldata("approve(address,uint256)", proposal.to, q.amount_in_raw)}
-        from onchain.replica import wait_receipt
-
-        if int(wait_receipt(chain, _sign_send(chain, acct, approve))["status"], 16) != 1:
-            _fail(journal, proposal, "USDC approve reverted")
-            raise TransactionFailed("USDC approve reverted; check the USDC balance")
-        nonce += 1
-
     call = {"from": acct.address, "to": proposal.to, "data": proposal.data, "value": hex(proposal.value)}
-    if simulate:
+    if simulate:  # before the approval too: a swap that would revert sends nothing at all
+        overrides = [_allowance_override(acct.address, proposal.to, q.amount_in_raw)] if proposal.needs_approval else []
         try:
-            chain.rpc("eth_call", call, "pending")
+            chain.rpc("eth_call", call, "pending", *overrides)
         except RpcError as exc:
             reason = explain(exc.revert_reason, proposal)
             _fail(journal, proposal, reason)
             raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
+    if proposal.needs_approval:  # exact-amount approval, never unlimited
+        approve = {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": 80_000,
+                   "data": calldata("approve(address,uint256)", proposal.to, q.amount_in_raw)}
+        if int(wait_receipt(chain, _sign_send(chain, acct, approve))["status"], 16) != 1:
+            _fail(journal, proposal, "USDC approve reverted")
+            raise TransactionFailed("USDC approve reverted; check the USDC balance")
+        nonce += 1
     gas = proposal.gas_limit or int(int(chain.rpc("eth_estimateGas", call, "pending"), 16) * GAS_HEADROOM)
     tx = {**base, "nonce": nonce, "to": proposal.to, "data": proposal.data, "value": proposal.value, "gas": gas}
     signed = acct.sign_transaction(tx)
     raw = bytes(signed.raw_transaction)
     tx_hash = "0x" + keccak(raw).hex()
     journal.update(proposal.id, status="pending", tx_hash=tx_hash)  # before it leaves: crash-safe
-    from onchain.replica import wait_receipt
-
     try:
         try:
             chain.rpc("eth_sendRawTransaction", "0x" + raw.hex())

@@ -64,6 +64,22 @@ def test_slippage_bound_is_a_clear_error_and_a_failed_row(chain, trader, journal
         execute_swap(chain, proposal, journal)
 
 
+def test_usdc_swap_that_would_revert_sends_not_even_the_approval(chain, trader, journal):
+    proposal = propose_swap(chain, "buy", 2000, "USDC", "v2", max_slippage_bps=10, journal=journal)
+    assert proposal.needs_approval
+    whale = C.dev_account(1).address
+    fund(chain, whale, eth=10, usdc=2_000_000)
+    send_as(chain, whale, C.USDC, calldata("approve(address,uint256)", C.V2_ROUTER, 10**12))
+    send_as(chain, whale, C.V2_ROUTER, calldata("swapExactTokensForETH(uint256,uint256,address[],address,uint256)",
+                                                10**12, 0, [C.USDC, C.WETH], whale, chain.block_timestamp() + 600))
+    n0 = nonce(chain, trader)
+    with pytest.raises(TransactionFailed, match="nothing sent"):
+        execute_swap(chain, proposal, journal)
+    assert nonce(chain, trader) == n0
+    allowance = chain.call(C.USDC, calldata("allowance(address,address)", trader, C.V2_ROUTER))
+    assert int(allowance, 16) == 0
+
+
 def test_slippage_revert_mined_on_chain_is_journalled_reverted(chain, trader, journal):
     proposal = propose_swap(chain, "sell", 1, "ETH", "v2", max_slippage_bps=10, journal=journal)
     _whale_sell(chain, 300)
