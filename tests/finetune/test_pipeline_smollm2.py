@@ -1,0 +1,110 @@
+"""The whole chain on the real SmolLM2-135M-Instruct: distill (real policy) -> prepare -> LoRA (PEFT, loss
+must fall) -> fuse -> GGUF f16 -> q4_k_m -> llama.cpp generation; the fine-tuned format must survive
+4-bit quantization, and a second `all` run must skip every finished stage.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from finetune import formats
+from finetune.dataset import labels
+from finetune.export import gguf_metadata
+from finetune.pipeline import PipelineConfig, run_pipeline
+
+pytestmark = [pytest.mark.slow, pytest.mark.llm]
+MARKER = "Q-value margin"  # only the distilled answers say this; the base model never does
+
+# Few steps at a high rate: enough for the answer format to take, cheap on 2 CPU cores.
+TEST_LORA = {
+    "model": "smollm2-135m", "data": "unused", "fine_tune_type": "lora", "num_layers": 8,
+    "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]},
+    "iters": 16, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 256,
+    "steps_per_report": 2, "steps_per_eval": 16, "val_batches": 2, "save_every": 0, "backend": "peft",
+}
+
+
+@pytest.fixture(scope="module")
+def chain(small_model, llama_dir, policy_run, tmp_path_factory):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    root = tmp_path_factory.mktemp("chain")
+    (root / "lora.yaml").write_text(yaml.safe_dump(TEST_LORA))
+    cfg = PipelineConfig(base="smollm2-135m", policy=policy_run, out=str(root / "run"), episodes=4, steps=60,
+                         config=str(root / "lora.yaml"), eval_limit=4)
+    return cfg, run_pipeline(cfg, report=lambda msg: None)
+
+
+def test_lora_loss_falls_and_config_is_saved_beside_the_adapter(chain):
+    cfg, res = chain
+    log = json.loads(open(os.path.join(res.artifacts["adapters"], "train_log.json")).read())
+    assert log["backend"] == "peft"
+    assert log["val_loss"][-1][1] < log["val_loss"][0][1] - 0.3
+    assert log["train_loss"][-1][1] < log["train_loss"][0][1]
+    saved = json.loads(open(os.path.join(res.artifacts["adapters"], "adapter_config.json")).read())
+    assert saved["lora_parameters"]["rank"] == 8 and saved["iters"] == 16 and saved["model"] == "smollm2-135m"
+    fuse_cfg = json.loads(open(os.path.join(res.artifacts["fused"], "fuse_config.json")).read())
+    assert fuse_cfg["adapter_path"] == res.artifacts["adapters"] and fuse_cfg["dtype"] == "float16"
+
+
+def test_gguf_metadata_and_quantization(chain):
+    _, res = chain
+    f16, q4 = gguf_metadata(res.artifacts["gguf_f16"]), gguf_metadata(res.artifacts["gguf_quant"])
+    assert f16["architecture"] == q4["architecture"] == "llama"
+    assert f16["tokenizer"] == q4["tokenizer"] == "gpt2" and q4["chat_template"]
+    assert (f16["file_type"], q4["file_type"]) == (1, 15)  # MOSTLY_F16 -> MOSTLY_Q4_K_M
+    assert os.path.getsize(res.artifacts["gguf_quant"]) < 0.5 * os.path.getsize(res.artifacts["gguf_f16"])
+    modelfile = open(res.artifacts["modelfile"]).read()
+    assert os.path.abspath(res.artifacts["gguf_quant"]) in modelfile and "PARAMETER num_ctx 4096" in modelfile
+
+
+def test_fine_tuned_format_survives_4bit_quantization(chain):
+    from finetune.llm import chat_fn
+
+    _, res = chain
+    requests = [m for m, _ in labels(os.path.join(res.artifacts["data"], "test.jsonl"))][:4]
+    tuned = [chat_fn(f"gguf:{res.artifacts['gguf_quant']}", max_tokens=96)(m) for m in requests]
+    base_q = os.path.join(cfg_root(res), "base-gguf", "model-q4_k_m.gguf")
+    base = [chat_fn(f"gguf:{base_q}", max_tokens=96)(m) for m in requests]
+    assert sum(MARKER in r for r in tuned) >= 3, tuned
+    assert sum(formats.parse_action(r) is not None for r in tuned) >= 3, tuned
+    assert not any(MARKER in r for r in base), base
+
+
+def cfg_root(res) -> str:
+    return os.path.dirname(os.path.dirname(res.artifacts["gguf_quant"]))
+
+
+def test_eval_reports_agreement_for_both_models(chain):
+    _, res = chain
+    for key in ("fine_tuned", "base"):
+        ev = res.eval[key]
+        assert ev["n"] == 4 and 0 <= ev["accuracy"] <= 1 and 0 <= ev["parse_failure_rate"] <= 1
+        assert sum(sum(row.values()) for row in ev["confusion"].values()) == 4
+    assert res.eval["fine_tuned"]["parse_failure_rate"] < res.eval["base"]["parse_failure_rate"] + 1e-9
+
+
+def test_eval_cli_json_contract_and_bad_input(chain):
+    _, res = chain
+    env = {**os.environ}
+    test = os.path.join(res.artifacts["data"], "test.jsonl")
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "finetune", "eval", "--model",
+                          f"gguf:{res.artifacts['gguf_quant']}", "--data", test, "--limit", "2", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert set(doc) == {"accuracy", "parse_failure_rate", "confusion", "n"} and doc["n"] == 2
+    bad = subprocess.run([sys.executable, "-m", "agent.cli", "finetune", "eval", "--model", "nope:x",
+                          "--data", test], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: model spec 'nope:x'")
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_second_run_skips_every_finished_stage(chain):
+    cfg, _ = chain
+    again = run_pipeline(cfg.model_copy(update={"eval_limit": 0}), report=lambda msg: None)
+    assert {"distill", "prepare", "lora", "fuse", "gguf", "quantize"} <= set(again.skipped)
+    assert set(again.stages_s) == {"ollama"}
