@@ -1,7 +1,7 @@
 """`trader rl backtest`: the policy vs buy-and-hold, flat, random and SMA over the same bars and costs.
 
 Writes report.json, an equity-curve PNG and the policy's trades CSV into the output folder. With a
-run directory holding several seeds (`seed_*` sub-runs), reports each policy metric as mean and std.
+run directory holding several seeds (`seed_*` sub-runs), also reports mean and std over the seeds.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.policy import DEFAULT_RUN, Policy, model_action_fn, resolve_run
+from rl.policy import DEFAULT_RUN, Policy, model_action_fn
 from trader_core.errors import DataError
 
 
-def seed_runs(run: str | Path | None) -> list[Path]:
-    """A run directory, or its `seed_*` children when it is a multi-seed parent."""
-    path = Path(run) if run not in (None, "default") else DEFAULT_RUN
+def seed_runs(run: str | Path | None, seeds: list[int] | None = None) -> list[Path]:
+    """The `seed_*` children of a multi-seed run directory (optionally only `seeds`), else []."""
+    path = DEFAULT_RUN if run in (None, "default") else Path(run)
     children = sorted(p for p in path.glob("seed_*") if (p / "config.json").exists()) if path.is_dir() else []
-    return children or [resolve_run(run)]
+    if seeds is not None:
+        children = [p for p in children if int(p.name.split("_", 1)[1]) in seeds]
+    return children
 
 
 def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple[int, int]:
@@ -38,31 +40,33 @@ def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple
     return a, b
 
 
+SEED_KEYS = ["total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "fees_paid"]
+
+
 def backtest(run: str | Path | None = "default", data: str | None = None, start: str | None = None,
-             end: str | None = None, out: str | Path | None = None) -> dict:
-    """Metrics per strategy (the JSON contract) plus `seeds` detail when several training seeds exist."""
+             end: str | None = None, out: str | Path | None = None, seeds: list[int] | None = None) -> dict:
+    """Metrics per strategy (the JSON contract). `policy` is the policy `Policy.load(run)` serves (for a
+    multi-seed run, the seed with the best validation Sharpe); `policy_seeds` adds mean and std over seeds."""
     from rl.data import load_candles
-    from rl.evaluate import compare
+    from rl.evaluate import compare, run_backtest
     from rl.metrics import compute_metrics
 
-    runs = seed_runs(run)
-    policies = [Policy.load(r) for r in runs]
-    first = policies[0]
-    candles = load_candles(data or first.config.data, first.config.interval)
-    a, b = _range(candles, start, end, first)
-    feats = first.features_for(candles)
-    report, results = compare(feats, first.config.env, a, b, model_action_fn(first.model))
-    if len(policies) > 1:
-        from rl.evaluate import run_backtest
-
-        per_seed = [report["policy"]] + [
-            compute_metrics(run_backtest(p.features_for(candles), p.config.env, a, b, model_action_fn(p.model)),
-                            candles.interval_s) for p in policies[1:]]
-        keys = ["total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "fees_paid"]
-        report["policy"] = {**report["policy"], **{k: float(np.mean([m[k] for m in per_seed])) for k in keys}}
+    policy = Policy.load(run)
+    candles = load_candles(data or policy.config.data, policy.config.interval)
+    a, b = _range(candles, start, end, policy)
+    report, results = compare(policy.features_for(candles), policy.config.env, a, b, model_action_fn(policy.model))
+    report["policy"]["run"] = str(policy.run_dir)
+    runs = seed_runs(run, seeds)
+    if len(runs) > 1:
+        per_seed = []
+        for r in runs:
+            p = Policy.load(r)
+            per_seed.append(compute_metrics(run_backtest(p.features_for(candles), p.config.env, a, b,
+                                                         model_action_fn(p.model)), candles.interval_s))
         report["policy_seeds"] = {k: {"mean": float(np.mean([m[k] for m in per_seed])),
-                                      "std": float(np.std([m[k] for m in per_seed]))} for k in keys}
-        report["policy_seeds"]["n_seeds"] = len(per_seed)
+                                      "std": float(np.std([m[k] for m in per_seed])),
+                                      "values": [float(m[k]) for m in per_seed]} for k in SEED_KEYS}
+        report["policy_seeds"]["seeds"] = [r.name for r in runs]
     report["period"] = {"start": int(candles.timestamps[a]), "end": int(candles.timestamps[b - 1]),
                         "bars": b - a, "data": candles.name}
     if out is not None:

@@ -66,13 +66,20 @@ def backtest(
     start: Optional[str] = typer.Option(None, help="First traded bar (ISO); earlier bars are feature history."),
     end: Optional[str] = typer.Option(None, help="Last traded bar (ISO)."),
     out: Optional[str] = typer.Option(None, help="Folder for report.json, equity.png and trades.csv."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated training seeds of a multi-seed run "
+                                        "to summarise (default: all seed_* runs)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Policy vs buy-and-hold, flat, random and SMA crossover, net of fees, price impact and gas."""
     from rl.backtest import TABLE_COLUMNS, backtest as run_backtest, format_table
     from trader_core.cli_utils import console, print_json
+    from trader_core.errors import ConfigError
 
-    report = run_backtest(run, data, start, end, out)
+    try:
+        seed_list = [int(x) for x in seeds.split(",")] if seeds else None
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers such as 0,1,2, got {seeds!r}") from None
+    report = run_backtest(run, data, start, end, out, seed_list)
     if json_out:
         print_json(report)
         return
@@ -87,7 +94,7 @@ def backtest(
     con.print(table)
     if "policy_seeds" in report:
         s = report["policy_seeds"]
-        con.print(f"policy over {s['n_seeds']} seeds: return {s['total_return']['mean']:+.2%} ± "
+        con.print(f"policy over {len(s['seeds'])} seeds: return {s['total_return']['mean']:+.2%} ± "
                   f"{s['total_return']['std']:.2%}, Sharpe {s['sharpe']['mean']:.2f} ± {s['sharpe']['std']:.2f}")
     if out:
         con.print(f"wrote {out}/report.json, equity.png, trades.csv")

@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     target_update_interval: int = 500
     updates_per_transition: float = Field(0.25, gt=0, description="gradient steps per env transition "
                                           "(0.25 = SB3's train_freq=4, gradient_steps=1 on one env)")
-    reward_scale: float = Field(1.0, gt=0, description="multiply rewards seen by the learner (hourly log "
+    reward_scale: float = Field(100.0, gt=0, description="multiply rewards seen by the learner (hourly log "
                                 "returns are ~1e-3; the env's own reward and metrics stay unscaled)")
     net_arch: list[int] = Field(default_factory=lambda: [64, 64])
     eval_freq: int = Field(10_000, ge=100, description="timesteps between validation backtests")

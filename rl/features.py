@@ -25,7 +25,7 @@ CLIP = 5.0
 class FeatureSpec(BaseModel):
     """How market features are built; saved with every run so inference rebuilds them identically."""
 
-    window: int = Field(24, ge=2, le=512, description="bars of scaled log returns in the observation")
+    window: int = Field(8, ge=2, le=512, description="bars of scaled log returns in the observation")
     vol_window: int = Field(48, ge=4, le=2048, description="bars for rolling volatility / volume stats")
     ema_fast: int = Field(12, ge=2, description="fast EMA span in bars")
     ema_slow: int = Field(48, ge=3, description="slow EMA span in bars")

@@ -102,7 +102,10 @@ def test_every_algorithm_has_the_same_shape(tmp_path, algo):
     metrics = train(cfg, tmp_path, progress=False)
     assert metrics["algo"] == algo and metrics["validation"]
     policy = Policy.load(tmp_path)
-    assert len(q_values(policy.model, policy.signal().q_values and np.zeros(35, np.float32))) == 3
+    obs = np.zeros(policy.model.observation_space.shape, np.float32)
+    assert len(q_values(policy.model, obs)) == 3
+    sig = policy.signal()
+    assert sig.reason is None and len(sig.q_values) == 3
 
 
 def test_cli_backtest_and_signal_json_contracts(run_dir, tmp_path):
