@@ -28,6 +28,22 @@ HELP = """commands:
 anything else is a question for the agent."""
 
 
+def _when(ts: Any) -> str:
+    import time
+
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts)))
+    except (TypeError, ValueError):
+        return str(ts or "")
+
+
+def _num(x: Any) -> str:
+    try:
+        return f"{float(x):.6g}"
+    except (TypeError, ValueError):
+        return "-"
+
+
 def _short(value: Any, limit: int = 160) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -143,12 +159,13 @@ class ChatREPL:
         if not rows:
             self.console.print("no trades yet")
             return None
-        table = Table("time", "side", "in", "out", "status", "tx")
+        table = Table("time (UTC)", "side", "in", "out", "status", "tx / reason")
         for t in rows:
-            table.add_row(str(t.get("created_at") or t.get("timestamp") or t.get("ts") or ""),
-                          str(t.get("side", "")), f"{t.get('amount_in', '')} {t.get('asset_in', '')}",
-                          f"{t.get('amount_out', '')} {t.get('asset_out', '')}", str(t.get("status", "")),
-                          str(t.get("tx_hash") or "")[:12])
+            out = t.get("amount_out") if t.get("amount_out") is not None else t.get("quoted_out")
+            table.add_row(_when(t.get("created_at")), str(t.get("side", "")),
+                          f"{_num(t.get('amount_in'))} {t.get('asset_in', '')}",
+                          f"{'' if t.get('amount_out') is not None else '~'}{_num(out)} {t.get('asset_out', '')}",
+                          str(t.get("status", "")), str(t.get("tx_hash") or "")[:14] or str(t.get("reason") or "")[:50])
         self.console.print(table)
         return None
 

@@ -177,34 +177,41 @@ class Agent:
 
         from prompts import load_prompt, render_prompt
 
-        messages: list = [SystemMessage(load_prompt("system"))]
-        for user, reply in self.history:
-            messages += [HumanMessage(user), AIMessage(reply)]
         weak = self.llm.current.weak
-        messages.append(HumanMessage(render_prompt("answer", question=text,
-                                                   results=results_text(calls, details=not weak))))
+        messages: list = [SystemMessage(load_prompt("system"))]
+        for user, reply in ([] if weak else self.history):  # a 135M model only gets confused by history
+            messages += [HumanMessage(user), AIMessage(reply)]
         tools_run = [c for c in calls if c.name != "plan"]
+        if calls:
+            messages.append(HumanMessage(render_prompt("answer", question=text,
+                                                       results=results_text(calls, details=not weak))))
+        else:  # plain chat: the message itself, no empty "facts" frame
+            messages.append(HumanMessage(text))
         if tools_run and not any(c.ok for c in tools_run):
             # Nothing to ground an answer on: say what failed rather than let a model improvise numbers.
             answer = summary_answer(calls)
             emit("token", answer)
             return answer
         parts: list[str] = []
+        # A weak model's answer is checked before it is shown (it misquotes numbers); others stream live.
+        live = not weak
         try:
-            stop = ["\n\n", "\nUser", "\nuser", "The user asked", "Tool results"] + (["\n"] if weak else [])
+            stop = ["\n\n", "\nUser", "\nuser", "Question:", "Facts from"] + (["\n"] if weak else [])
             for piece in self.llm.stream(messages, stop=stop):
                 parts.append(piece)
-                emit("token", piece)
+                if live:
+                    emit("token", piece)
         except LLMError as exc:
             emit("notice", str(exc))
         answer = "".join(parts).strip()
-        facts = summary_answer(calls) if calls else ""
-        if not answer:
-            answer = facts or summary_answer(calls)
+        facts = summary_answer(tools_run) if tools_run else ""
+        if not answer or (weak and tools_run and not grounded(answer, calls)):
+            answer = facts or answer or summary_answer(calls)  # the tools' facts, verbatim
             emit("token", answer)
-        elif calls and not grounded(answer, calls):
-            # A small model may misquote the tools; the tool facts are appended so the user sees them.
-            extra = f" (from the tools: {facts})"
+        elif not live:
+            emit("token", answer)
+        elif tools_run and not grounded(answer, calls):
+            extra = f" (from the tools: {facts})"  # a capable model misquoted: the facts go beside it
             answer += extra
             emit("token", extra)
         return answer
@@ -265,16 +272,31 @@ def key_numbers(calls: list[ToolCall]) -> list[str]:
     for c in calls:
         if c.ok and c.name == "propose_swap" and not risk_ok(c.result):
             out += re.findall(r"\b(max_\w+|daily_loss_limit_usd)\b", risk_reason(c.result))
-        if c.ok and c.name == "get_price":
+        if not c.ok:
+            continue
+        if c.name == "get_price":
             out.append(str(int(float(c.result["price"]))))
-        if c.ok and c.name in ("get_quote",):
+        elif c.name == "get_quote":
             out.append(str(int(float(c.result["amount_out"]))))
+        elif c.name == "get_rl_signal":
+            out.append(str(c.result["action"]))
+        elif c.name == "get_portfolio":
+            out.append(str(int(float(c.result["eth"]))))
+        elif c.name == "propose_swap":
+            out.append(str(c.result["id"]))
+        elif c.name == "execute_swap":
+            out.append(str(c.result.get("tx_hash") or "")[:10])
     return out
 
 
 def grounded(answer: str, calls: list[ToolCall]) -> bool:
-    digits = answer.replace(",", "")
-    return all(n in digits for n in key_numbers(calls))
+    """Does the answer quote every key figure of the tool results?"""
+    try:
+        keys = key_numbers(calls)
+    except (KeyError, TypeError, ValueError):
+        return False
+    text = answer.replace(",", "")
+    return all(k in text for k in keys)
 
 
 def summary_answer(calls: list[ToolCall]) -> str:
