@@ -11,20 +11,21 @@ app = typer.Typer(help="Train, backtest and query the DQN trading policy.", no_a
 
 @app.command()
 def train(
-    data: str = typer.Option("chainlink-eth-1h", help="Bundled dataset name or candle CSV path."),
+    data: Optional[str] = typer.Option(None, help="Bundled dataset name or candle CSV path [chainlink-eth-1h]."),
     out: str = typer.Option(..., help="Run directory to write (model, config, features, metrics, tb/)."),
-    timesteps: int = typer.Option(100_000, help="Environment timesteps to train for."),
-    seed: int = typer.Option(0, help="Random seed."),
+    timesteps: Optional[int] = typer.Option(None, help="Environment timesteps to train for [100000]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [0]."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds: trains OUT/seed_<s> for each."),
-    algo: str = typer.Option("dqn", help="dqn, qrdqn, ppo or a2c."),
-    n_envs: int = typer.Option(16, help="Envs stepped together (batched numpy env when > 1)."),
+    algo: Optional[str] = typer.Option(None, help="dqn, qrdqn, ppo or a2c [dqn]."),
+    n_envs: Optional[int] = typer.Option(None, help="Envs stepped together; batched numpy env when > 1 [16]."),
     train_end: Optional[str] = typer.Option(None, help="Last training timestamp (ISO-8601)."),
     val_end: Optional[str] = typer.Option(None, help="Last validation timestamp (ISO-8601)."),
     interval: Optional[str] = typer.Option(None, help="Candle interval for swap-event data, e.g. 1h."),
     reward: Optional[str] = typer.Option(None, help="log_return, diff_sharpe, drawdown_penalty or freqai."),
     action_set: Optional[str] = typer.Option(None, help="spot3, target or 5action."),
     eval_freq: Optional[int] = typer.Option(None, help="Timesteps between validation backtests."),
-    config: Optional[str] = typer.Option(None, help="YAML/JSON/TOML file with TrainConfig fields."),
+    config: Optional[str] = typer.Option(None, help="YAML/JSON/TOML file with TrainConfig fields "
+                                         "(environment: TRADER_RL_<FIELD>; flags win over both)."),
     resume: bool = typer.Option(False, help="Continue training the run in --out (continual learning)."),
     json_out: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
@@ -33,18 +34,23 @@ def train(
     from rl.train import load_train_config, train as run_train
     from trader_core.cli_utils import console, print_json
     from trader_core.config import resolve_config
+    from trader_core.errors import ConfigError
 
     overrides = {"data": data, "timesteps": timesteps, "seed": seed, "algo": algo, "n_envs": n_envs,
                  "train_end": train_end, "val_end": val_end, "interval": interval, "eval_freq": eval_freq}
     env_over = {k: v for k, v in {"reward": reward, "action_set": action_set}.items() if v is not None}
-    seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
+    try:
+        seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers such as 0,1,2, got {seeds!r}") from None
     results = {}
     for s in seed_list:
         run_dir = out if not seeds else f"{out}/seed_{s}"
         if resume:
-            cfg = load_train_config(run_dir).model_copy(update={"timesteps": timesteps})
+            cfg = load_train_config(run_dir)
+            cfg = cfg.model_copy(update={"timesteps": timesteps or cfg.timesteps})
         else:
-            cfg = resolve_config(TrainConfig, {**overrides, "seed": s}, config)
+            cfg = resolve_config(TrainConfig, {**overrides, "seed": s}, config, env_prefix="TRADER_RL_")
             if env_over:
                 cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update=env_over)})
                 cfg = TrainConfig.model_validate(cfg.model_dump())
