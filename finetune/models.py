@@ -106,7 +106,7 @@ def llama_cpp_dir() -> Path:
     name = f"llama_cpp_python-{LLAMA_CPP_VERSION}"
     tarball = dl / f"{name}.tar.gz"
     if not tarball.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--no-build-isolation",
+        cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
                "-q", "-d", str(dl), f"llama-cpp-python=={LLAMA_CPP_VERSION}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not tarball.exists():
