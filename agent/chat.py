@@ -12,6 +12,8 @@ import os
 import shlex
 from typing import Any
 
+from rich.markup import escape
+
 from agent.session import AgentConfig, build_agent
 from agent.tools import ToolCall
 from trader_core.errors import TraderError
@@ -64,13 +66,13 @@ class ChatREPL:
 
     # -- output ------------------------------------------------------------------------------------
     def notice(self, line: str) -> None:
-        self.console.print(f"[yellow]{line}[/yellow]")
+        self.console.print(f"[yellow]{escape(line)}[/yellow]")
 
     def on_event(self, kind: str, payload: Any) -> None:
         if kind == "plan":
-            self.console.print(f"[dim]plan: {_short(payload)}[/dim]")
+            self.console.print(f"[dim]plan: {escape(_short(payload))}[/dim]")
         elif kind == "tool_start":
-            self.console.print(f"[cyan]→ {payload['name']}[/cyan] [dim]{_short(payload['args'])}[/dim]")
+            self.console.print(f"[cyan]→ {payload['name']}[/cyan] [dim]{escape(_short(payload['args']))}[/dim]")
         elif kind == "tool_end":
             self.show_call(payload)
         elif kind == "token":
@@ -82,10 +84,17 @@ class ChatREPL:
             self.notice(str(payload))
 
     def show_call(self, call: ToolCall) -> None:
+        from agent.planner import summary_answer
+
         if call.ok:
-            self.console.print(f"[green]✓ {call.name}[/green] [dim]{_short(call.result, 300)}[/dim]", markup=True)
+            fact = summary_answer([call]) if call.name not in ("get_trades",) else ""
+            detail = _short(call.result, 140) if call.name in ("get_rl_signal", "ask_trader_model") else ""
+            text = fact if not fact.startswith(call.name) else _short(call.result, 300)
+            self.console.print(f"[green]✓ {call.name}[/green] {escape(text)}", highlight=False)
+            if detail:
+                self.console.print(f"  [dim]{escape(detail)}[/dim]")
         else:
-            self.console.print(f"[red]✗ {call.name}: {call.error}[/red]")
+            self.console.print(f"[red]✗ {call.name}: {escape(call.error or '')}[/red]")
 
     def confirm(self, proposal: dict) -> bool:
         q = proposal.get("quote", {})
@@ -116,7 +125,7 @@ class ChatREPL:
         try:
             parts = shlex.split(line[1:])
         except ValueError as exc:
-            self.console.print(f"[red]error: {exc}[/red]")
+            self.console.print(f"[red]error: {escape(str(exc))}[/red]")
             return True
         cmd, args = (parts[0].lower(), parts[1:]) if parts else ("help", [])
         tools = self.agent.tools
@@ -136,7 +145,7 @@ class ChatREPL:
             self.show_trades(tools.call(name)) if cmd == "trades" else self.show_call(tools.call(name))
         elif cmd in ("quote", "swap"):
             if len(args) < 2:
-                self.console.print(f"[red]usage: /{cmd} buy|sell AMOUNT [ETH|USDC][/red]")
+                self.console.print(f"[red]usage: /{cmd} buy|sell AMOUNT \\[ETH|USDC][/red]")
                 return True
             trade = {"side": args[0], "amount": args[1], "asset": args[2] if len(args) > 2 else "ETH"}
             if cmd == "quote":
@@ -147,7 +156,7 @@ class ChatREPL:
                 if proposal.ok:
                     self.show_call(tools.call("execute_swap", {"proposal_id": str(proposal.result["id"])}))
         else:
-            self.console.print(f"[red]unknown command /{cmd}; type /help[/red]")
+            self.console.print(f"[red]unknown command /{escape(cmd)}; type /help[/red]")
         return True
 
     def show_trades(self, call: ToolCall) -> None:
@@ -181,11 +190,12 @@ class ChatREPL:
         except KeyboardInterrupt:
             self.console.print("\n[yellow](turn cancelled)[/yellow]")
         except TraderError as exc:
-            self.console.print(f"[red]error: {exc}[/red]")
+            self.console.print(f"[red]error: {escape(str(exc))}[/red]")
         except Exception as exc:  # noqa: BLE001 - a bug in one turn must not end the session
             if os.environ.get("DEBUG"):
                 raise
-            self.console.print(f"[red]error: {type(exc).__name__}: {exc} (set DEBUG=1 for a traceback)[/red]")
+            self.console.print(f"[red]error: {type(exc).__name__}: {escape(str(exc))} "
+                               "(set DEBUG=1 for a traceback)[/red]")
         return True
 
     def loop(self) -> None:
