@@ -13,8 +13,9 @@ from pydantic import BaseModel
 
 
 class AgentBench(BaseModel):
-    turn_overhead_ms: float
-    direct_ms: float
+    turn_overhead_ms: float  # mean over turns cycling price / quote / portfolio / signal
+    direct_ms: float  # the same work called straight on the onchain / rl APIs
+    by_intent_ms: dict[str, float]
     overhead_ratio: float
     tokens_per_s: float
     model: str
@@ -49,12 +50,13 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
                  Plan(intent="portfolio"), Plan(intent="signal")]
         for p in plans:  # warm-up: policy load, chain connection, first candles
             agent.run_plan(p, "", lambda *a: None)
-        glue, direct = [], []
+        glue, direct, by_intent = [], [], {}
         for i in range(turns):
             p = plans[i % len(plans)]
             t0 = time.perf_counter()
             results_text(agent.run_plan(p, "", lambda *a: None))
             glue.append((time.perf_counter() - t0) * 1000)
+            by_intent.setdefault(p.intent, []).append(glue[-1])
             t0 = time.perf_counter()
             if p.intent == "price":
                 get_price(tools.chain)
@@ -69,7 +71,7 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
     finally:
         if stop:
             stop()
-    backend = open_gguf(smollm2_path())
+    backend = open_gguf(smollm2_path(), "SmolLM2-135M-Instruct (embedded gguf)")
     llama = backend.chat.llama
     llama.create_completion("Hello", max_tokens=4)  # warm-up
     t0 = time.perf_counter()
@@ -77,7 +79,8 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
                                   stop=[])
     secs = time.perf_counter() - t0
     n = out["usage"]["completion_tokens"]
-    overhead, peer = statistics.median(glue), statistics.median(direct)
+    overhead, peer = statistics.mean(glue), statistics.mean(direct)
     return AgentBench(turn_overhead_ms=round(overhead, 2), direct_ms=round(peer, 2),
+                      by_intent_ms={k: round(statistics.median(v), 2) for k, v in by_intent.items()},
                       overhead_ratio=round(overhead / peer, 3) if peer else 0.0,
                       tokens_per_s=round(n / secs, 1), model=backend.label, turns=turns, chain=str(chain))
