@@ -18,10 +18,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from finetune.artifacts import config_matches
-from finetune.lora import CONFIG as ADAPTER_CONFIG
-from finetune.lora import OPENBLAS, PEFT_SUBDIR, LoraConfig
+from finetune.lora import OPENBLAS, PEFT_SUBDIR, read_adapter_config
 from finetune.models import fix_rope_theta, llama_cpp_dir, resolve_base
-from trader_core.config import load_config, save_config
+from trader_core.config import save_config
 from trader_core.errors import ConfigError, DependencyMissing, ModelError
 
 FUSE_CONFIG = "fuse_config.json"
@@ -62,10 +61,10 @@ def _result(path: Path, t0: float) -> ExportResult:
 def fuse(config: FuseConfig) -> ExportResult:
     """Merge the LoRA adapter into its base model and save a float16 HF folder (tokenizer, chat template)."""
     t0 = time.perf_counter()
-    lora = load_config(LoraConfig, config.adapter_path, ADAPTER_CONFIG)
+    lora = read_adapter_config(config.adapter_path)
     out = Path(config.save_path)
     if lora.backend == "mlx":
-        proc = subprocess.run([sys.executable, "-m", "mlx_lm.fuse", "--model", resolve_base(lora.model),
+        proc = subprocess.run([sys.executable, "-m", "mlx_lm", "fuse", "--model", resolve_base(lora.model),
                                "--adapter-path", config.adapter_path, "--save-path", str(out)],
                               capture_output=True, text=True, env=_mlx_env())
         if proc.returncode != 0:

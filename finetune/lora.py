@@ -82,6 +82,18 @@ def load_lora_config(file: str | Path | None, **overrides) -> LoraConfig:
     return resolve_config(LoraConfig, overrides, file, env_prefix="TRADER_LORA_")
 
 
+def read_adapter_config(adapter_path: str | Path) -> LoraConfig:
+    """Our keys from adapter_config.json (mlx-lm adds its own keys beside them in the same file)."""
+    path = Path(adapter_path) / CONFIG
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: {adapter_path} was not written by `trader finetune lora`")
+    data = json.loads(path.read_text())
+    try:
+        return LoraConfig.model_validate({k: v for k, v in data.items() if k in LoraConfig.model_fields})
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a LoRA config this toolkit wrote: {str(exc).splitlines()[0]}") from None
+
+
 def pick_backend(wanted: str) -> str:
     if wanted != "auto":
         return wanted
@@ -182,7 +194,22 @@ def is_done(config: LoraConfig) -> bool:
     return all(saved.get(k) == v for k, v in config.model_dump(mode="json").items())
 
 
-_ITER = re.compile(r"Iter (\d+): (Train|Val) loss ([0-9.]+)")
+_ITER = re.compile(r"Iter (\d+): (Train|Val) loss ([0-9.]+)")  # mlx-lm < 0.30 progress lines
+_ROW_VAL = re.compile(r"^\s*(\d+)\s+val\s+([0-9.]+)", re.M)  # mlx-lm >= 0.30 table rows
+_ROW_TRAIN = re.compile(r"^\s*(\d+)\s+([0-9.]+)\s*[\u25bc\u25b2=\-]?\s+\d", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def parse_mlx_log(text: str) -> tuple[list, list]:
+    """(train, val) losses from mlx_lm.lora output, old line format or new table format."""
+    text = _ANSI.sub("", text)
+    train, val = [], []
+    for step, kind, loss in _ITER.findall(text):
+        (train if kind == "Train" else val).append((int(step), float(loss)))
+    if not train and not val:
+        val = [(int(s), float(v)) for s, v in _ROW_VAL.findall(text)]
+        train = [(int(s), float(v)) for s, v in _ROW_TRAIN.findall(text)]
+    return train, val
 
 
 def _train_mlx(config: LoraConfig, out: Path) -> tuple[list, list]:
@@ -200,21 +227,19 @@ def _train_mlx(config: LoraConfig, out: Path) -> tuple[list, list]:
     from finetune.models import resolve_base
 
     keys["model"] = resolve_base(config.model)
+    keys["save_every"] = config.save_every or config.iters  # mlx-lm divides by it
     if config.resume_adapter_file and Path(config.resume_adapter_file).is_dir():
         keys["resume_adapter_file"] = str(Path(config.resume_adapter_file) / "adapters.safetensors")
     yaml_path = out / "mlx_lora.yaml"
     yaml_path.write_text(yaml.safe_dump(keys, sort_keys=False))
-    env = dict(os.environ)
+    env = {**os.environ, "NO_COLOR": "1"}
     # mlx-cpu's bundled BLAS is ~30x slower than OpenBLAS (5 LoRA iterations: 164 s -> 11 s)
     if platform.system() == "Linux" and Path(OPENBLAS).exists():
         env["LD_PRELOAD"] = OPENBLAS
-    proc = subprocess.run([sys.executable, "-m", "mlx_lm.lora", "--config", str(yaml_path)],
+    proc = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "--config", str(yaml_path)],
                           capture_output=True, text=True, env=env)
     (out / "mlx_lora.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelError(f"mlx_lm.lora failed: {tail} (full log: {out / 'mlx_lora.log'})")
-    train, val = [], []
-    for step, kind, loss in _ITER.findall(proc.stdout + proc.stderr):
-        (train if kind == "Train" else val).append((int(step), float(loss)))
-    return train, val
+    return parse_mlx_log(proc.stdout + proc.stderr)

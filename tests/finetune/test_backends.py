@@ -1,6 +1,7 @@
 """Optional real backends: MLX LoRA (where `mlx.core` imports) and Ollama registration (where a server
 answers at OLLAMA_HOST). Each test says why it is skipped."""
 
+import importlib
 import importlib.util
 import json
 
@@ -15,15 +16,15 @@ def _mlx_works() -> bool:
     if importlib.util.find_spec("mlx") is None or importlib.util.find_spec("mlx_lm") is None:
         return False
     try:
-        import mlx.core  # noqa: F401
+        importlib.import_module("mlx.core")
     except Exception:
         return False
     return True
 
 
 @pytest.mark.skipif(not _mlx_works(), reason="mlx.core does not import here (pip install 'mlx[cpu]' mlx-lm)")
-def test_mlx_backend_trains_from_the_same_yaml(small_model, tmp_path):
-    from finetune.export import FuseConfig, fuse
+def test_mlx_backend_trains_from_the_same_yaml(small_model, llama_dir, tmp_path):
+    from finetune.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
     from finetune.lora import LoraConfig, LoraParameters, train_lora
     from tests.finetune.test_qwen_tiny import chat_data
 
@@ -40,6 +41,8 @@ def test_mlx_backend_trains_from_the_same_yaml(small_model, tmp_path):
     fused = fuse(FuseConfig(adapter_path=str(tmp_path / "ad"), save_path=str(tmp_path / "fused")))
     assert json.loads((tmp_path / "fused" / "config.json").read_text())["rope_theta"] > 0
     assert fused.size_mb > 0
+    f16 = convert_to_gguf(GgufConfig(model=fused.path, out=str(tmp_path / "gguf")))  # fuse, then llama.cpp
+    assert gguf_metadata(f16.path)["architecture"] == "llama"
 
 
 @pytest.mark.skipif(not ollama_answers(), reason=f"no Ollama server answers at {ollama_host()}")
