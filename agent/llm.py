@@ -46,10 +46,13 @@ def smollm2_path() -> Path:
 
 
 def project_gguf() -> Path | None:
-    """The project's own fused trader model, if `trader finetune` produced one: $TRADER_GGUF, else the newest
-    GGUF under $TRADER_HOME/{finetune,models} or ./runs/finetune (the pipeline's default output)."""
+    """The project's own fused trader model, if `trader finetune` produced one: $TRADER_GGUF ("none" turns the
+    lookup off), else the newest GGUF under $TRADER_HOME/{finetune,models} or ./runs/finetune (the pipeline's
+    default output)."""
     from trader_core.runtime import trader_home
 
+    if os.environ.get("TRADER_GGUF", "").lower() == "none":
+        return None
     if os.environ.get("TRADER_GGUF"):
         path = Path(os.environ["TRADER_GGUF"]).expanduser()
         return path if path.is_file() else None
@@ -103,7 +106,9 @@ def open_gguf(path: str | Path, label: str | None = None) -> Backend:
 
     path = Path(path).expanduser()
     load_llama(path)  # fail now (missing file, bad GGUF), not in the middle of a turn
-    weak = path.name == SMOLLM2_FILE
+    # Sub-1B models (GGUF under ~600 MB: SmolLM2, a fused 135M/360M trader model) route and restate numbers
+    # unreliably; the planner backs them with the keyword router and checks their answers.
+    weak = path.name == SMOLLM2_FILE or path.stat().st_size < 600 * 2**20
     return Backend("gguf", label or f"{path.name} (gguf, in-process)", LlamaCppChat(model_path=str(path)), weak)
 
 

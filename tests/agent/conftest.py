@@ -61,6 +61,8 @@ def _home(request, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     if "OLLAMA_HOST" not in __import__("os").environ:
         monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # discard port: nothing listens
+    # a fine-tune run left in ./runs would otherwise become the `auto` model of these tests
+    monkeypatch.setenv("TRADER_GGUF", "none")
     yield
 
 

@@ -142,3 +142,27 @@ def test_unknown_tool_and_execute_without_proposal_are_tool_errors(chain_home):
     assert "unknown tool" in tools.call("rm_rf", {}).error
     assert "no proposal" in tools.call("execute_swap", {"proposal_id": "x"}).error
     assert "invalid arguments" in tools.call("get_portfolio", {"address": "0xnothex"}).error
+
+
+@pytest.mark.llm
+def test_explain_asks_the_trader_model_the_seed_question_with_real_numbers(make_agent):
+    from onchain import connect, get_portfolio
+
+    agent, _ = make_agent({"intent": "explain"}, "Here is why.")
+    result = agent.turn("why?")
+    assert _names(result) == ["get_rl_signal", "ask_trader_model"]
+    opinion = result.tool_calls[1].result
+    pf = get_portfolio(connect())
+    assert opinion["question"].startswith("Given ETH price is $")
+    assert f"{pf.eth:.4f} ETH" in opinion["question"]  # the wallet's real holdings, not a template
+    assert opinion["answer"] and opinion["action"] in ("BUY", "SELL", "HOLD", "UNKNOWN")
+    assert "SmolLM2" in opinion["model"]
+
+
+def test_rpc_credentials_never_reach_tool_messages(tmp_path):
+    from agent.tools import ToolSession
+
+    tools = ToolSession(rpc_url="http://alice:s3cret-key@127.0.0.1:9/v2/abcdef123")
+    call = tools.call("get_price")
+    assert not call.ok
+    assert "s3cret" not in call.error and "abcdef123" not in call.error

@@ -113,3 +113,21 @@ def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
     os.environ["TRADER_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch
     info = chain_status()
     assert info is None or not info.running
+
+
+@pytest.mark.chain
+def test_autonomous_loop_execute_mode_sends_only_guarded_swaps(chain_home, tmp_path):
+    from agent.autopilot import RunConfig, run_agent
+
+    decisions = run_agent(RunConfig(iterations=2, interval_s=0, ask_model=False, execute=True, trade_eth=0.05,
+                                    out=str(tmp_path / "exec")))
+    rows = {r["id"]: r for r in journal_rows()}
+    by_hash = {r["tx_hash"]: r for r in rows.values() if r["tx_hash"]}
+    for d in decisions:
+        assert d.mode == "execute"
+        if d.action == "HOLD":
+            assert d.status == "none" and d.tx_hash is None
+        elif d.status == "confirmed":
+            assert by_hash[d.tx_hash]["status"] == "confirmed"
+        else:
+            assert d.status in ("refused", "failed") and d.detail

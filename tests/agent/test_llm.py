@@ -133,3 +133,20 @@ def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
     assert "✓ get_price" in text and "trader>" in text
     # the answer the user reads quotes the real price (the model's own words, or the tool fact appended)
     assert str(int(price)) in result.answer.replace(",", "")
+
+
+@pytest.mark.llm
+def test_auto_prefers_the_project_model_when_one_exists(tmp_path, monkeypatch):
+    fused = tmp_path / "model-q4_k_m.gguf"
+    fused.symlink_to(smollm2_path())  # any real GGUF stands in for the fine-tuned one
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("TRADER_GGUF", str(fused))
+    llm = LLM("auto", notify=lambda line: None)
+    assert "project model" in llm.label and llm.current.weak
+
+
+def test_auto_skips_a_missing_project_model(tmp_path, monkeypatch):
+    from agent.llm import project_gguf
+
+    monkeypatch.setenv("TRADER_GGUF", str(tmp_path / "absent.gguf"))
+    assert project_gguf() is None
