@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from finetune import formats
 from finetune.dataset import labels
-from finetune.llm import chat_fn
+from finetune.llm import chat_fn, split_spec
 
 FAIL = "PARSE_FAIL"
 
@@ -37,6 +37,7 @@ class EvalResult(BaseModel):
 
 def evaluate(config: EvalConfig) -> EvalResult:
     t0 = time.perf_counter()
+    split_spec(config.model)  # a bad spec fails before any data is read
     pairs = labels(Path(config.data))[: config.limit]
     ask = chat_fn(config.model, max_tokens=config.max_tokens)
     confusion = {a: {b: 0 for b in (*formats.ACTIONS, FAIL)} for a in formats.ACTIONS}

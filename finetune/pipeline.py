@@ -13,6 +13,7 @@ from typing import Callable
 from pydantic import BaseModel, Field
 
 from finetune import dataset, distill, export, lora
+from finetune.artifacts import config_matches
 from finetune.models import SMALL_MODEL
 from trader_core.market_data import DEFAULT_DATASET
 
@@ -30,7 +31,7 @@ class PipelineConfig(BaseModel):
     teacher: str | None = Field(None, description="openai:MODEL | ollama:MODEL for stage-1 data (optional).")
     teacher_n: int = 100
     config: str | None = Field(None, description="LoRA YAML for the RL stage (default: by base model).")
-    stage1_config: str = Field(str(CONFIGS_DIR / "stage1_teacher.yaml"), description="LoRA YAML for stage 1.")
+    stage1_config: str | None = Field(None, description="LoRA YAML for stage 1 (default: by base model).")
     iters: int | None = Field(None, description="Override the YAML's iters (both stages).")
     backend: str | None = Field(None, description="auto | mlx | peft (override the YAML).")
     quant: str = "q4_k_m"
@@ -77,10 +78,12 @@ def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> 
                                       out=str(root / "teacher"), seed=cfg.seed)
         t_data = dataset.PrepareConfig(inputs=[str(root / "teacher" / teacher.OUTPUT)],
                                        out=str(root / "data" / "teacher"))
-        stage1 = _lora_config(cfg.stage1_config, cfg, Path(t_data.out), root / "adapters" / "stage1", None)
+        # stage 2 resumes stage 1, so both share one shape: the small model uses its own YAML for both
+        s1_yaml = cfg.stage1_config or (rl_yaml if small else str(CONFIGS_DIR / "stage1_teacher.yaml"))
+        stage1 = _lora_config(s1_yaml, cfg, Path(t_data.out), root / "adapters" / "stage1", None)
         plan += [("teacher", lambda: teacher.run_teacher(t_cfg),
                   lambda: (Path(t_cfg.out) / teacher.OUTPUT).exists()
-                  and (Path(t_cfg.out) / teacher.CONFIG).exists()),
+                  and config_matches(t_cfg.out, teacher.CONFIG, t_cfg)),
                  ("prepare_teacher", lambda: dataset.prepare(t_data), lambda: dataset.is_done(t_data)),
                  ("lora_stage1", lambda: lora.train_lora(stage1), lambda: lora.is_done(stage1))]
     stage2 = _lora_config(rl_yaml, cfg, Path(rl_data.out), root / "adapters" / "stage2",

@@ -54,3 +54,26 @@ def test_held_out_splits_are_refused(policy_run, tmp_path):
 
     with pytest.raises(DataError, match="train split only"):
         distill(DistillConfig(run=policy_run, split="test", out=str(tmp_path)))
+
+
+@pytest.mark.llm
+def test_teacher_counts_malformed_replies_and_never_guesses(distilled, tmp_path):
+    """A real (small) model as the teacher: every reply is either kept with its own action or counted."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    from finetune.models import smollm2_gguf
+    from finetune.teacher import TeacherConfig, run_teacher
+
+    _, res = distilled
+    replies = []
+    cfg = TeacherConfig(llm=f"gguf:{smollm2_gguf()}", n=3, prompts=res.path, out=str(tmp_path), max_tokens=48,
+                        temperature=0.0)
+    from finetune.llm import chat_fn
+
+    ask = chat_fn(cfg.llm, max_tokens=cfg.max_tokens, temperature=0.0)
+    out = run_teacher(cfg, ask=lambda msgs: replies.append(ask(msgs)) or replies[-1])
+    assert out.asked == 3 == out.kept + out.malformed == len(replies)
+    kept = formats.read_jsonl(out.path)
+    assert len(kept) == out.kept
+    assert out.malformed == sum(formats.parse_action(r) is None for r in replies)
+    for rec in kept:
+        assert rec["action"] == formats.parse_action(rec["response"]) and rec["source"].startswith("teacher:gguf:")
