@@ -13,6 +13,7 @@ from finetune.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_
                              quantize)
 from finetune.lora import LoraConfig, LoraParameters, train_lora
 from tests.finetune.conftest import qwen_tokenizer_dir
+from trader_core.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +54,16 @@ def test_tiny_qwen2_fuses_converts_and_quantizes(tiny_qwen, tmp_path, llama_dir)
                       batch_size=2, learning_rate=1e-3, num_layers=-1, steps_per_report=1, steps_per_eval=3,
                       val_batches=1, save_every=0, backend="peft",
                       lora_parameters=LoraParameters(rank=4, keys=["self_attn.q_proj", "self_attn.v_proj"]))
-    train_lora(lora)
+    stage1 = train_lora(lora)
+    # stage 2 resumes stage 1: its first validation loss is exactly where stage 1 ended
+    lora = lora.model_copy(update={"adapter_path": str(tmp_path / "ad2"), "iters": 2, "steps_per_eval": 2,
+                                   "resume_adapter_file": str(tmp_path / "ad" / "adapters.safetensors")})
+    stage2 = train_lora(lora)
+    assert stage2.val_loss[0][1] == pytest.approx(stage1.val_loss[-1][1], abs=1e-4)
+    assert stage1.val_loss[-1][1] < stage1.val_loss[0][1]
+    wrong = lora.model_copy(update={"adapter_path": str(tmp_path / "ad3"), "num_layers": 1})
+    with pytest.raises(ConfigError, match="num_layers -1 vs 1"):
+        train_lora(wrong)
     fused = fuse(FuseConfig(adapter_path=lora.adapter_path, save_path=str(tmp_path / "fused")))
     assert (tmp_path / "fused" / "model.safetensors").exists() and (tmp_path / "fused" / "tokenizer.json").exists()
     import json
