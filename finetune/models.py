@@ -83,6 +83,19 @@ def resolve_base(name: str) -> str:
     return name
 
 
+def local_model_dir(name: str) -> Path:
+    """A local folder for `name`: the resolved base, or the hub cache snapshot a training run already fetched."""
+    resolved = Path(resolve_base(name))
+    if resolved.is_dir():
+        return resolved
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name))
+    except Exception as exc:  # offline, unknown repo, no cache: one line says what to pass instead
+        raise ModelError(f"no local copy of {name!r} ({str(exc).splitlines()[0]}); pass a model folder") from None
+
+
 def _sdist_members(tar: tarfile.TarFile, root: str):
     keep = (f"{root}/convert_hf_to_gguf.py", f"{root}/conversion/", f"{root}/gguf-py/")
     for member in tar.getmembers():

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from finetune import dataset, distill, export, lora
 from finetune.artifacts import config_matches
 from finetune.models import SMALL_MODEL
+from trader_core.config import save_config
 from trader_core.market_data import DEFAULT_DATASET
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -116,6 +117,8 @@ def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> 
         out = run()
         result.stages_s[name] = round(time.perf_counter() - t0, 2)
         report(f"[{i}/{len(plan)}] {name}: {result.stages_s[name]:.1f} s" + _summary(out))
+    save_config(cfg, root, "pipeline_config.json")
+    (root / "pipeline_result.json").write_text(result.model_dump_json(indent=2) + "\n")
     return result
 
 
@@ -129,13 +132,13 @@ def _summary(out: object) -> str:
 def _eval_plan(cfg: PipelineConfig, root: Path, result: PipelineResult) -> list:
     """Base model through the same GGUF path, then both evaluated on the same held-out states."""
     from finetune.evaluate import EvalConfig, evaluate
-    from finetune.models import resolve_base
+    from finetune.models import local_model_dir
 
     test = str(Path(result.artifacts["data"]) / "test.jsonl")
     bg_cfg = export.GgufConfig(model="", out=str(root / "base-gguf"))
 
     def base_gguf():
-        bg = bg_cfg.model_copy(update={"model": resolve_base(cfg.base)})
+        bg = bg_cfg.model_copy(update={"model": str(local_model_dir(cfg.base))})
         export.convert_to_gguf(bg)
         q = export.QuantizeConfig(gguf=str(export.gguf_path(bg)), quant=cfg.quant)
         return export.quantize(q)
