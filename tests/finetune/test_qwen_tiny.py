@@ -15,7 +15,7 @@ from finetune.lora import LoraConfig, LoraParameters, train_lora
 from tests.finetune.conftest import qwen_tokenizer_dir
 from trader_core.errors import ConfigError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 
 def chat_data(tmp_path, n=30):
