@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
+from trader_core.errors import SwapRefused, TraderError
 
 Side = Literal["buy", "sell"]
 Asset = Literal["ETH", "USDC"]
@@ -166,8 +166,8 @@ class ToolSession:
 
             try:
                 self._chain = connect(self.rpc_url)
-            except ChainUnavailable as exc:
-                raise ChainUnavailable(f"{scrub(str(exc))}; start the local chain with `trader chain up`") from exc
+            except TraderError as exc:  # onchain's message already says how to start the chain
+                raise type(exc)(scrub(str(exc))) from None
         return self._chain
 
     @property

@@ -63,9 +63,18 @@ def test_user_asks_proposes_declines_proposes_confirms_and_sees_the_trade(chain_
 
 
 @pytest.mark.chain
-def test_ctrl_c_twice_quits_and_slash_commands_work(chain_home):
+@pytest.mark.llm
+def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home):
     child, pexpect = _spawn(chain_home)
     try:
+        child.expect("you> ")
+        child.sendline("explain why the policy says that")  # RL signal, then the trader model writes at length
+        child.expect("→ ask_trader_model")
+        child.sendintr()
+        child.expect("turn cancelled")
+        child.expect("you> ")
+        child.sendline("/price")  # the session goes on after a cancelled turn
+        child.expect("✓ get_price ETH is")
         child.expect("you> ")
         child.sendline("/help")
         child.expect("/portfolio")
