@@ -28,7 +28,7 @@ _CACHE: dict[tuple[str, int], Any] = {}
 _LOCK = threading.Lock()
 
 
-def load_llama(path: str | Path, n_ctx: int = 4096, n_threads: int | None = None):
+def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None):
     """Load (once per process) a GGUF file with the function-calling chat format."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -40,12 +40,18 @@ def load_llama(path: str | Path, n_ctx: int = 4096, n_threads: int | None = None
             # 12-23 s instead of 6 s with 2 threads on 2 loaded cores); passive waiting costs little when idle.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             llama_cpp = require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
-            threads = n_threads or max(1, min(4, os.cpu_count() or 1))
+            # Half the cores (1 on a 2-core box): with every core busy, one slow thread stalls llama.cpp's
+            # barriers (measured: plan calls 3-10x slower with 2 threads next to a training job on 2 cores).
+            threads = n_threads or int(os.environ.get("TRADER_LLM_THREADS", 0)) or max(1, min(4, (os.cpu_count() or 2) // 2))
             try:
                 _CACHE[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
                                               chat_format="chatml-function-calling", verbose=False)
             except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
                 raise LLMError(f"cannot load GGUF model {path}: {exc}") from exc
+            # Turns alternate a ~630-token planning prompt and an answer prompt, so the single KV prefix
+            # llama.cpp keeps is always the wrong one; a RAM cache of states (~5 MB each for SmolLM2)
+            # turns the planning prompt's 3 s re-evaluation into a 0.2 s state load.
+            _CACHE[key].set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=128 << 20))
         return _CACHE[key]
 
 
@@ -70,7 +76,7 @@ class LlamaCppChat(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_path: str
-    n_ctx: int = 4096
+    n_ctx: int = 2048
     n_threads: int | None = None
     temperature: float = 0.2
     max_tokens: int = 120

@@ -109,7 +109,7 @@ def ask_trader_model(session: Any, question: str | None = None) -> dict:
         chat = session._trader_llm.current.chat
         if isinstance(chat, LlamaCppChat):  # the Modelfile's sampling, which the fine-tune was evaluated with
             session._trader_llm.current.chat = chat.model_copy(
-                update={"temperature": 0.25, "repeat_penalty": 1.1, "max_tokens": 160})
+                update={"temperature": 0.25, "repeat_penalty": 1.1, "max_tokens": 100})
     llm = session._trader_llm
     started = time.perf_counter()
     text = "".join(llm.stream([SystemMessage(SYSTEM_PROMPT), HumanMessage(question)])).strip()
