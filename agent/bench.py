@@ -38,6 +38,7 @@ def _ensure_chain():
 
 def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
     from agent.llm import open_gguf, smollm2_path
+    from agent.market import base_candles, extend_candles, position_fraction
     from agent.planner import Agent, Plan, results_text
     from agent.tools import ToolSession
     from onchain import get_portfolio, get_price, get_quote
@@ -64,8 +65,11 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
                 get_quote(tools.chain, "sell", 0.5, "ETH")
             elif p.intent == "portfolio":
                 get_portfolio(tools.chain)
-            else:
-                tools.policy.signal(candles=None, position=0.0)
+            else:  # the same reads the tool makes: price, wallet, candles extended by the price, the policy
+                px = get_price(tools.chain).price
+                pf = get_portfolio(tools.chain).model_dump()
+                tools.policy.signal(candles=extend_candles(base_candles(tools), [px]),
+                                    position=position_fraction(pf, px))
             direct.append((time.perf_counter() - t0) * 1000)
         chain = f"chain id {tools.chain.chain_id}"
     finally:
