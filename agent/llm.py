@@ -135,11 +135,17 @@ def open_openai(model: str, base_url: str | None = None) -> Backend:
 
 
 def open_mlx(path: str) -> Backend:
-    if sys.platform != "darwin":
-        raise LLMError("the mlx backend runs only on Apple silicon (macOS); use --llm gguf:PATH or ollama:MODEL")
-    from agent.mlx_chat import MLXChat  # pragma: no cover - Apple only
+    """mlx-lm in-process: Apple silicon, or Linux with `mlx[cpu]`; elsewhere a one-line error (then fallback)."""
+    if importlib.util.find_spec("mlx_lm") is None:
+        where = "" if sys.platform == "darwin" else " (it is built for Apple silicon; on Linux: pip install \"mlx[cpu]\" mlx-lm)"
+        raise LLMError(f"the mlx backend needs mlx-lm{where}; or use --llm gguf:PATH / ollama:MODEL")
+    from agent.mlx_chat import MLXChat, load_mlx
 
-    return Backend("mlx", f"{Path(path).name} (mlx, in-process)", MLXChat(model_path=path))  # pragma: no cover
+    load_mlx(path)  # fail now (missing folder), not mid-turn
+    folder = Path(path).expanduser()
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return Backend("mlx", f"{folder.name} (mlx, in-process)", MLXChat(model_path=str(folder)),
+                   weak=size < 1200 * 2**20)  # sub-1B at float16
 
 
 def embedded_candidates() -> list[Callable[[], Backend]]:

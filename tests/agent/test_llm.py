@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
-import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,12 +44,34 @@ def test_missing_gguf_file_is_a_clear_error(tmp_path):
         open_gguf(tmp_path / "nope.gguf")
 
 
-@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS the mlx backend is real")
-def test_mlx_elsewhere_says_so_and_falls_back():
+def test_mlx_without_a_model_says_so_once_and_falls_back(tmp_path):
     notes = []
-    llm = LLM("mlx:/models/x", notify=notes.append)
-    assert len(notes) == 1 and "Apple silicon" in notes[0]
+    llm = LLM(f"mlx:{tmp_path / 'no-model'}", notify=notes.append)
+    assert len(notes) == 1 and ("mlx-lm" in notes[0] or "no config.json" in notes[0])
     assert "SmolLM2" in llm.label
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
+    pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (Apple silicon, or Linux with mlx[cpu])")
+    pytest.importorskip("transformers", reason="the MLX test model is made from the GGUF with transformers")
+    from langchain_core.messages import HumanMessage
+
+    from agent.planner import PLAN_SCHEMA
+    from finetune.models import dequantize_small_model
+
+    # the real SmolLM2 weights as a Hugging Face / MLX folder, kept in pytest's cache between runs
+    folder = dequantize_small_model(Path(request.config.cache.mkdir("agent-smollm2-hf")) / "model")
+    notes = []
+    llm = LLM(f"mlx:{folder}", notify=notes.append)
+    assert llm.current.kind == "mlx" and llm.current.weak
+    llm.current.chat = llm.current.chat.model_copy(update={"max_tokens": 40})
+    # no grammar in mlx-lm: the JSON object is started for the model (prefill) and its first field kept
+    args = llm.forced_call("plan", "Route the message.", PLAN_SCHEMA, [HumanMessage("ETH price?")])
+    assert llm.current.kind == "mlx" and notes == []
+    assert isinstance(args.get("intent"), str) and args["intent"]
+    assert "".join(llm.stream([HumanMessage("Say hello.")], stop=["\n"])).strip()
 
 
 @pytest.mark.llm
