@@ -199,8 +199,11 @@ class ChatREPL:
         return True
 
     def loop(self) -> None:
-        self.console.print(f"[bold]trader chat[/bold] — model: {self.agent.llm.label}. "
+        self.console.print(f"[bold]trader chat[/bold] — model: {escape(self.agent.llm.label)}. "
                            "Type /help for commands, /quit or Ctrl+D to leave.")
+        if not self.agent.tools.chain_up():
+            self.console.print("[yellow]no chain is running: prices, quotes and swaps need `trader chain up` "
+                               "(the RL signal works on the bundled data)[/yellow]")
         interrupted = False
         while True:
             try:
