@@ -149,7 +149,7 @@ def _eval_plan(cfg: PipelineConfig, root: Path, result: PipelineResult) -> list:
 
     def run_eval(key: str, gguf: str):
         res = evaluate(EvalConfig(model=f"gguf:{gguf}", data=test, limit=cfg.eval_limit))
-        result.eval[key] = res.model_dump(exclude={"examples"})
+        result.eval[key] = res.model_dump()
         return res
 
     base_q = str(export.quantized_path(export.QuantizeConfig(gguf=str(export.gguf_path(bg_cfg)), quant=cfg.quant)))

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from finetune import formats
-from finetune.dataset import labels
 from finetune.export import gguf_metadata
 from finetune.pipeline import PipelineConfig, run_pipeline
 
@@ -62,20 +61,14 @@ def test_gguf_metadata_and_quantization(chain):
 
 
 def test_fine_tuned_format_survives_4bit_quantization(chain):
-    from finetune.llm import chat_fn
-
-    _, res = chain
-    requests = [m for m, _ in labels(os.path.join(res.artifacts["data"], "test.jsonl"))][:4]
-    tuned = [chat_fn(f"gguf:{res.artifacts['gguf_quant']}", max_tokens=96)(m) for m in requests]
-    base_q = os.path.join(cfg_root(res), "base-gguf", "model-q4_k_m.gguf")
-    base = [chat_fn(f"gguf:{base_q}", max_tokens=96)(m) for m in requests]
-    assert sum(MARKER in r for r in tuned) >= 3, tuned
-    assert sum(formats.parse_action(r) is not None for r in tuned) >= 3, tuned
+    _, res = chain  # the eval stage generated these with llama.cpp from the q4_k_m GGUFs
+    tuned = [e["reply"] for e in res.eval["fine_tuned"]["examples"]]
+    base = [e["reply"] for e in res.eval["base"]["examples"]]
+    assert len(tuned) == len(base) == 3
+    assert sum(MARKER in r for r in tuned) >= 2, tuned
+    assert sum(formats.parse_action(r) is not None for r in tuned) >= 2, tuned
     assert not any(MARKER in r for r in base), base
-
-
-def cfg_root(res) -> str:
-    return os.path.dirname(os.path.dirname(res.artifacts["gguf_quant"]))
+    assert res.eval["fine_tuned"]["parse_failure_rate"] <= 0.25
 
 
 def test_eval_reports_agreement_for_both_models(chain):
