@@ -122,6 +122,7 @@ def train_peft(config: LoraConfig, out: Path, resume: Path | None) -> tuple[list
     base.to(device)
     if config.grad_checkpoint:
         base.gradient_checkpointing_enable()
+        base.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
     model = peft_model(base, config, resume)
     train_rows = _load_split(tok, Path(config.data) / "train.jsonl", config)
     val_rows = _load_split(tok, Path(config.data) / "valid.jsonl", config)
