@@ -211,7 +211,14 @@ def all_cmd(
                                               steps=steps, teacher=teacher, teacher_n=teacher_n, config=config,
                                               iters=iters, backend=backend, name=name, eval_limit=eval_limit))
     result = run_pipeline(cfg, report=_say(as_json))
-    _emit(result, as_json)
+    if as_json:
+        _emit(result, True)
+        return
+    print("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stages_s.items()))
+    for key, ev in result.eval.items():
+        print(f"{key:10s} agreement {ev['accuracy']:.1%} on {ev['n']} held-out states "
+              f"(parse failures {ev['parse_failure_rate']:.1%})")
+    print(f"model: {result.artifacts['gguf_quant']}\nModelfile: {result.artifacts['modelfile']}")
 
 
 def bench_llm(
