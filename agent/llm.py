@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -243,8 +244,11 @@ class LLM:
 
 
 def _short(exc: Exception) -> str:
+    """First line of an error, without URLs or key-like strings (server errors can echo either)."""
+    from agent.tools import scrub
+
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+    return re.sub(r"\b(sk|pk|or)-[A-Za-z0-9_\-]{8,}", "<redacted>", scrub(text))[:200]
 
 
 def _forced_call(chat: Any, name: str, description: str, schema: dict, messages: list) -> dict:

@@ -172,3 +172,11 @@ def test_auto_skips_a_missing_project_model(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRADER_GGUF", str(tmp_path / "absent.gguf"))
     assert project_gguf() is None
+
+
+def test_backend_errors_are_scrubbed_of_urls_and_keys():
+    from agent.llm import _short
+
+    exc = RuntimeError("401 for https://user:pw@api.example.com/v1?key=1 with key sk-abcdefghijklmnop\nmore")
+    text = _short(exc)
+    assert "pw@" not in text and "sk-abcdefghijklmnop" not in text and "more" not in text
