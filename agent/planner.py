@@ -84,24 +84,31 @@ class Agent:
         pending = [pid for pid in self.tools.proposals if pid not in self.tools.executed]
         return f"pending proposal: {pending[-1]}" if pending else "no pending proposal"
 
-    def plan(self, text: str) -> tuple[Plan, ToolCall | None]:
-        """Forced `plan` call. Arguments that fail validation are reported as a tool message, not raised."""
+    def plan(self, text: str, emit: Event | None = None) -> tuple[Plan, ToolCall | None, str]:
+        """Forced `plan` call -> (plan, note, source). Arguments that fail validation come back as a note (a
+        tool message), not an exception; if no model answers at all, the keyword router plans alone."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
         from prompts import render_prompt
 
         messages = [SystemMessage(render_prompt("planner", context=self.context())), HumanMessage(text)]
-        raw = self.llm.forced_call("plan", "Route the user's message to one trading intent.", PLAN_SCHEMA,
-                                   messages)
+        try:
+            raw = self.llm.forced_call("plan", "Route the user's message to one trading intent.", PLAN_SCHEMA,
+                                       messages)
+        except LLMError as exc:
+            if emit:
+                emit("notice", str(exc))
+            rules = keyword_plan(text)
+            return (Plan.model_validate(rules), None, "rules") if rules else (Plan(intent="chat"), None, "none")
         hybrid = self.router == "hybrid" or (self.router == "auto" and self.llm.current.weak)
         rules = keyword_plan(text) if hybrid else None
         if rules is not None:
-            return Plan.model_validate(rules), None
+            return Plan.model_validate(rules), None, "rules"
         try:
-            return Plan.model_validate(_normalise(raw)), None
+            return Plan.model_validate(_normalise(raw)), None, "model"
         except ValidationError as exc:
             note = ToolCall(name="plan", args=raw, error=validation_message("plan", exc))
-            return Plan(intent="chat"), note
+            return Plan(intent="chat"), note, "model"
 
     def run_plan(self, plan: Plan, text: str, emit: Event) -> list[ToolCall]:
         """Run the tools a plan needs, in a fixed order; the model's free text never triggers anything."""
@@ -156,12 +163,8 @@ class Agent:
         if self.mode == "native":
             calls = self._native_tools(text, emit)
         else:
-            try:
-                plan, note = self.plan(text)
-            except LLMError as exc:  # no model left: answer from the tools the user can still ask for
-                emit("notice", str(exc))
-                plan, note = Plan(intent="chat"), None
-            plan_dict = plan.model_dump(exclude_none=True)
+            plan, note, source = self.plan(text, emit)
+            plan_dict = {**plan.model_dump(exclude_none=True), "source": source}
             emit("plan", plan_dict)
             calls = ([note] if note else []) + self.run_plan(plan, text, emit)
         answer = self.answer(text, calls, emit)
