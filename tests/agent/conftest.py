@@ -131,3 +131,43 @@ def journal_rows():
 
 def dumps(obj) -> str:
     return json.dumps(obj, default=str)
+
+
+@pytest.fixture(scope="session")
+def openai_server():
+    """llama-cpp-python's OpenAI-compatible server on a free port, serving the real SmolLM2 GGUF; always stopped."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    for module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context"):
+        pytest.importorskip(module, reason="llama-cpp-python's server extra is not installed")
+    from agent.llm import smollm2_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+                             "--chat_format", "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port),
+                             "--n_ctx", "2048", "--n_threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).raise_for_status()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not start")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

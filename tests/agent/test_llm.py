@@ -180,3 +180,17 @@ def test_backend_errors_are_scrubbed_of_urls_and_keys():
     exc = RuntimeError("401 for https://user:pw@api.example.com/v1?key=1 with key sk-abcdefghijklmnop\nmore")
     text = _short(exc)
     assert "pw@" not in text and "sk-abcdefghijklmnop" not in text and "more" not in text
+
+
+@pytest.mark.llm
+def test_openai_backend_against_a_real_openai_compatible_server(chain_home, openai_server):
+    """The forced plan goes through the OpenAI tools API (tool_choice) of a real server; no fallback."""
+    from agent.planner import INTENTS, Agent
+    from agent.tools import ToolSession
+
+    notes = []
+    llm = LLM("openai:smollm2", base_url=openai_server, notify=notes.append)
+    result = Agent(llm, ToolSession(), router="model").turn("what's the price of eth")
+    assert notes == [] and llm.current.kind == "openai"
+    assert result.plan["source"] == "model" and result.plan["intent"] in INTENTS
+    assert result.answer.strip()
