@@ -31,8 +31,13 @@ def backtest_line(policy) -> str | None:
         return None
     r = json.loads(report_path.read_text())
     p, bh, period = r["policy"], r.get("buy_and_hold", {}), r.get("period", {})
-    when = f"{period.get('start', '?')}..{period.get('end', '?')}" if period else "test split"
-    line = (f"backtest {when} ({p.get('n_bars', '?')} bars): return {p['total_return']:+.1%}, "
+    when = "test split"
+    if period.get("start") is not None and period.get("end") is not None:
+        import time
+
+        day = lambda ts: time.strftime("%Y-%m-%d", time.gmtime(int(ts)))  # noqa: E731
+        when = f"test split {day(period['start'])} .. {day(period['end'])}"
+    line = (f"backtest, {when} ({p.get('n_bars', '?')} bars): return {p['total_return']:+.1%}, "
             f"Sharpe {p['sharpe']:.2f}, max drawdown {p['max_drawdown']:.1%}, {p['n_trades']} trades")
     if bh:
         line += f"; buy-and-hold {bh['total_return']:+.1%} (Sharpe {bh['sharpe']:.2f})"

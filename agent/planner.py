@@ -325,7 +325,10 @@ def _fact(c: ToolCall) -> str:
         return (f"{r['amount_in']:g} {r['asset_in']} -> {r['amount_out']:.6g} {r['asset_out']} "
                 f"(impact {r['price_impact_bps']:.1f} bps).")
     if c.name == "get_rl_signal":
-        return f"The RL policy says {c.result['action']} (confidence {c.result['confidence']:.2f})."
+        r = c.result
+        where = f", wallet {100 * r['position']:.0f}% in ETH" if r.get("position") is not None else ""
+        note = f"; safety switch: {r['reason']}" if r.get("reason") else ""
+        return f"The RL policy says {r['action']} (confidence {r['confidence']:.2f}{where}{note})."
     if c.name == "get_portfolio":
         r = c.result
         return f"Wallet: {r['eth']:.4f} ETH, {r['weth']:.4f} WETH, {r['usdc']:.2f} USDC."
