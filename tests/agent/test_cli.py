@@ -131,3 +131,19 @@ def test_autonomous_loop_execute_mode_sends_only_guarded_swaps(chain_home, tmp_p
             assert by_hash[d.tx_hash]["status"] == "confirmed"
         else:
             assert d.status in ("refused", "failed") and d.detail
+
+
+@pytest.mark.chain
+def test_loop_decisions_from_a_model_carry_memory_and_pnl_into_the_next_prompt(chain_home, tmp_path):
+    from agent.autopilot import RunConfig, run_agent
+    from tests.agent.conftest import scripted
+
+    chat = scripted({"action": "SELL", "size_fraction": 0.5, "reason": "take profit"},
+                    {"action": "HOLD", "size_fraction": 0, "reason": "wait"})
+    decisions = run_agent(RunConfig(iterations=2, interval_s=0, ask_model=False, trade_eth=0.1,
+                                    out=str(tmp_path / "m")), chat=chat)
+    first, second = decisions
+    assert (first.action, first.decided_by, first.size_eth, first.status) == ("SELL", "llm", 0.05, "paper")
+    assert second.action == "HOLD" and first.pnl_usd is not None
+    prompt = chat.seen[1][-1].content  # the second decision's prompt
+    assert "tick 0: SELL 0.05 ETH" in prompt and "PnL" in prompt and "RL policy signal" in prompt
