@@ -162,6 +162,26 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     return history
 
 
+def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, chain_up: bool) -> None:
+    """Paper trades go to the same SQLite journal as real ones, with status `paper` (never `confirmed`, so
+    they count neither as swaps nor toward the daily-loss kill switch)."""
+    import uuid
+
+    from onchain import Journal
+
+    journal = Journal()
+    try:
+        asset_in = trade["asset"]
+        journal.insert({
+            "id": f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if chain_up else None,
+            "side": trade["side"], "asset_in": asset_in, "asset_out": "ETH" if asset_in == "USDC" else "USDC",
+            "amount_in": trade["amount"], "quoted_out": got, "amount_out": got, "spot_price": d.price,
+            "status": "paper", "reason": d.reason[:200],
+        })
+    finally:
+        journal.close()
+
+
 def _act(tools, d: TradeDecision, paper: dict, chain_up: bool) -> None:
     side = "buy" if d.action == "BUY" else "sell"
     trade = {"side": side, "amount": d.size_eth * d.price, "asset": "USDC"} if side == "buy" else \
@@ -185,6 +205,7 @@ def _act(tools, d: TradeDecision, paper: dict, chain_up: bool) -> None:
             paper["eth"] -= d.size_eth
             paper["usdc"] += got
         d.status, d.detail = "paper", f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
+        _journal_paper(tools, d, trade, got, chain_up)
         return
     proposal = tools.call("propose_swap", trade)
     if not proposal.ok or not risk_ok(proposal.result):

@@ -145,5 +145,7 @@ def test_loop_decisions_from_a_model_carry_memory_and_pnl_into_the_next_prompt(c
     first, second = decisions
     assert (first.action, first.decided_by, first.size_eth, first.status) == ("SELL", "llm", 0.05, "paper")
     assert second.action == "HOLD" and first.pnl_usd is not None
+    paper = [r for r in journal_rows() if r["status"] == "paper" and r["reason"] == "take profit"]
+    assert len(paper) == 1 and paper[0]["amount_in"] == pytest.approx(0.05) and paper[0]["tx_hash"] is None
     prompt = chat.seen[1][-1].content  # the second decision's prompt
     assert "tick 0: SELL 0.05 ETH" in prompt and "PnL" in prompt and "RL policy signal" in prompt
