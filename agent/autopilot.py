@@ -137,7 +137,8 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
             signal = sig.result
             price = price or float(signal["price"])
             if paper is None:  # paper trades start from the real wallet (or 1 ETH + its value in USDC)
-                paper = {"eth": float((portfolio or {}).get("eth", 1.0)), "usdc": float((portfolio or {}).get("usdc", price))}
+                wallet = portfolio or {}
+                paper = {"eth": float(wallet.get("eth", 1.0)), "usdc": float(wallet.get("usdc", price))}
             opinion = tools.call("ask_trader_model").result if cfg.ask_model else None
             if history and history[-1].pnl_usd is None:
                 prev = history[-1]
@@ -204,7 +205,8 @@ def _act(tools, d: TradeDecision, paper: dict, chain_up: bool) -> None:
         else:
             paper["eth"] -= d.size_eth
             paper["usdc"] += got
-        d.status, d.detail = "paper", f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
+        d.status = "paper"
+        d.detail = f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
         _journal_paper(tools, d, trade, got, chain_up)
         return
     proposal = tools.call("propose_swap", trade)

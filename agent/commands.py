@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-LLM_HELP = "auto | gguf:PATH | ollama:MODEL | openai:MODEL | mlx:PATH (auto: Ollama trader-qwen-rl, the project GGUF, SmolLM2)"
+LLM_HELP = ("auto | gguf:PATH | ollama:MODEL | openai:MODEL | mlx:PATH "
+            "(auto: Ollama trader-qwen-rl, the project GGUF, SmolLM2)")
 
 
 def _config(cls, **values):

@@ -42,7 +42,8 @@ def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None
             llama_cpp = require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
             # Half the cores (1 on a 2-core box): with every core busy, one slow thread stalls llama.cpp's
             # barriers (measured: plan calls 3-10x slower with 2 threads next to a training job on 2 cores).
-            threads = n_threads or int(os.environ.get("TRADER_LLM_THREADS", 0)) or max(1, min(4, (os.cpu_count() or 2) // 2))
+            threads = (n_threads or int(os.environ.get("TRADER_LLM_THREADS", 0))
+                       or max(1, min(4, (os.cpu_count() or 2) // 2)))
             try:
                 _CACHE[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
                                               chat_format="chatml-function-calling", verbose=False)

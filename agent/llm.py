@@ -138,7 +138,8 @@ def open_openai(model: str, base_url: str | None = None) -> Backend:
 def open_mlx(path: str) -> Backend:
     """mlx-lm in-process: Apple silicon, or Linux with `mlx[cpu]`; elsewhere a one-line error (then fallback)."""
     if importlib.util.find_spec("mlx_lm") is None:
-        where = "" if sys.platform == "darwin" else " (it is built for Apple silicon; on Linux: pip install \"mlx[cpu]\" mlx-lm)"
+        where = "" if sys.platform == "darwin" else \
+            ' (it is built for Apple silicon; on Linux: pip install "mlx[cpu]" mlx-lm)'
         raise LLMError(f"the mlx backend needs mlx-lm{where}; or use --llm gguf:PATH / ollama:MODEL")
     from agent.mlx_chat import MLXChat, load_mlx
 
