@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,7 @@ def test_mlx_without_a_model_says_so_once_and_falls_back(tmp_path):
 
 @pytest.mark.llm
 @pytest.mark.slow
-def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
+def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(tmp_path):
     pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (Apple silicon, or Linux with mlx[cpu])")
     pytest.importorskip("transformers", reason="the MLX test model is made from the GGUF with transformers")
     from langchain_core.messages import HumanMessage
@@ -61,8 +60,7 @@ def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
     from agent.planner import PLAN_SCHEMA
     from finetune.models import dequantize_small_model
 
-    # the real SmolLM2 weights as a Hugging Face / MLX folder, kept in pytest's cache between runs
-    folder = dequantize_small_model(Path(request.config.cache.mkdir("agent-smollm2-hf")) / "model")
+    folder = dequantize_small_model(tmp_path / "smollm2-hf")  # the real SmolLM2 weights as an HF / MLX folder
     notes = []
     llm = LLM(f"mlx:{folder}", notify=notes.append)
     assert llm.current.kind == "mlx" and llm.current.weak
