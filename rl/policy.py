@@ -75,17 +75,18 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return z / z.sum()
 
 
-def to_trade_action(name: str, position: int) -> Literal["BUY", "SELL", "HOLD"]:
-    """Map any action set's action to what it means for an ETH holder: BUY, SELL or HOLD."""
-    if name in ("BUY", "ENTER_LONG", "EXIT_SHORT"):
-        return "BUY"
-    if name in ("SELL", "EXIT_LONG", "ENTER_SHORT"):
-        return "SELL"
-    if name == "LONG":
-        return "HOLD" if position == 1 else "BUY"
-    if name in ("FLAT", "SHORT"):
-        return "HOLD" if position <= (0 if name == "FLAT" else -1) else "SELL"
-    return "HOLD"
+def to_trade_action(targets: list[list[int]], action: int, position: int) -> Literal["BUY", "SELL", "HOLD"]:
+    """What an action means for an ETH holder in `position`: BUY (more ETH), SELL (less ETH) or HOLD.
+
+    Uses the env's own transition table, so a no-op (SELL while holding no ETH, BUY while long) is HOLD,
+    exactly as the env executes it.
+    """
+    from rl.env import KEEP
+
+    target = targets[action][position + 1]
+    if target == KEEP or target == position:
+        return "HOLD"
+    return "BUY" if target > position else "SELL"
 
 
 def q_values(model, obs: np.ndarray) -> np.ndarray:
@@ -117,6 +118,9 @@ class Policy:
         self.scaler = Scaler(**meta["scaler"])
         self.feature_names: list[str] = meta["names"]
         self.action_names = config.env.action_names
+        from rl.env import target_table
+
+        self._targets = target_table(config.env)
 
     @classmethod
     def load(cls, run: str | Path | None = "default", which: Literal["best", "last"] = "best") -> "Policy":
@@ -192,7 +196,7 @@ class Policy:
             return hold(f"model error: {exc}")
         a = int(np.argmax(q))
         name = self.action_names[a]
-        return Signal(action=to_trade_action(name, pos), confidence=float(_softmax(q)[a]),
+        return Signal(action=to_trade_action(self._targets, a, pos), confidence=float(_softmax(q)[a]),
                       q_values=[float(v) for v in q], features=self._explain(feats, t, env), timestamp=ts,
                       price=price, raw_action=name)
 
@@ -221,7 +225,7 @@ class Policy:
                     volatility=float(feats.raw[t][vol_idx]),
                     price_change=float(c.close[t] / c.close[max(0, t - PRICE_CHANGE_BARS)] - 1.0),
                     eth=float(env.units), usdc=float(env.cash),
-                    action=to_trade_action(self.action_names[a], env.position),
+                    action=to_trade_action(self._targets, a, env.position),
                     confidence=float(_softmax(q)[a]), q_values=[float(v) for v in q],
                     features=self._explain(feats, t, env)))
                 obs, _, terminated, truncated, _ = env.step(a)

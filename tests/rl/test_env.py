@@ -192,3 +192,17 @@ def test_sb3_vec_env_adapter_reports_terminal_observations(eth_features):
         obs, rewards, dones, infos = venv.step(np.zeros(4, dtype=int))
     assert dones.all()
     assert all("terminal_observation" in i and i["TimeLimit.truncated"] for i in infos)
+
+
+@pytest.mark.parametrize("cfg, action, position, expected", [
+    (dict(action_set="spot3"), 1, 0, "BUY"), (dict(action_set="spot3"), 1, 1, "HOLD"),
+    (dict(action_set="spot3"), 2, 0, "HOLD"), (dict(action_set="spot3"), 2, 1, "SELL"),
+    (dict(action_set="target"), 1, 0, "BUY"), (dict(action_set="target"), 0, 1, "SELL"),
+    (dict(action_set="target", allow_short=True), 0, 0, "SELL"), (dict(action_set="target", allow_short=True), 2, -1, "BUY"),
+    (dict(action_set="5action", allow_short=True), 4, -1, "BUY"), (dict(action_set="5action", allow_short=True), 1, 1, "HOLD"),
+])
+def test_trade_action_follows_what_the_env_executes(cfg, action, position, expected):
+    from rl.env import target_table
+    from rl.policy import to_trade_action
+
+    assert to_trade_action(target_table(EnvConfig(**cfg)), action, position) == expected
