@@ -41,7 +41,7 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
     from agent.market import base_candles, extend_candles, position_fraction
     from agent.planner import Agent, Plan, results_text
     from agent.tools import ToolSession
-    from onchain import get_portfolio, get_price, get_quote
+    from onchain import get_portfolio, get_price, get_quote, recent_swaps
 
     stop = _ensure_chain()
     try:
@@ -68,7 +68,8 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
             else:  # the same reads the tool makes: price, wallet, candles extended by the price, the policy
                 px = get_price(tools.chain).price
                 pf = get_portfolio(tools.chain).model_dump()
-                tools.policy.signal(candles=extend_candles(base_candles(tools), [px]),
+                swaps = [e.price for e in recent_swaps(tools.chain, venue="v2")][-48:]
+                tools.policy.signal(candles=extend_candles(base_candles(tools), swaps + [px]),
                                     position=position_fraction(pf, px))
             direct.append((time.perf_counter() - t0) * 1000)
         chain = f"chain id {tools.chain.chain_id}"

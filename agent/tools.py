@@ -245,19 +245,25 @@ class ToolSession:
         return get_portfolio(self.chain, a.address)
 
     def _get_rl_signal(self, a: GetRLSignalArgs) -> dict:
-        from agent.market import position_fraction, recent_candles
+        from agent.market import base_candles, extend_candles, position_fraction
 
-        position, portfolio, price = 0.0, None, None
+        position, prices, swaps = 0.0, [], 0
         if self.chain_up():
-            from onchain import get_portfolio, get_price
+            from onchain import get_portfolio, get_price, recent_swaps
 
             price = float(to_dict(get_price(self.chain))["price"])
-            portfolio = to_dict(get_portfolio(self.chain))
-            position = position_fraction(portfolio, price)
-        candles = recent_candles(self, price)
+            position = position_fraction(to_dict(get_portfolio(self.chain)), price)
+            try:  # the pool's own recent swaps (replays, this wallet's trades) continue the bundled series
+                prices = [e.price for e in recent_swaps(self.chain, venue="v2")][-48:]
+            except TraderError:
+                prices = []
+            swaps = len(prices)
+            prices.append(price)
+        candles = extend_candles(base_candles(self), prices)
         sig = to_dict(self.policy.signal(candles=candles, position=position))
         sig["position"] = round(position, 4)
-        sig["data"] = "bundled candles + on-chain price" if price is not None else "bundled candles"
+        sig["data"] = (f"bundled candles + {swaps} on-chain swap(s) + the pool price" if prices
+                       else "bundled candles")
         return sig
 
     def _ask_trader_model(self, a: AskTraderModelArgs) -> dict:
