@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trader_core.errors import SwapRefused, TraderError
+from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
 
 Side = Literal["buy", "sell"]
 Asset = Literal["ETH", "USDC"]
@@ -205,6 +205,8 @@ class ToolSession:
         try:
             result = getattr(self, f"_{name}")(parsed)
         except TraderError as exc:
+            if isinstance(exc, ChainUnavailable):
+                self._chain = None  # reconnect next time: `trader chain up` may have restarted it elsewhere
             return ToolCall(name=name, args=clean, error=scrub(str(exc)))
         except Exception as exc:  # a bug in a tool must not kill the conversation
             return ToolCall(name=name, args=clean, error=scrub(f"{name} failed: {type(exc).__name__}: {exc}"))
