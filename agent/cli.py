@@ -35,7 +35,9 @@ app.add_typer(bench_app, name="bench")
 # Packages contribute top-level commands (e.g. `trader price`) and benchmarks (e.g. `trader bench env`).
 for _module in (rl_cli, onchain_cli, finetune_cli, agent_commands):
     for _fn in getattr(_module, "top_level_commands", []):
-        app.command()(_fn)
+        # a negative amount (`trader swap sell -1 ETH`) must reach the command's own validation and its
+        # one-line error, not Click's "no such option"
+        app.command(context_settings={"ignore_unknown_options": True})(_fn)
     for _name, _fn in getattr(_module, "bench_commands", {}).items():
         bench_app.command(_name)(_fn)
 

@@ -13,43 +13,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from trader_core.errors import DependencyMissing
-
-CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
-             "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
-             "OPENAI_API_KEY", "OPENAI_BASE_URL")
-
-
-def _env(home) -> pytest.MonkeyPatch:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TRADER_HOME", str(home))
-    # No Ollama unless the developer has one: a closed port keeps `auto` from probing a random host.
-    for name in CLEAN_ENV:
-        mp.delenv(name, raising=False)
-    return mp
-
+from tests.conftest import CLEAN_ENV, replica_chain
 
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
     """A real replica chain for the whole session; stopped whatever happens."""
-    from onchain.artifacts import find_anvil
-
-    try:
-        find_anvil()
-    except DependencyMissing as exc:
-        pytest.skip(str(exc))
-    home = tmp_path_factory.mktemp("agent_home")
-    mp = _env(home)
-    from onchain import start_chain, stop_chain
-
-    try:
-        start_chain()
-        mp.undo()
+    with replica_chain(tmp_path_factory.mktemp("agent_home")) as home:
         yield home
-    finally:
-        mp = _env(home)
-        stop_chain()
-        mp.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -8,40 +8,12 @@ import time
 
 import pytest
 
-from trader_core.errors import DependencyMissing
-
-CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
-             "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD")
-
-
-def _env(home) -> pytest.MonkeyPatch:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TRADER_HOME", str(home))
-    for name in CLEAN_ENV:
-        mp.delenv(name, raising=False)
-    return mp
-
+from tests.conftest import CLEAN_ENV, replica_chain
 
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
-    from onchain.artifacts import find_anvil
-
-    try:
-        find_anvil()
-    except DependencyMissing as exc:
-        pytest.skip(str(exc))
-    home = tmp_path_factory.mktemp("trader_home")
-    mp = _env(home)
-    from onchain.manage import start_chain, stop_chain
-
-    try:
-        start_chain()
-        mp.undo()
+    with replica_chain(tmp_path_factory.mktemp("trader_home")) as home:
         yield home
-    finally:
-        mp = _env(home)
-        stop_chain()  # whichever anvil the state file names now (a test may have restarted it)
-        mp.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -58,6 +58,7 @@ def test_fund_and_replay_commands(chain):
 
 @pytest.mark.parametrize("args,needle", [
     (("quote", "sell", "nan", "ETH"), "positive finite"),
+    (("swap", "sell", "-1", "ETH", "--yes"), "positive finite"),
     (("quote", "sell", "1", "DOGE"), "unknown asset"),
     (("swap", "sell", "1", "ETH", "--json"), "--yes"),
     (("swap", "sell", "1", "ETH", "--deadline", "soon", "--yes"), "interval"),

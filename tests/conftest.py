@@ -1,0 +1,46 @@
+"""Shared test plumbing: a clean environment and a real anvil replica chain that is always stopped."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from trader_core.errors import DependencyMissing
+
+# Settings a developer's shell may carry that would change what tests see (keys, RPC URLs, risk limits).
+CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
+             "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
+             "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+def clean_env(home) -> pytest.MonkeyPatch:
+    """A MonkeyPatch with TRADER_HOME=home and CLEAN_ENV removed; the caller undoes it."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRADER_HOME", str(home))
+    for name in CLEAN_ENV:
+        mp.delenv(name, raising=False)
+    return mp
+
+
+@contextmanager
+def replica_chain(home):
+    """Start the offline mainnet replica under `home`; stop whichever anvil the state file names at exit
+    (a test may have restarted it). Skips when the anvil binary is missing (npm ci not run)."""
+    from onchain.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    from onchain.manage import start_chain, stop_chain
+
+    mp = clean_env(home)
+    try:
+        start_chain()
+        mp.undo()
+        yield home
+    finally:
+        mp = clean_env(home)
+        stop_chain()
+        mp.undo()
