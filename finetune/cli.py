@@ -29,7 +29,7 @@ def _say(as_json: bool):
 def distill_cmd(
     run: str = typer.Option("default", help="Policy run directory, or 'default' (bundled policy)."),
     data: str = typer.Option("chainlink-eth-1h", help="Dataset name or candle CSV."),
-    episodes: int = typer.Option(20, help="Rollout episodes."),
+    episodes: int = typer.Option(200, help="Rollout episodes."),
     steps: int = typer.Option(100, help="Steps per episode."),
     seed: int = typer.Option(0, help="Seed (rollout starts and class balancing)."),
     balance: bool = typer.Option(True, help="Balance actions by sampling states (never relabelling)."),
@@ -192,7 +192,7 @@ def all_cmd(
     policy: str = typer.Option("default", help="Policy run directory or 'default'."),
     data: str = typer.Option("chainlink-eth-1h", help="Dataset for the rollouts."),
     out: str = typer.Option("runs/finetune", help="Root folder of every artifact."),
-    episodes: int = typer.Option(20),
+    episodes: int = typer.Option(200, help="Rollout episodes."),
     steps: int = typer.Option(100),
     teacher: Optional[str] = typer.Option(None, help="openai:MODEL | ollama:MODEL for stage-1 data."),
     teacher_n: int = typer.Option(100),

@@ -26,7 +26,7 @@ class PipelineConfig(BaseModel):
     policy: str = Field("default", description="Policy run directory or 'default'.")
     data: str = Field(DEFAULT_DATASET, description="Market dataset for the rollouts.")
     out: str = Field("runs/finetune", description="Root folder of every artifact.")
-    episodes: int = 20
+    episodes: int = 200
     steps: int = 100
     seed: int = 0
     teacher: str | None = Field(None, description="openai:MODEL | ollama:MODEL for stage-1 data (optional).")

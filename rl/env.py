@@ -149,6 +149,8 @@ class TradingEnv(gym.Env):
         self.t = t0
         self.t_end = seg_stop - 1 if length is None else min(seg_stop - 1, t0 + int(length))
         self._reset_ledger()
+        if options.get("position"):  # start already holding a position (e.g. a wallet that holds ETH)
+            self._hold(int(options["position"]))
         self.reward_fn.reset()
         return self._observation(), {"t": self.t, "equity": self.equity, "price": self._close[self.t]}
 
@@ -261,12 +263,15 @@ class TradingEnv(gym.Env):
         the same observation code as training and backtests."""
         self.t = self.entry_t = t
         self._reset_ledger()
-        price = self._close[t]
         if position != 0:
-            self.units = position * self.cfg.initial_cash / price
-            self.cash = self.cfg.initial_cash - self.units * price
-            self.position = position
+            self._hold(position)
         return self._observation()
+
+    def _hold(self, position: int) -> None:
+        """Turn the fresh account into one fully in `position` at the current close, at no cost."""
+        self.units = position * self.cfg.initial_cash / self._close[self.t]
+        self.cash = self.cfg.initial_cash - self.units * self._close[self.t]
+        self.position = position
 
     def action_masks(self) -> np.ndarray:
         """Valid actions in the current position (FreqAI / sb3-contrib MaskablePPO convention)."""

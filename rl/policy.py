@@ -202,8 +202,11 @@ class Policy:
 
     # -- rollouts over history (for distillation) ------------------------------------------------------------
     def rollout(self, data: str | None = None, split: str = "train", episodes: int = 20, steps: int = 100,
-                seed: int = 0) -> list[Decision]:
-        """Run the greedy policy from seeded random starts in `split`; record each state and decision."""
+                seed: int = 0, random_position: bool = True) -> list[Decision]:
+        """Run the greedy policy from seeded random starts in `split`; record each state and decision.
+
+        With `random_position`, each episode starts either in USDC or fully in ETH (or short, when allowed),
+        so the record covers wallets that hold ETH too, not only the states a flat start leads to."""
         from rl.data import load_candles, split_by_dates
 
         candles = load_candles(data or self.config.data, self.config.interval)
@@ -213,7 +216,10 @@ class Policy:
         vol_idx = feats.names.index("realised_vol")
         out: list[Decision] = []
         for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep, options={"length": steps})
+            env.reset(seed=seed + ep)  # seeds env.np_random for this episode: start bar and position
+            levels = [-1, 0, 1] if self.config.env.allow_short else [0, 1]
+            position = int(env.np_random.choice(levels)) if random_position else 0
+            obs, _ = env.reset(options={"length": steps, "position": position})
             for _ in range(steps):
                 t = env.t
                 q = q_values(self.model, obs)

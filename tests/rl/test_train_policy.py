@@ -138,3 +138,11 @@ def test_cli_errors_are_one_line(tmp_path, args, needle):
     assert res.returncode == 1
     assert res.stderr.startswith("error: ") and needle in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_rollout_starts_from_both_kinds_of_wallet(run_dir):
+    decisions = Policy.load(run_dir).rollout(episodes=8, steps=5, seed=3)
+    firsts = decisions[::5]
+    assert {d.eth > 0 for d in firsts} == {True, False}  # some episodes start in ETH, some in USDC
+    flat_only = Policy.load(run_dir).rollout(episodes=8, steps=5, seed=3, random_position=False)
+    assert all(d.eth == 0 for d in flat_only[::5])
