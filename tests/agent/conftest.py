@@ -111,7 +111,7 @@ def openai_server():
     import sys
     import time
 
-    for module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context"):
+    for module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         pytest.importorskip(module, reason="llama-cpp-python's server extra is not installed")
     from agent.llm import smollm2_path
 

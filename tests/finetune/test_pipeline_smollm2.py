@@ -32,7 +32,7 @@ def chain(small_model, llama_dir, policy_run, tmp_path_factory):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     root = tmp_path_factory.mktemp("chain")
     (root / "lora.yaml").write_text(yaml.safe_dump(TEST_LORA))
-    cfg = PipelineConfig(base="smollm2-135m", policy=policy_run, out=str(root / "run"), episodes=4, steps=60,
+    cfg = PipelineConfig(base="smollm2-135m", policy=policy_run, out=str(root / "run"), episodes=100, steps=60,
                          config=str(root / "lora.yaml"), eval_limit=4)
     return cfg, run_pipeline(cfg, report=lambda msg: None)
 
