@@ -22,8 +22,8 @@ MARKER = "Q-value margin"  # only the distilled answers say this; the base model
 TEST_LORA = {
     "model": "smollm2-135m", "data": "unused", "fine_tune_type": "lora", "num_layers": 8,
     "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]},
-    "iters": 16, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 256,
-    "steps_per_report": 2, "steps_per_eval": 16, "val_batches": 2, "save_every": 0, "backend": "peft",
+    "iters": 24, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 256,
+    "steps_per_report": 2, "steps_per_eval": 24, "val_batches": 2, "save_every": 0, "backend": "peft",
 }
 
 
@@ -44,7 +44,7 @@ def test_lora_loss_falls_and_config_is_saved_beside_the_adapter(chain):
     assert log["val_loss"][-1][1] < log["val_loss"][0][1] - 0.3
     assert log["train_loss"][-1][1] < log["train_loss"][0][1]
     saved = json.loads(open(os.path.join(res.artifacts["adapters"], "adapter_config.json")).read())
-    assert saved["lora_parameters"]["rank"] == 8 and saved["iters"] == 16 and saved["model"] == "smollm2-135m"
+    assert saved["lora_parameters"]["rank"] == 8 and saved["iters"] == 24 and saved["model"] == "smollm2-135m"
     fuse_cfg = json.loads(open(os.path.join(res.artifacts["fused"], "fuse_config.json")).read())
     assert fuse_cfg["adapter_path"] == res.artifacts["adapters"] and fuse_cfg["dtype"] == "float16"
 
