@@ -60,6 +60,9 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
     if len(runs) > 1:
         per_seed = []
         for r in runs:
+            if r.resolve() == policy.run_dir.resolve():  # the served seed was just backtested above
+                per_seed.append(report["policy"])
+                continue
             p = Policy.load(r)
             per_seed.append(compute_metrics(run_backtest(p.features_for(candles), p.config.env, a, b,
                                                          model_action_fn(p.model)), candles.interval_s))

@@ -66,8 +66,6 @@ def bench_env(seconds: float = 2.0, n_envs: int = 4096) -> dict:
 
 def bench_train(timesteps: int = 6000) -> dict:
     """Same update-to-data ratio (0.25), same learning_starts, one thread policy for both."""
-    import tempfile
-
     import gym_anytrading  # noqa: F401
     import gymnasium as gym
     from stable_baselines3 import DQN
@@ -95,9 +93,8 @@ def bench_train(timesteps: int = 6000) -> dict:
         model.learn(timesteps, reset_num_timesteps=False)
         return timesteps / (time.perf_counter() - t)
 
-    with tempfile.TemporaryDirectory():
-        a1, p1 = ours(), sb3_peer()
-        a2, p2 = ours(), sb3_peer()
+    a1, p1 = ours(), sb3_peer()
+    a2, p2 = ours(), sb3_peer()
     ours_rate, peer_rate = max(a1, a2), max(p1, p2)
     return {"ours": ours_rate, "sb3_anytrading": peer_rate, "ratio": ours_rate / peer_rate,
             "utd": cfg.updates_per_transition}

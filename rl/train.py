@@ -141,7 +141,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     """Train (or continue training) a policy into `run_dir`; returns the metrics written to metrics.json."""
     from trader_core.runtime import configure_torch
 
-    configure_torch() if cfg.torch_threads is None else __import__("torch").set_num_threads(cfg.torch_threads)
+    if cfg.torch_threads is None:
+        configure_torch()
+    else:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     candles, split, feats = prepare_market(cfg)

@@ -134,6 +134,8 @@ def _parse_timestamps(col, source: str) -> np.ndarray:
 
 
 def _frame_to_candles(frame, name: str, source: str) -> Candles:
+    import pandas as pd
+
     required = ["timestamp", "open", "high", "low", "close"]
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -144,8 +146,6 @@ def _frame_to_candles(frame, name: str, source: str) -> Candles:
     ts = _parse_timestamps(frame["timestamp"], source)
     arrays = {}
     for col in ["open", "high", "low", "close"]:
-        import pandas as pd
-
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64")
         bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
         if bad.size:
@@ -154,8 +154,6 @@ def _frame_to_candles(frame, name: str, source: str) -> Candles:
         arrays[col] = values
     volume = None
     if "volume" in frame.columns:
-        import pandas as pd
-
         vol = pd.to_numeric(frame["volume"], errors="coerce").to_numpy(dtype="float64")
         if np.isfinite(vol).all():
             bad = np.flatnonzero(vol < 0)
