@@ -163,8 +163,7 @@ class Policy:
         back = max(0, t - PRICE_CHANGE_BARS)
         out["price"] = float(c.close[t])
         out["price_change_24"] = float(c.close[t] / c.close[back] - 1.0)
-        out["last_return"] = float(feats.raw[t][0] * feats.raw[t][feats.names.index("realised_vol")]) \
-            if np.isfinite(feats.raw[t]).all() else float("nan")
+        out["last_return"] = float(np.log(c.close[t] / c.close[t - 1])) if t > 0 else float("nan")
         out.update(env.account_state())
         return out
 
@@ -214,12 +213,12 @@ class Policy:
         feats = self.features_for(candles)
         env = self.env_for(feats, *sp.range(split), random_start=True)
         vol_idx = feats.names.index("realised_vol")
+        levels = [-1, 0, 1] if self.config.env.allow_short else [0, 1]
+        wallets = np.random.default_rng(seed)  # which position each episode starts in
         out: list[Decision] = []
         for ep in range(episodes):
-            env.reset(seed=seed + ep)  # seeds env.np_random for this episode: start bar and position
-            levels = [-1, 0, 1] if self.config.env.allow_short else [0, 1]
-            position = int(env.np_random.choice(levels)) if random_position else 0
-            obs, _ = env.reset(options={"length": steps, "position": position})
+            position = int(wallets.choice(levels)) if random_position else 0
+            obs, _ = env.reset(seed=seed + ep, options={"length": steps, "position": position})
             for _ in range(steps):
                 t = env.t
                 q = q_values(self.model, obs)
