@@ -22,6 +22,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
 from trader_core.errors import LLMError, require
+from trader_core.llama_check import ensure_llama_works
 
 # One loaded model per (path, n_ctx): loading is ~0.2 s for SmolLM2 but seconds for a 3B model.
 _CACHE: dict[tuple[str, int], Any] = {}
@@ -39,6 +40,7 @@ def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None
             # Spinning OpenMP workers starve each other on a busy machine (measured: a 830-token prompt took
             # 12-23 s instead of 6 s with 2 threads on 2 loaded cores); passive waiting costs little when idle.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            ensure_llama_works()  # a build that crashes on batched decode: one line, not a segfault mid-turn
             llama_cpp = require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
             # Half the cores (1 on a 2-core box): with every core busy, one slow thread stalls llama.cpp's
             # barriers (measured: plan calls 3-10x slower with 2 threads next to a training job on 2 cores).

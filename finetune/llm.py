@@ -89,8 +89,10 @@ def _gguf(path: str, max_tokens: int, temperature: float, n_ctx: int) -> ChatFn:
         from llama_cpp import Llama
     except ImportError as exc:
         raise DependencyMissing(f"llama-cpp-python is not installed ({exc}); pip install llama-cpp-python==0.3.36") from None
+    from trader_core.llama_check import ensure_llama_works
     from trader_core.runtime import default_torch_threads
 
+    ensure_llama_works()
     llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=max(1, default_torch_threads()), verbose=False, seed=0)
 
     def ask(messages: list[dict]) -> str:
