@@ -30,6 +30,11 @@ class DependencyMissing(TraderError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
+class StorageError(TraderError, OSError):
+    """A file or folder cannot be read or written (full disk, read-only file system, no permission, a file
+    where a folder should be); the message names the path and what to do. Nothing half-written is left."""
+
+
 class ModelError(TraderError, RuntimeError):
     """A trained policy or language model cannot be loaded or used."""
 
