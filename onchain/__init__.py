@@ -44,6 +44,7 @@ _EXPORTS = {
     "SwapProposal", "SwapReceipt", "ReplayResult", "replay", "RiskLimits", "execute_swap", "load_risk_limits",
     "propose_swap", "swap", "get_pool", "get_portfolio", "get_price", "get_quote", "recent_swaps",
     "swaps_to_candles", "ChainError", "ChainUnavailable", "SwapRefused", "TransactionFailed",
+    "TransactionPending", "JournalError", "reconcile", "checkpoint", "signer", "trading_address",
 }
 
 

@@ -16,7 +16,7 @@ from eth_abi import encode as abi_encode
 from onchain import chain as C
 from onchain.artifacts import load_artifact
 from onchain.rpc import calldata, decode
-from trader_core.errors import ChainError
+from trader_core.errors import ChainError, TransactionPending
 
 REPLICA_VERSION = "1"
 # (artifact, address, real deployer, real nonce, constructor types, constructor args)
@@ -61,7 +61,7 @@ def wait_receipt(chain: C.Chain, tx_hash: str, timeout: float = 30.0) -> dict:
         if receipt is not None:
             return receipt
         if time.monotonic() > deadline:
-            raise ChainError(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
+            raise TransactionPending(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
         time.sleep(0.002)
 
 

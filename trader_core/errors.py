@@ -53,6 +53,12 @@ class TransactionFailed(ChainError):
     """A transaction reverted or could not be mined; the message carries the revert reason."""
 
 
+class TransactionPending(ChainError):
+    """A sent transaction was not mined within the wait; it stays journalled `pending` and is reconciled later."""
+
+    retryable = True
+
+
 class SwapRefused(TraderError, ValueError):
     """A guard refused a swap before anything was signed (risk limit, chain id, bad amount)."""
 
