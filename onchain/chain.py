@@ -43,6 +43,11 @@ V3_FEE = 500
 USDC_BALANCE_SLOT = 9  # FiatTokenV1 `balances`; the replica token keeps the same layout
 USDC_ALLOWANCE_SLOT = 10
 
+# Where a replica keeps its identity (slot 0, set once when its seed state is built): anvil does not restore
+# block 0 reliably from a state dump (its hash changed on a second restore), so the genesis hash alone cannot
+# name a replica across restarts. keccak("rl-trader-agent chain identity")[-20:]; nothing else lives there.
+IDENTITY_ADDRESS = "0x63DbBd367700E07EAa13B8cAb5b5Cc6ae83cF787"
+
 # Anvil's public dev mnemonic ("test test ... junk"): account 0 trades, 8 arbitrages (replay), 9 provides liquidity.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 TRADER_ACCOUNT, ARB_ACCOUNT, LP_ACCOUNT = 0, 8, 9
@@ -206,14 +211,17 @@ class Chain:
 
     @property
     def node_id(self) -> str:
-        """Which chain this is: chain id + genesis hash + mode. The replica and a mainnet fork are both chain
-        id 1; journal rows are matched to a node by this, never by chain id alone."""
+        """Which chain this is: chain id + genesis + mode. The replica and a mainnet fork are both chain id 1;
+        journal rows are matched to a node by this, never by chain id alone. The genesis is block 0's hash, or
+        on a replica the identity written into its seed state (anvil may rebuild block 0 when it loads state)."""
         if self._node_id is None:
-            genesis = self.rpc("eth_getBlockByNumber", "0x0", False) or {}
+            genesis, marker = self.rpc.batch([("eth_getBlockByNumber", ["0x0", False]),
+                                              ("eth_getStorageAt", [IDENTITY_ADDRESS, "0x0", "latest"])])
+            anchor = marker if int(marker or "0x0", 16) else (genesis or {}).get("hash", "?")
             mode = self.mode
             if self.info is None and self.metadata().get("forkedNetwork"):
                 mode = "fork"
-            self._node_id = f"{self.chain_id}:{genesis.get('hash', '?')}:{mode}"
+            self._node_id = f"{self.chain_id}:{anchor}:{mode}"
         return self._node_id
 
     def call(self, to: str, data: str, block: str = "latest") -> str:
@@ -299,7 +307,8 @@ def _spawn(cmd: list[str], log_file: Path | None, detach: bool, **kw) -> subproc
 def find_orphans(exclude: set[int] | None = None) -> list[int]:
     """pids of anvils and forwarders that this TRADER_HOME started but its state file does not name (a CLI
     killed between launch and record, a garbage state file). Linux only; [] elsewhere."""
-    exclude = {p for p in (exclude or set()) if p}
+    recorded = read_state()
+    exclude = {p for p in (exclude or set()) | ({recorded.pid, recorded.forwarder_pid} if recorded else set()) if p}
     marker = f"{HOME_MARKER}={trader_home().resolve()}".encode()
     found = []
     for entry in Path("/proc").glob("[0-9]*") if Path("/proc/self").exists() else []:

@@ -313,7 +313,7 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
             typer.echo("no trades journalled yet")
         return
     else:
-        journal = Journal()
+        journal = Journal(readonly=True)
     rows = journal.list_trades(limit=limit or None, status=status)
     if json_out:
         print_json(rows)

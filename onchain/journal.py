@@ -14,6 +14,7 @@ The journal only stores; it imports nothing else from onchain.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -61,22 +62,48 @@ class JournalError(StorageError):
 
 
 class Journal:
-    """One SQLite file; safe to open from several processes (WAL, short transactions)."""
+    """One SQLite file; safe to open from several processes (WAL, short transactions).
 
-    def __init__(self, path: str | Path | None = None):
+    `readonly=True` only reads (listing trades on a read-only TRADER_HOME works too) and changes nothing.
+    """
+
+    def __init__(self, path: str | Path | None = None, readonly: bool = False):
         self.path = Path(path) if path else journal_path()
-        ensure_dir(self.path.parent)
+        self.readonly = readonly
+        if not readonly:
+            ensure_dir(self.path.parent)
         with self._errors("open"):
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self.db = self._connect()
         try:
             with self._errors("open"):
                 self.db.row_factory = sqlite3.Row
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-                self._migrate()
+                if readonly:
+                    self._check_schema()
+                else:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                    self._migrate()
         except BaseException:
             self.db.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        kw = {"timeout": 30.0, "isolation_level": None, "check_same_thread": False}
+        if not self.readonly:
+            return sqlite3.connect(self.path, **kw)
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, **kw)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            return db
+        except sqlite3.OperationalError:  # a WAL journal in a read-only folder: read the file as it is
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, **kw)
+
+    def _check_schema(self) -> None:
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(trades)")}
+        if not set(CORE) <= have:
+            raise sqlite3.DatabaseError(f"its `trades` table lacks {', '.join(sorted(set(CORE) - have))} "
+                                        "(not a trade journal of this toolkit)")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -88,7 +115,7 @@ class Journal:
             if "not a database" in text or "malformed" in text:
                 hint = (f"it is not a trade journal or is damaged; it was left untouched: move it aside "
                         f"(mv {self.path} {self.path}.bad) and run again")
-            elif "readonly" in text or "read-only" in text:
+            elif "readonly" in text or "read-only" in text or not os.access(self.path.parent, os.W_OK):
                 hint = "the file or its folder is read-only; point TRADER_HOME at a writable folder"
             elif "disk is full" in text or "disk I/O" in text:
                 hint = "the disk is full or failing; free some space and run again"

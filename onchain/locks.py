@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from trader_core.errors import ChainError
-from trader_core.paths import ensure_dir
+from trader_core.paths import ensure_dir, storage_error
 
 
 @contextmanager
@@ -24,7 +24,10 @@ def file_lock(path: str | Path, timeout: float = 120.0, what: str = "lock") -> I
     """Hold an exclusive flock on `path` (created if missing) for the `with` block."""
     path = Path(path)
     ensure_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise storage_error(exc, f"create the {what}", path) from None
     try:
         deadline = time.monotonic() + timeout
         while True:

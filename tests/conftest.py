@@ -11,7 +11,8 @@ from trader_core.errors import DependencyMissing
 # Settings a developer's shell may carry that would change what tests see (keys, RPC URLs, risk limits).
 CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
              "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
-             "OPENAI_API_KEY", "OPENAI_BASE_URL")
+             "OPENAI_API_KEY", "OPENAI_BASE_URL", "TRADER_WALLET_ETH", "TRADER_WALLET_USDC",
+             "TRADER_ALLOW_REAL_KEY_ON_LOCAL")
 
 
 def clean_env(home) -> pytest.MonkeyPatch:
@@ -26,7 +27,8 @@ def clean_env(home) -> pytest.MonkeyPatch:
 @contextmanager
 def replica_chain(home):
     """Start the offline mainnet replica under `home`; stop whichever anvil the state file names at exit
-    (a test may have restarted it). Skips when the anvil binary is missing (npm ci not run)."""
+    (a test may have restarted it). The node is tied to the test process, so even a killed test run cannot
+    leak it. Skips when the anvil binary is missing (npm ci not run)."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -37,7 +39,7 @@ def replica_chain(home):
 
     mp = clean_env(home)
     try:
-        start_chain()
+        start_chain(detach=False)
         mp.undo()
         yield home
     finally:
