@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from onchain import chain as C
 from onchain.journal import Journal
@@ -99,6 +100,8 @@ def start_chain(
     reconciled with the node before returning. `detach=False` ties the node to this process (tests, demos).
     """
     fork_url = fork_url or os.environ.get("ETH_RPC_URL") or None
+    if fork_url and (urlsplit(fork_url).scheme not in ("http", "https") or not urlsplit(fork_url).hostname):
+        raise ConfigError(f"--fork-url must be an http(s) URL of a mainnet node, got {mask_url(fork_url)}")
     if fork_block is not None and not fork_url:
         raise ConfigError("--fork-block needs --fork-url (or ETH_RPC_URL); the replica has no upstream chain")
     if fork_block is not None and fork_block < 0:
