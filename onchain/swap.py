@@ -189,8 +189,9 @@ def _send(chain: C.Chain, journal: Journal, trade_id: str, raw: str, tx_hash: st
             raise TransactionFailed(reason) from None
 
 
-def _pending_note(tx_hash: str) -> str:
-    return (f"tx {tx_hash} is journalled as pending and is reconciled with the node by the next command "
+def _pending_note(tx_hash: str | None) -> str:
+    what = f"tx {tx_hash}" if tx_hash else "the swap"
+    return (f"{what} is journalled as pending and is reconciled with the node by the next command "
             "(or `trader trades --reconcile`)")
 
 
@@ -228,7 +229,7 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
             journal.transition(proposal.id, "proposed", status="failed", reason=reason)
             raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
 
-    approve_gas, tx_hash = 0.0, None
+    approve_gas, tx_hash, last_hash = 0.0, None, None
     try:
         with signing_lock(chain, acct.address):  # nonce -> sign -> journal -> send, one process at a time
             nonce_hex, gas_price_hex, tip_hex = chain.rpc.batch([
@@ -248,6 +249,7 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
                                                  "data": calldata("approve(address,uint256)", proposal.to,
                                                                   q.amount_in_raw)})
                 journal.update(proposal.id, approve_tx_hash=approve_hash)
+                last_hash = approve_hash
                 _send(chain, journal, proposal.id, raw, approve_hash, "USDC approval")
                 approval = wait_receipt(chain, approve_hash, timeout=timeout)
                 approve_gas = gas_of(approval)[1]
@@ -260,12 +262,13 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
             raw, tx_hash = _sign(acct, {**base, "nonce": nonce, "to": proposal.to, "data": proposal.data,
                                         "value": proposal.value, "gas": gas})
             journal.update(proposal.id, tx_hash=tx_hash)  # before it leaves: crash-safe
+            last_hash = tx_hash
             _send(chain, journal, proposal.id, raw, tx_hash, "transaction")
         receipt = wait_receipt(chain, tx_hash, timeout=timeout)
     except ChainUnavailable:
-        raise ChainUnavailable("the node stopped mid-swap; " + _pending_note(tx_hash or "(approval)")) from None
+        raise ChainUnavailable("the node stopped mid-swap; " + _pending_note(last_hash)) from None
     except TransactionPending:
-        raise TransactionPending(f"not mined within {timeout:.0f}s; " + _pending_note(tx_hash or "(approval)")) from None
+        raise TransactionPending(f"not mined within {timeout:.0f}s; " + _pending_note(last_hash)) from None
 
     row = journal.get(proposal.id)
     fields = {**settlement(row, receipt, approve_gas), "node_instance": chain.instance}

@@ -148,3 +148,24 @@ def test_chain_up_starts_a_realistic_wallet_so_the_readme_buy_works_right_away(c
         assert (p["eth"], p["usdc"]) == (2.0, 1234.5)
     finally:
         trader("chain", "down", env=other)
+
+
+@pytest.mark.parametrize("answer,why", [("n", "declined at the prompt"), ("\x03", "interrupted at the prompt")])
+def test_a_proposal_the_user_says_no_to_is_journalled_declined(chain, trader_funded, chain_home, answer, why):
+    """`n` or Ctrl+C at the confirmation prompt: nothing signed, one error line, the row `declined` (it used to
+    stay `proposed` forever)."""
+    pexpect = pytest.importorskip("pexpect")
+    from onchain.journal import Journal
+
+    n0 = int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16)
+    child = pexpect.spawn(sys.executable, ["-c", RUN_TRADER, "swap", "sell", "0.02", "ETH"], encoding="utf-8",
+                          timeout=120, env={**os.environ, "TRADER_HOME": str(chain_home)})
+    child.expect(r"execute on chain id 1 .*\? \[y/N\]: ")
+    child.send(answer if answer == "\x03" else answer + "\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert f"error: not executed ({why})" in child.before and "Traceback" not in child.before
+    newest = Journal().list_trades(limit=1)[0]
+    assert newest["status"] == "declined" and newest["reason"] == why and newest["amount_in"] == 0.02
+    assert int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16) == n0
