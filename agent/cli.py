@@ -1,8 +1,9 @@
 """`trader`: one console script; each package mounts its own command group.
 
 Only typer is imported here: every heavy library (torch, web3, llama_cpp) is imported inside the
-command that needs it, so `trader --help` stays instant. Known errors (`TraderError`) become one line
-and exit code 1; DEBUG=1 shows the traceback.
+command that needs it, so `trader --help` stays instant. Every failure becomes one `error: ...` line: known
+errors (`TraderError`) and OS/journal errors exit 1, usage errors exit 2, anything else is reported as a bug;
+DEBUG=1 shows the traceback. SIGTERM/SIGHUP unwind like an exit, so `finally` blocks stop what was started.
 """
 
 from __future__ import annotations
@@ -88,8 +89,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # usage errors come back here, to be printed as one line too
     except typer.Abort:  # end of input at a prompt
-        print("aborted", file=sys.stderr)
-        sys.exit(1)
+        _fail("aborted: no answer at the prompt")
     except typer.TyperException as exc:  # typer's (vendored click) usage errors
         if type(exc).__name__ == "NoArgsIsHelpError":  # `trader` or `trader chain` alone: the help is the answer
             from typer import rich_utils
@@ -117,6 +117,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if code == 130:  # typer turns Ctrl+C inside a command into exit code 130
+        print("interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
 

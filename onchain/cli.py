@@ -68,9 +68,12 @@ def up(
 @chain_app.command("status")
 def status_cmd(json_out: bool = JSON_OPT) -> None:
     """Show the recorded chain; exit code 1 if none is running."""
-    from onchain.chain import status
+    from onchain.chain import find_orphans, status
 
     info = status()
+    for pid in find_orphans():
+        typer.echo(f"warning: an anvil or forwarder this TRADER_HOME started runs unrecorded (pid {pid}); "
+                   "`trader chain up` or `trader chain down` stops it", err=True)
     if json_out:
         print_json(_info_json(info) if info else {"rpc_url": None, "pid": None, "chain_id": None, "mode": None,
                                                    "running": False})

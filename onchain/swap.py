@@ -133,7 +133,11 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
             gas_estimate = int(chain.rpc("eth_estimateGas", *params), 16)
             gas_limit = int(gas_estimate * GAS_HEADROOM)
         except RpcError as exc:
-            reasons.append(f"simulation reverts: {exc.revert_reason}")
+            if "insufficient funds" in exc.rpc_message.lower():  # the node's own balance check, gas included
+                need = f"{q.amount_in:.6g} + gas" if q.asset_in == "ETH" else "gas"
+                reasons.append(f"insufficient ETH for the swap and its gas: need {need}, have {eth_bal:.6g}")
+            else:
+                reasons.append(f"simulation reverts: {exc.revert_reason}")
     if gas_limit is not None:
         # the node reserves value + gas limit x max fee up front: a sell of the whole balance cannot pay for gas
         max_fee, _ = _max_fee(gas_price, tip)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +50,37 @@ def replica_chain(home):
         mp = clean_env(home)
         stop_chain()
         mp.undo()
+
+
+def chain_processes_under(root) -> list[int]:
+    """pids of anvils/forwarders started by a TRADER_HOME under `root` (their environment says which)."""
+    from onchain.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
+
+    prefix = f"{HOME_MARKER}={Path(root).resolve()}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if any(v.startswith(prefix) for v in environ) and (pid_is_anvil(pid) or pid_is_forwarder(pid)):
+            found.append(pid)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_chain_process_outlives_the_tests(tmp_path_factory):
+    """Every anvil (and fork forwarder) the tests start, directly or through the CLI, is stopped by the end.
+    Set up before any other session fixture, so it checks after all of them are torn down."""
+    root = tmp_path_factory.getbasetemp()
+    yield
+    if not os.path.isdir("/proc/self"):
+        return
+    deadline = time.monotonic() + 10
+    while chain_processes_under(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leaked = chain_processes_under(root)
+    for pid in leaked:
+        os.kill(pid, signal.SIGTERM)
+    assert not leaked, f"chain processes left running by the tests: {leaked}"

@@ -11,41 +11,6 @@ import pytest
 from tests.conftest import CLEAN_ENV, replica_chain
 
 
-def chain_processes_under(root) -> list[int]:
-    """pids of anvils/forwarders started by a TRADER_HOME under `root` (their environment says which)."""
-    from pathlib import Path
-
-    from onchain.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
-
-    prefix = f"{HOME_MARKER}={Path(root).resolve()}".encode()
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        pid = int(entry.name)
-        if any(v.startswith(prefix) for v in environ) and (pid_is_anvil(pid) or pid_is_forwarder(pid)):
-            found.append(pid)
-    return found
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_chain_process_outlives_the_tests(tmp_path_factory):
-    """Every anvil (and fork forwarder) the tests start, directly or through the CLI, is stopped by the end."""
-    root = tmp_path_factory.getbasetemp()
-    yield
-    if not os.path.isdir("/proc/self"):
-        return
-    deadline = time.monotonic() + 10
-    while chain_processes_under(root) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    leaked = chain_processes_under(root)
-    for pid in leaked:
-        os.kill(pid, signal.SIGTERM)
-    assert not leaked, f"chain processes left running by the tests: {leaked}"
-
-
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
     with replica_chain(tmp_path_factory.mktemp("trader_home")) as home:

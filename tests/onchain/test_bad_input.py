@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLEAN_ENV
-from tests.onchain.conftest import chain_processes_under, seeded_home
+from tests.conftest import CLEAN_ENV, chain_processes_under
+from tests.onchain.conftest import seeded_home
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 RUN_TRADER = "from agent.cli import main; main()"
