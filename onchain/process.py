@@ -67,7 +67,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """No socket listens on 127.0.0.1:`port` (one in TIME_WAIT after a `chain down` does not count, as for anvil)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -99,6 +99,25 @@ def prepare_out_file(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777  # an existing file keeps its mode
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (os.umask would, for a moment, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` all-or-nothing: a temp file in the same folder, fsync, rename.
 
@@ -109,6 +128,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; keep what a plain open() would give
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
