@@ -1,8 +1,9 @@
 """`trader`: one console script; each package mounts its own command group.
 
 Only typer is imported here: every heavy library (torch, web3, llama_cpp) is imported inside the
-command that needs it, so `trader --help` stays instant. Known errors (`TraderError`) become one line
-and exit code 1; DEBUG=1 shows the traceback.
+command that needs it, so `trader --help` stays instant. Every failure becomes one `error: ...` line: known
+errors (`TraderError`) and OS/journal errors exit 1, usage errors exit 2, anything else is reported as a bug;
+DEBUG=1 shows the traceback. SIGTERM/SIGHUP unwind like an exit, so `finally` blocks stop what was started.
 """
 
 from __future__ import annotations
@@ -52,19 +53,73 @@ def demo(
     run_demo(quick=quick)
 
 
-def main() -> None:
-    from trader_core.errors import TraderError
+def _stop_on_signals() -> None:
+    """SIGTERM/SIGHUP unwind like an exit, so every `finally` runs (a chain the command started is stopped)."""
+    import signal
 
+    def _exit(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit)
+
+
+def _mask_urls(text: str) -> str:
+    """Keep scheme, host and port of any URL in an unexpected error's text; userinfo, path and query may hold keys."""
+    import re
+
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^\s/@'\"]*@)?([^\s/?#'\"]+)[^\s'\"]*", r"\1\2", text)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    one_line = " ".join(message.split())  # the promise is one line, whatever the message holds
+    print(f"error: {one_line}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Run the CLI; every failure is one `error: ...` line and exit code 1 (DEBUG=1 shows the traceback)."""
+    import sqlite3
+
+    from trader_core.errors import TraderError
+    from trader_core.paths import os_reason
+
+    _stop_on_signals()
     try:
-        app()
-    except TraderError as exc:
+        code = app(standalone_mode=False)  # usage errors come back here, to be printed as one line too
+    except typer.Abort:  # end of input at a prompt
+        _fail("aborted: no answer at the prompt")
+    except typer.TyperException as exc:  # typer's (vendored click) usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `trader` or `trader chain` alone: the help is the answer
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        _fail(f"{exc.format_message().rstrip('.')}{where}", exc.exit_code)
+    except Exception as exc:
         if os.environ.get("DEBUG"):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        if isinstance(exc, TraderError):
+            _fail(str(exc))
+        if isinstance(exc, BrokenPipeError):  # `trader trades | head`: the reader left; not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        if isinstance(exc, OSError):
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{os_reason(exc)}{where}")
+        if isinstance(exc, sqlite3.Error):
+            _fail(f"the trade journal failed ({exc}); see `trader trades` or move $TRADER_HOME/journal.sqlite aside")
+        _fail(f"unexpected {type(exc).__name__}: {_mask_urls(str(exc))[:300]} (a bug: rerun with DEBUG=1 for the "
+              "traceback and report it)")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if code == 130:  # typer turns Ctrl+C inside a command into exit code 130
+        print("interrupted", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

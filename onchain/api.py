@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from onchain.chain import Chain, ChainInfo, connect, dev_account
+from onchain.chain import Chain, ChainInfo, checkpoint, dev_account
 from onchain.chain import status as chain_status
-from onchain.journal import Journal
+from onchain.journal import Journal, JournalError
+from onchain.keys import signer, trading_address
 from onchain.manage import PrivateReplica, fund, start_chain, stop_chain
 from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict, SwapEvent, SwapProposal,
                             SwapReceipt)
+from onchain.reconcile import connect, reconcile
 from onchain.replay import ReplayResult, replay
-from onchain.swap import RiskLimits, execute_swap, load_risk_limits, propose_swap, swap
+from onchain.risk import RiskLimits, load_risk_limits
+from onchain.swap import execute_swap, propose_swap, swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles
-from trader_core.errors import ChainError, ChainUnavailable, SwapRefused, TransactionFailed
+from trader_core.errors import ChainError, ChainUnavailable, SwapRefused, TransactionFailed, TransactionPending
 
 __all__ = [
     "Chain", "ChainInfo", "connect", "dev_account", "chain_status", "Journal", "PrivateReplica", "fund",
@@ -19,4 +22,5 @@ __all__ = [
     "SwapProposal", "SwapReceipt", "ReplayResult", "replay", "RiskLimits", "execute_swap", "load_risk_limits",
     "propose_swap", "swap", "get_pool", "get_portfolio", "get_price", "get_quote", "recent_swaps",
     "swaps_to_candles", "ChainError", "ChainUnavailable", "SwapRefused", "TransactionFailed",
+    "TransactionPending", "JournalError", "reconcile", "checkpoint", "signer", "trading_address",
 ]

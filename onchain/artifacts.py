@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from trader_core.errors import ChainError, DependencyMissing
-from trader_core.runtime import trader_home
+from trader_core.paths import atomic_write_text, trader_home
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NPM_HINT = "run `npm ci` in the repository root (or `make setup`)"
@@ -113,7 +113,11 @@ def compile_replica_usdc() -> dict:
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     cache = trader_home() / "cache" / f"ReplicaUSDC-{digest}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        try:
+            return json.loads(cache.read_text())
+        except (ValueError, OSError):
+            pass  # a damaged cache is rebuilt
+
     modules = node_modules()
     if not (modules / "solc").is_dir():
         raise DependencyMissing(f"solc-js is not installed; {NPM_HINT}")
@@ -122,12 +126,11 @@ def compile_replica_usdc() -> dict:
         raise DependencyMissing("node is not installed; install Node.js >= 18 to compile the replica token")
     proc = subprocess.run(
         [node, "-e", _SOLC_SCRIPT, str(source)], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "NODE_PATH": str(modules)},
+        # a clean environment: the compiler needs no keys or RPC URLs
+        env={**{k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ},
+             "NODE_PATH": str(modules)},
     )
     if proc.returncode != 0:
         raise ChainError(f"compiling ReplicaUSDC.sol failed: {proc.stderr.strip().splitlines()[-1:]}")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(proc.stdout)
-    tmp.replace(cache)
+    atomic_write_text(cache, proc.stdout)
     return json.loads(proc.stdout)

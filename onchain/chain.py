@@ -10,9 +10,6 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Literal
@@ -20,10 +17,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from onchain.artifacts import find_anvil
+from onchain.locks import file_lock
+from onchain.process import (HOME_MARKER, NodeProcess, child_env, find_processes_of_home, free_port, launch_anvil,
+                             pid_is_anvil, pid_is_forwarder, pid_listens_on, port_is_free, stop_pid)
 from onchain.rpc import LOOPBACK_HOSTS, Rpc, RpcError, mask_url
-from trader_core.errors import ChainError, ChainUnavailable, ConfigError
-from trader_core.runtime import trader_home
+from trader_core.errors import ChainUnavailable, ConfigError
+from trader_core.paths import atomic_write_bytes, atomic_write_text, trader_home
+
+__all__ = ["HOME_MARKER", "NodeProcess", "child_env", "free_port", "launch_anvil", "pid_is_anvil", "pid_is_forwarder",
+           "pid_listens_on", "port_is_free", "stop_pid", "find_orphans"]  # process helpers, re-exported
 
 # Canonical mainnet addresses; the replica deploys real bytecode at exactly these.
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -39,6 +41,11 @@ V3_POOL = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"
 V3_FEE = 500
 USDC_BALANCE_SLOT = 9  # FiatTokenV1 `balances`; the replica token keeps the same layout
 USDC_ALLOWANCE_SLOT = 10
+
+# Where a replica keeps its identity (slot 0, set once when its seed state is built): anvil does not restore
+# block 0 reliably from a state dump (its hash changed on a second restore), so the genesis hash alone cannot
+# name a replica across restarts. keccak("rl-trader-agent chain identity")[-20:]; nothing else lives there.
+IDENTITY_ADDRESS = "0x63DbBd367700E07EAa13B8cAb5b5Cc6ae83cF787"
 
 # Anvil's public dev mnemonic ("test test ... junk"): account 0 trades, 8 arbitrages (replay), 9 provides liquidity.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -61,6 +68,9 @@ class ChainInfo(BaseModel):
     started_at: float | None = None
     log_file: str | None = None
     running: bool = True
+    state_file: str | None = None  # the replica's saved state: loaded at start, written at checkpoints
+    restored_block: int | None = None  # the saved state's head block when this node was started from it
+    forwarder_pid: int | None = None  # the loopback forwarder that holds a fork URL's secrets
 
 
 def state_path() -> Path:
@@ -68,47 +78,23 @@ def state_path() -> Path:
 
 
 def read_state() -> ChainInfo | None:
+    """The recorded chain; None if none (a garbage state file counts as none: `chain up` then finds the
+    anvil it named, if any, as an orphan of this home)."""
     path = state_path()
     if not path.exists():
         return None
     try:
-        return ChainInfo.model_validate_json(path.read_text())
-    except ValueError:
+        return ChainInfo.model_validate_json(path.read_bytes())
+    except (ValueError, OSError):
         return None
 
 
 def write_state(info: ChainInfo) -> Path:
-    path = state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(info.model_dump_json(indent=2))
-    tmp.replace(path)
-    return path
-
-
-def pid_is_anvil(pid: int | None) -> bool:
-    """True if `pid` is alive and is an anvil process (a recycled pid must never be killed)."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True  # no /proc (macOS): alive is the best we can tell
-    return cmdline.endswith(b"anvil")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return atomic_write_text(state_path(), info.model_dump_json(indent=2))
 
 
 class Chain:
-    """A connection to a node plus what we know about it (mode, locality, dev accounts)."""
+    """A connection to a node plus what we know about it (mode, locality, identity, dev accounts)."""
 
     def __init__(self, rpc_url: str, info: ChainInfo | None = None, timeout: float = 30.0):
         self.rpc_url = rpc_url
@@ -118,6 +104,8 @@ class Chain:
         self.info = info
         self.mode: Mode = info.mode if info else "external"
         self._w3 = None
+        self._metadata: dict | None = None
+        self._node_id: str | None = None
 
     @property
     def local(self) -> bool:
@@ -133,6 +121,35 @@ class Chain:
 
             self._w3 = Web3(Web3.HTTPProvider(self.rpc_url))
         return self._w3
+
+    def metadata(self) -> dict:
+        """anvil_metadata (instance id, fork info); {} on nodes that do not have it."""
+        if self._metadata is None:
+            try:
+                self._metadata = dict(self.rpc("anvil_metadata") or {})
+            except RpcError:
+                self._metadata = {}
+        return self._metadata
+
+    @property
+    def instance(self) -> str | None:
+        """This node process's random instance id (anvil); a restarted node has a new one. None elsewhere."""
+        return self.metadata().get("instanceId")
+
+    @property
+    def node_id(self) -> str:
+        """Which chain this is: chain id + genesis + mode. The replica and a mainnet fork are both chain id 1;
+        journal rows are matched to a node by this, never by chain id alone. The genesis is block 0's hash, or
+        on a replica the identity written into its seed state (anvil may rebuild block 0 when it loads state)."""
+        if self._node_id is None:
+            genesis, marker = self.rpc.batch([("eth_getBlockByNumber", ["0x0", False]),
+                                              ("eth_getStorageAt", [IDENTITY_ADDRESS, "0x0", "latest"])])
+            anchor = marker if int(marker or "0x0", 16) else (genesis or {}).get("hash", "?")
+            mode = self.mode
+            if self.info is None and self.metadata().get("forkedNetwork"):
+                mode = "fork"
+            self._node_id = f"{self.chain_id}:{anchor}:{mode}"
+        return self._node_id
 
     def call(self, to: str, data: str, block: str = "latest") -> str:
         return self.rpc("eth_call", {"to": to, "data": data}, block)
@@ -155,7 +172,11 @@ def dev_account(index: int = TRADER_ACCOUNT):
 
 
 def connect(rpc_url: str | None = None, timeout: float = 30.0) -> Chain:
-    """The chain at `rpc_url`, else $TRADER_RPC_URL, else the one `trader chain up` started."""
+    """The chain at `rpc_url`, else $TRADER_RPC_URL, else the one `trader chain up` started.
+
+    This is the bare connection; `onchain.reconcile.connect` (what the CLI and `onchain.connect` use) also
+    settles the journal's open rows against the node.
+    """
     url = rpc_url or os.environ.get("TRADER_RPC_URL")
     info = None
     if url is None:
@@ -178,114 +199,38 @@ def connect(rpc_url: str | None = None, timeout: float = 30.0) -> Chain:
         raise
 
 
-# --- the anvil process ------------------------------------------------------------------------------------
-
-def launch_anvil(
-    port: int,
-    chain_id: int | None = None,
-    fork_url: str | None = None,
-    fork_block: int | None = None,
-    load_state: Path | None = None,
-    state: Path | None = None,
-    log_file: Path | None = None,
-) -> subprocess.Popen:
-    """Start anvil on 127.0.0.1:`port` in its own session (it outlives the CLI); wait until it answers."""
-    cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--accounts", "10", "--balance", "10000",
-           "--disable-code-size-limit"]
-    if chain_id is not None:
-        cmd += ["--chain-id", str(chain_id)]
-    if fork_url:
-        cmd += ["--fork-url", fork_url]
-        if fork_block is not None:
-            cmd += ["--fork-block-number", str(fork_block)]
-    if state is not None:
-        cmd += ["--state", str(state)]
-    elif load_state is not None:
-        cmd += ["--load-state", str(load_state)]
-    log_file = log_file or trader_home() / "chain" / "anvil.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_file, "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    log.close()
-    rpc = Rpc(f"http://127.0.0.1:{port}", timeout=2.0)
-    deadline = time.monotonic() + (120 if fork_url else 60)
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            lines = _scrub_log(log_file, fork_url).strip().splitlines() or ["(no output)"]
-            first = next((ln for ln in lines if ln.startswith("Error")), "")
-            msg = "; ".join(dict.fromkeys(x for x in (first, lines[-1].lstrip("- ")) if x))
-            raise ChainError(f"anvil exited with code {proc.returncode}: {msg} (log: {log_file})")
-        try:
-            rpc("eth_chainId")
-            rpc.close()
-            _scrub_log(log_file, fork_url)
-            return proc
-        except (ChainUnavailable, RpcError):
-            time.sleep(0.05)
-    stop_pid(proc.pid)
-    raise ChainUnavailable(f"anvil did not answer on 127.0.0.1:{port} within the timeout; see {log_file}")
-
-
-def _scrub_log(log_file: Path, fork_url: str | None) -> str:
-    """anvil prints the fork URL (API key included) in its banner and errors: mask it in the log."""
-    text = log_file.read_text(errors="replace") if log_file.exists() else ""
-    if fork_url:
-        secret = fork_url.split("://", 1)[-1]
-        masked = mask_url(fork_url)
-        cleaned = text.replace(fork_url, masked).replace(secret, masked)
-        if cleaned != text:
-            with open(log_file, "r+") as fh:  # anvil appends (O_APPEND), so rewriting in place is safe
-                fh.seek(0)
-                fh.write(cleaned)
-                fh.truncate()
-        text = cleaned
-    return text
-
-
-def stop_pid(pid: int, timeout: float = 10.0) -> bool:
-    """SIGTERM (anvil dumps --state on exit), then SIGKILL; True if it was running."""
-    if not pid_is_anvil(pid):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-            if done:
-                return True
-        except ChildProcessError:
-            pass
-        if not pid_is_anvil(pid):
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
+def find_orphans(exclude: set[int] | None = None) -> list[int]:
+    """pids of anvils and forwarders that this TRADER_HOME started but its state file does not name (a CLI
+    killed between launch and record, a garbage state file). Linux only; [] elsewhere."""
+    recorded = read_state()
+    named = {recorded.pid, recorded.forwarder_pid} if recorded else set()
+    return find_processes_of_home((exclude or set()) | named)
 
 
 def dump_state(chain: Chain, path: Path) -> Path:
-    """anvil_dumpState (hex of gzipped JSON) -> a file `anvil --load-state` reads."""
+    """anvil_dumpState (hex of gzipped JSON) -> a file `anvil --load-state` reads (written atomically)."""
     blob = chain.rpc("anvil_dumpState")
     raw = bytes.fromhex(blob[2:] if blob.startswith("0x") else blob)
     try:
         raw = gzip.decompress(raw)
     except OSError:
         pass  # older anvils return plain JSON
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(raw)
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, raw)
+
+
+def checkpoint(chain: Chain) -> Path | None:
+    """Save the managed replica's state to its state file (after swaps, funding, replays and at `chain down`),
+    so a restart, or a crash after this point, keeps balances and history. A no-op for other nodes."""
+    info = chain.info
+    if info is None or info.mode != "replica" or not info.state_file or not chain.local:
+        return None
+    path = Path(info.state_file)
+    with file_lock(path.with_name(path.name + ".lock")):  # a newer dump is never replaced by an older one
+        return dump_state(chain, path)
 
 
 def status() -> ChainInfo | None:
-    """The state file's chain, with `running` refreshed (pid alive and the RPC answers)."""
+    """The state file's chain, with `running` refreshed (the RPC answers)."""
     info = read_state()
     if info is None:
         return None
@@ -297,4 +242,3 @@ def status() -> ChainInfo | None:
     except (ChainUnavailable, RpcError):
         info.running = False
     return info
-

@@ -26,13 +26,21 @@ def _info_json(info) -> dict:
 @chain_app.command("up")
 def up(
     fork_url: Optional[str] = typer.Option(None, "--fork-url", help="Fork this RPC (default $ETH_RPC_URL); "
-                                           "without it an offline mainnet replica starts.", show_default=False),
+                                           "without it an offline mainnet replica starts. Held by a loopback "
+                                           "forwarder: never in anvil's argv or log.", show_default=False),
     fork_block: Optional[int] = typer.Option(None, "--fork-block", help="Fork at this block number."),
     port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
-    state: Optional[str] = typer.Option(None, "--state", help="Persist the chain to this file (anvil --state)."),
-    price: Optional[float] = typer.Option(None, "--price", help="Replica seed price, USDC per ETH "
+    state: Optional[str] = typer.Option(None, "--state", help="The replica's saved state file (default "
+                                        "$TRADER_HOME/chain/replica-state.json): loaded at start, saved after "
+                                        "swaps and at `chain down`."),
+    price: Optional[float] = typer.Option(None, "--price", help="Seed price of a new replica, USDC per ETH "
                                           "(default: latest close of the bundled dataset)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close seeds the replica."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close seeds a new replica."),
+    eth: Optional[float] = typer.Option(None, "--eth", help="The trading account's ETH on a new chain "
+                                        "(default $TRADER_WALLET_ETH or 10); given, it also resets a restored one."),
+    usdc: Optional[float] = typer.Option(None, "--usdc", help="The trading account's USDC on a new chain "
+                                         "(default $TRADER_WALLET_USDC or 25000)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard the saved replica state and start from the seed."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Start anvil on 127.0.0.1 (mainnet fork or offline replica) and record it for later commands."""
@@ -40,13 +48,16 @@ def up(
     from onchain.manage import start_chain
 
     before = status()
-    info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data)
+    info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data,
+                       eth=eth, usdc=usdc, fresh=fresh)
     if json_out:
         print_json(_info_json(info))
         return
     again = before is not None and before.running and before.pid == info.pid
     what = f"{info.mode} (chain id {info.chain_id})"
-    if info.mode == "replica":
+    if info.mode == "replica" and info.restored_block is not None:
+        what += f", restored from its saved state (block {info.restored_block}), pool at {info.price:,.2f} USDC/ETH"
+    elif info.mode == "replica":
         what += f", seeded at {info.price:,.2f} USDC/ETH"
     elif info.fork_url:
         what += f", forking {info.fork_url}"
@@ -57,9 +68,12 @@ def up(
 @chain_app.command("status")
 def status_cmd(json_out: bool = JSON_OPT) -> None:
     """Show the recorded chain; exit code 1 if none is running."""
-    from onchain.chain import status
+    from onchain.chain import find_orphans, status
 
     info = status()
+    for pid in find_orphans():
+        typer.echo(f"warning: an anvil or forwarder this TRADER_HOME started runs unrecorded (pid {pid}); "
+                   "`trader chain up` or `trader chain down` stops it", err=True)
     if json_out:
         print_json(_info_json(info) if info else {"rpc_url": None, "pid": None, "chain_id": None, "mode": None,
                                                    "running": False})
@@ -73,11 +87,13 @@ def status_cmd(json_out: bool = JSON_OPT) -> None:
 
 
 @chain_app.command("down")
-def down(json_out: bool = JSON_OPT) -> None:
-    """Stop the recorded anvil by its pid."""
+def down(no_save: bool = typer.Option(False, "--no-save", help="Stop without saving the replica's state "
+                                      "(e.g. when the disk is full)."),
+         json_out: bool = JSON_OPT) -> None:
+    """Save the replica's state and stop the recorded anvil by its pid."""
     from onchain.manage import stop_chain
 
-    info = stop_chain()
+    info = stop_chain(save=not no_save)
     if json_out:
         print_json({"stopped": info is not None, "pid": info.pid if info else None})
     else:
@@ -93,10 +109,13 @@ def fund_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Set ETH (anvil_setBalance) and USDC (balances slot) of an address on a local node."""
-    from onchain.chain import connect
+    from onchain.chain import checkpoint
     from onchain.manage import fund
+    from onchain.reconcile import connect
 
-    result = fund(connect(rpc_url), address, eth=eth, usdc=usdc)
+    chain = connect(rpc_url)
+    result = fund(chain, address, eth=eth, usdc=usdc)
+    checkpoint(chain)
     if json_out:
         print_json(result)
     else:
@@ -113,11 +132,14 @@ def replay_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Move the replica pools along a real historical price path with real (arbitrage) swaps."""
-    from onchain.chain import connect
+    from onchain.chain import checkpoint
+    from onchain.reconcile import connect
     from onchain.replay import replay
 
     venues = (venue.lower(),) if venue else ("v2", "v3")
-    result = replay(connect(rpc_url), data=data, steps=steps, speed=speed, venues=venues)
+    chain = connect(rpc_url)
+    result = replay(chain, data=data, steps=steps, speed=speed, venues=venues)
+    checkpoint(chain)
     if json_out:
         print_json(result.model_dump())
     else:
@@ -129,7 +151,7 @@ def replay_cmd(
 
 def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """Mid price of ETH in USDC from V2 reserves or V3 slot0."""
-    from onchain.chain import connect
+    from onchain.reconcile import connect
     from onchain.uniswap import get_price
 
     p = get_price(connect(rpc_url), venue)
@@ -148,7 +170,7 @@ def quote(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Exact quote for a size (Router02 getAmountsOut / QuoterV2) with price impact."""
-    from onchain.chain import connect
+    from onchain.reconcile import connect
     from onchain.uniswap import get_quote, parse_order
 
     parse_order(side, amount, asset, venue)  # bad input fails before touching the chain
@@ -160,6 +182,31 @@ def quote(
                    f"at {q.price:,.2f} USDC/ETH (impact {q.price_impact_bps:.1f} bps, fee {q.fee_bps:g} bps)")
 
 
+def _deadline_seconds(text: str) -> int:
+    from trader_core.errors import ConfigError
+    from trader_core.market_data import parse_interval
+
+    try:
+        seconds = parse_interval(text)
+    except OverflowError:  # '1e999s'
+        seconds = -1
+    if not 1 <= seconds <= 86_400:
+        raise ConfigError(f"--deadline must be 1s..24h (e.g. 120s or 5m), got {text!r}")
+    return seconds
+
+
+def _confirm(prompt: str) -> tuple[bool, str]:
+    """(yes?, why not): stdin that is not a terminal, end of input and Ctrl+C all mean no."""
+    import sys
+
+    if not sys.stdin.isatty():
+        return False, "stdin is not a terminal and --yes was not given"
+    try:
+        return typer.confirm(prompt, default=False), "declined at the prompt"
+    except (typer.Abort, KeyboardInterrupt, EOFError):
+        return False, "interrupted at the prompt"
+
+
 def swap(
     side: str = typer.Argument(..., help="buy (USDC -> ETH) or sell (ETH -> USDC)."),
     amount: str = typer.Argument(..., help="Amount of ASSET."),
@@ -168,26 +215,34 @@ def swap(
     max_slippage_bps: int = typer.Option(50, "--max-slippage-bps", help="amountOutMin = quote * (1 - bps)."),
     deadline: str = typer.Option("120s", "--deadline", help="Router deadline from now, e.g. 120s or 5m."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Quote, check every guard, sign nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Execute without asking."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Execute without asking (needed when stdin is not a "
+                             "terminal)."),
     allow_live: bool = typer.Option(False, "--allow-live", help="Allow signing on a non-local chain."),
-    risk_config: Optional[str] = typer.Option(None, "--risk-config", help="JSON/YAML file with risk limits."),
+    allow_real_key: bool = typer.Option(False, "--allow-real-key", help="Allow a non-dev TRADER_PRIVATE_KEY on a "
+                                        "local node with a real chain id (its signatures are valid there too); "
+                                        "or TRADER_ALLOW_REAL_KEY_ON_LOCAL=1."),
+    risk_config: Optional[str] = typer.Option(None, "--risk-config", help="JSON/YAML/TOML file with risk limits."),
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Exact-input swap through Router02 or SwapRouter, with guards, simulation and a journal row."""
-    from onchain.chain import connect
     from onchain.journal import Journal
-    from onchain.swap import execute_swap, load_risk_limits, propose_swap
+    from onchain.reconcile import connect
+    from onchain.risk import load_risk_limits
+    from onchain.swap import execute_swap, propose_swap
     from onchain.uniswap import parse_order
     from trader_core.errors import ConfigError, SwapRefused
-    from trader_core.market_data import parse_interval
 
     parse_order(side, amount, asset, venue)
-    deadline_s = parse_interval(deadline)
+    deadline_s = _deadline_seconds(deadline)
+    risk = load_risk_limits(risk_config)  # a bad limit fails before anything is quoted or journalled
+    if not (yes or dry_run) and json_out:
+        raise ConfigError("--json needs --yes to execute (or --dry-run to only check)")
     chain = connect(rpc_url)
     journal = Journal()
-    proposal = propose_swap(chain, side, amount, asset, venue, max_slippage_bps, deadline_s,
-                            load_risk_limits(risk_config), journal, allow_live)
+    allow_key = allow_real_key or None
+    proposal = propose_swap(chain, side, amount, asset, venue, max_slippage_bps, deadline_s, risk, journal,
+                            allow_live, allow_key)
     q = proposal.quote
     if not proposal.risk.ok:
         raise SwapRefused("swap refused: " + "; ".join(proposal.risk.reasons))
@@ -195,7 +250,7 @@ def swap(
                f"(min {proposal.min_amount_out:.6g}, impact {q.price_impact_bps:.1f} bps, "
                f"gas ~{proposal.gas_estimate})")
     if dry_run:
-        journal.update(proposal.id, status="dry-run")
+        journal.transition(proposal.id, "proposed", status="dry-run")
         if json_out:
             print_json({"status": "dry-run", "tx_hash": None, "amount_in": q.amount_in, "amount_out": q.amount_out,
                         "gas_used": None, "min_amount_out": proposal.min_amount_out,
@@ -205,13 +260,12 @@ def swap(
             typer.echo(f"dry run, nothing signed: {summary}")
         return
     if not yes:
-        if json_out:
-            raise ConfigError("--json needs --yes to execute (or --dry-run to only check)")
-        if not typer.confirm(f"{summary}\nexecute on {chain.describe()}?"):
-            journal.update(proposal.id, status="cancelled")
-            typer.echo("cancelled; nothing signed")
-            raise typer.Exit(1)
-    r = execute_swap(chain, proposal, journal, allow_live=allow_live)
+        ok, why = _confirm(f"{summary}\nexecute on {chain.describe()}?")
+        if not ok:
+            journal.decline(proposal.id, why)
+            raise SwapRefused(f"not executed ({why}); nothing signed; the proposal is journalled as declined. "
+                              "Pass --yes to execute without asking")
+    r = execute_swap(chain, proposal, journal, allow_live=allow_live, allow_real_key=allow_key)
     if json_out:
         print_json(r.model_dump())
     else:
@@ -222,15 +276,10 @@ def swap(
 def portfolio(address: Optional[str] = typer.Option(None, "--address", help="Default: the trading account."),
               rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """ETH, WETH and USDC balances."""
-    from onchain.chain import connect
+    from onchain.reconcile import connect
     from onchain.uniswap import get_portfolio
 
-    chain = connect(rpc_url)
-    if address is None:
-        from onchain.swap import signer
-
-        address = signer(chain).address
-    p = get_portfolio(chain, address)
+    p = get_portfolio(connect(rpc_url), address)
     if json_out:
         print_json(p.model_dump())
     else:
@@ -238,21 +287,48 @@ def portfolio(address: Optional[str] = typer.Option(None, "--address", help="Def
                    + (f" (~{p.value_usd:,.2f} USD)" if p.value_usd is not None else ""))
 
 
+MAX_TRADES_LIMIT = 1_000_000
+
+
 def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all)."),
            status: Optional[str] = typer.Option(None, "--status", help="Only rows with this status."),
+           reconcile_rows: bool = typer.Option(False, "--reconcile", help="First settle pending rows with the "
+                                               "running chain (by tx hash, on the node that saw them)."),
+           rpc_url: Optional[str] = RPC_OPT,
            json_out: bool = JSON_OPT) -> None:
     """The trade journal (every proposal and swap, newest first)."""
-    from onchain.journal import Journal
+    from onchain.journal import Journal, journal_path
+    from trader_core.errors import ConfigError
 
-    rows = Journal().list_trades(limit=limit or None, status=status)
+    if not 0 <= limit <= MAX_TRADES_LIMIT:
+        raise ConfigError(f"--limit must be 0 (all) to {MAX_TRADES_LIMIT:,}, got {limit}")
+    changed = []
+    if reconcile_rows:
+        from onchain.chain import connect
+        from onchain.reconcile import reconcile
+
+        journal = Journal()
+        changed = reconcile(connect(rpc_url), journal)
+    elif not journal_path().exists():
+        if json_out:
+            print_json([])
+        else:
+            typer.echo("no trades journalled yet")
+        return
+    else:
+        journal = Journal(readonly=True)
+    rows = journal.list_trades(limit=limit or None, status=status)
     if json_out:
         print_json(rows)
         return
+    if reconcile_rows:
+        typer.echo(f"reconciled {len(changed)} row(s)" + "".join(f"; {r['id']} -> {r['status']}" for r in changed))
     if not rows:
         typer.echo("no trades journalled yet")
     for r in rows:
+        amount_in = f"{r['amount_in']:.6g}" if r["amount_in"] is not None else "?"
         out = f"{r['amount_out']:.6g}" if r["amount_out"] is not None else f"~{r['quoted_out'] or 0:.6g}"
-        typer.echo(f"{r['id']} {r['status']:<9} {r['venue']} {r['side']:<4} {r['amount_in']:.6g} {r['asset_in']} -> "
+        typer.echo(f"{r['id']} {r['status']:<9} {r['venue']} {r['side']:<4} {amount_in} {r['asset_in']} -> "
                    f"{out} {r['asset_out']}" + (f"  [{r['reason']}]" if r["reason"] else ""))
 
 

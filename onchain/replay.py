@@ -13,6 +13,7 @@ import time
 from pydantic import BaseModel
 
 from onchain import chain as C
+from onchain.manage import fund
 from onchain.replica import send_as
 from onchain.rpc import calldata, decode
 from onchain.uniswap import get_price, price_from_reserves
@@ -55,8 +56,6 @@ def v3_arb_input(sqrt_x96: int, liquidity: int, target: float, fee: float = C.V3
 
 def _prepare(chain: C.Chain, arb: str) -> None:
     chain.rpc("anvil_setBalance", arb, hex(10**9 * 10**18))
-    from onchain.manage import fund
-
     fund(chain, arb, usdc=1e12)
     for router in (C.V2_ROUTER, C.V3_ROUTER):
         send_as(chain, arb, C.USDC, calldata("approve(address,uint256)", router, MAX_UINT))

@@ -16,9 +16,9 @@ from eth_abi import encode as abi_encode
 from onchain import chain as C
 from onchain.artifacts import load_artifact
 from onchain.rpc import calldata, decode
-from trader_core.errors import ChainError
+from trader_core.errors import ChainError, TransactionPending
 
-REPLICA_VERSION = "1"
+REPLICA_VERSION = "2"  # 2: the seed state carries a random identity (see chain.IDENTITY_ADDRESS)
 # (artifact, address, real deployer, real nonce, constructor types, constructor args)
 DEPLOYMENTS = [
     ("WETH9", C.WETH, "0x4F26FfBe5F04ED43630fdC30A87638d53D0b0876", 446, [], []),
@@ -61,7 +61,7 @@ def wait_receipt(chain: C.Chain, tx_hash: str, timeout: float = 30.0) -> dict:
         if receipt is not None:
             return receipt
         if time.monotonic() > deadline:
-            raise ChainError(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
+            raise TransactionPending(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
         time.sleep(0.002)
 
 
@@ -137,7 +137,21 @@ def build_replica(chain: C.Chain, price: float) -> dict[str, str]:
         raise ChainError(f"the replica must run with chain id 1, the node reports {chain.chain_id}")
     addresses = deploy_canonical(chain)
     seed_liquidity(chain, price)
+    mark_identity(chain)
     return addresses
+
+
+def mark_identity(chain: C.Chain) -> str:
+    """Write a random identity into the new replica's state (kept by every dump/load, unlike block 0's hash):
+    replicas grown from this seed state share it, as chains sharing a genesis do."""
+    import secrets
+
+    identity = "0x" + secrets.token_hex(32)
+    # code and a balance make the account non-empty, so no dump ever prunes it
+    chain.rpc("anvil_setCode", C.IDENTITY_ADDRESS, "0xfe")
+    chain.rpc("anvil_setBalance", C.IDENTITY_ADDRESS, "0x1")
+    chain.rpc("anvil_setStorageAt", C.IDENTITY_ADDRESS, "0x0", identity)
+    return identity
 
 
 def default_seed_price(dataset: str | None = None) -> float:

@@ -193,9 +193,19 @@ def decode_revert(data: Any) -> str | None:
 
 
 def checksum(address: str) -> str:
-    try:
-        return to_checksum_address(address)
-    except (ValueError, TypeError):
-        from trader_core.errors import ConfigError
+    """A validated EIP-55 address (web3.py's rules): `0x` + 40 hex digits; a mixed-case address must carry a
+    correct checksum (all-lowercase or all-uppercase hex carries none and is accepted)."""
+    from trader_core.errors import ConfigError
 
-        raise ConfigError(f"{address!r} is not an Ethereum address; pass 0x followed by 40 hex digits") from None
+    text = address.strip() if isinstance(address, str) else ""
+    if not text.startswith("0x"):
+        raise ConfigError(f"{address!r} is not an Ethereum address: it must start with 0x followed by 40 hex "
+                          "digits")
+    digits = text[2:]
+    if len(digits) != 40 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigError(f"{address!r} is not an Ethereum address; pass 0x followed by 40 hex digits")
+    good = to_checksum_address(text)
+    if digits != digits.lower() and digits != digits.upper() and text != good:
+        raise ConfigError(f"{address!r} has a wrong EIP-55 checksum (its upper/lower case letters do not match): "
+                          "it has a typo or was altered; copy the address again")
+    return good

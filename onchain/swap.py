@@ -2,58 +2,38 @@
 locally, send, wait, decode the Swap event). Every step is journalled before it can be lost.
 
 Exact-input only: `sell X ETH` spends X ETH; `buy X ETH` solves the USDC input for ~X ETH and spends that.
+Signing is serialised per account and node (a file lock around nonce -> sign -> journal -> send), so
+concurrent swaps get distinct nonces, distinct transactions and one journal row each.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import sys
 import time
 import uuid
 
 from eth_utils import keccak
-from pydantic import BaseModel, Field
 
 from onchain import chain as C
 from onchain.journal import Journal, default_journal
+from onchain.keys import signer
+from onchain.locks import signing_lock
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
+from onchain.receipts import decode_swap, gas_of, settlement
 from onchain.replica import wait_receipt
-from onchain.rpc import RpcError, calldata, decode, mapping_slot, word
-from onchain.uniswap import FEE_BPS, V2_SWAP_TOPIC, V3_SWAP_TOPIC, from_raw, get_quote, parse_order
-from trader_core.errors import ChainUnavailable, ConfigError, SwapRefused, TransactionFailed
+from onchain.risk import RiskLimits, load_risk_limits, mark_to_market_loss
+from onchain.rpc import RpcError, calldata, mapping_slot, word
+from onchain.uniswap import FEE_BPS, from_raw, get_quote, parse_order
+from trader_core.errors import (ChainUnavailable, SwapRefused, TraderError, TransactionFailed,
+                                TransactionPending)
+
+__all__ = ["RiskLimits", "load_risk_limits", "signer", "check_chain", "propose_swap", "execute_swap", "swap",
+           "explain", "decode_swap"]
 
 GAS_HEADROOM = 1.5  # a bare estimate failed ~3% of V2 swaps on anvil (block timestamp race)
+APPROVE_GAS = 80_000
 _V3_EXACT_IN = "exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))"
-
-
-class RiskLimits(BaseModel):
-    """Risk limits checked before anything is signed (env TRADER_RISK_*, a config file, or flags)."""
-
-    max_notional_usd: float = Field(25_000.0, gt=0, description="largest single trade, in USD")
-    max_portfolio_fraction: float = Field(0.5, gt=0, le=1, description="largest trade as a share of the portfolio")
-    daily_loss_limit_usd: float = Field(1_000.0, ge=0, description="kill switch: realised loss since 00:00 UTC")
-
-
-def load_risk_limits(file: str | None = None, **overrides) -> RiskLimits:
-    from trader_core.config import resolve_config
-
-    return resolve_config(RiskLimits, overrides, file, env_prefix="TRADER_RISK_")
-
-
-def signer(chain: C.Chain, allow_live: bool = False):
-    """TRADER_PRIVATE_KEY if set, else anvil's dev account 0 — the latter only on a local node. Never logged."""
-    key = os.environ.get("TRADER_PRIVATE_KEY")
-    if key:
-        from eth_account import Account
-
-        try:
-            return Account.from_key(key.strip())
-        except Exception:  # the message must not echo the key
-            raise ConfigError("TRADER_PRIVATE_KEY is not a valid 32-byte hex private key") from None
-    if not chain.local:
-        raise SwapRefused(f"no key for {chain.describe()}: anvil dev keys are only used on a local node; "
-                          "set TRADER_PRIVATE_KEY")
-    return C.dev_account(C.TRADER_ACCOUNT)
 
 
 def check_chain(chain: C.Chain, allow_live: bool) -> None:
@@ -88,9 +68,16 @@ def _allowance_override(owner: str, spender: str, amount: int) -> dict:
     return {C.USDC: {"stateDiff": {slot: word(amount)}}}
 
 
+def _max_fee(gas_price_hex: str, tip_hex: str) -> tuple[int, int]:
+    """(maxFeePerGas, maxPriorityFeePerGas): room for the base fee to double before the tx is stuck."""
+    tip = int(tip_hex, 16)
+    return 2 * int(gas_price_hex, 16) + tip, tip
+
+
 def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
                  max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
-                 journal: Journal | None = None, allow_live: bool = False) -> SwapProposal:
+                 journal: Journal | None = None, allow_live: bool = False,
+                 allow_real_key: bool | None = None) -> SwapProposal:
     """Quote + every guard + gas estimate. Bad input, a non-local chain or a missing key raise SwapRefused;
     risk and balance problems come back as `risk.ok=False` with reasons (journalled `refused`)."""
     side, amount, asset, venue = parse_order(side, amount, asset, venue)
@@ -99,18 +86,20 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     if not (isinstance(deadline_s, (int, float)) and math.isfinite(deadline_s) and 0 < deadline_s <= 86_400):
         raise SwapRefused(f"deadline must be 1..86400 seconds, got {deadline_s!r}")
     check_chain(chain, allow_live)
-    account = signer(chain, allow_live).address
+    account = signer(chain, allow_live, allow_real_key).address
     risk = risk or load_risk_limits()
     journal = journal or default_journal()
 
     q = get_quote(chain, side, amount, asset, venue)
     router = C.V2_ROUTER if venue == "v2" else C.V3_ROUTER
     bal = calldata("balanceOf(address)", account)
-    eth_raw, usdc_raw, allowance, block = chain.rpc.batch([
+    eth_raw, usdc_raw, allowance, block, gas_price, tip = chain.rpc.batch([
         ("eth_getBalance", [account, "latest"]),
         ("eth_call", [{"to": C.USDC, "data": bal}, "latest"]),
         ("eth_call", [{"to": C.USDC, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
         ("eth_getBlockByNumber", ["latest", False]),
+        ("eth_gasPrice", []),
+        ("eth_maxPriorityFeePerGas", []),
     ])
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
     # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
@@ -130,10 +119,10 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     if portfolio_usd > 0 and notional / portfolio_usd > risk.max_portfolio_fraction:
         reasons.append(f"trade is {notional / portfolio_usd:.1%} of the portfolio "
                        f"(max_portfolio_fraction {risk.max_portfolio_fraction:.0%})")
-    lost = journal.realised_loss_today(chain.chain_id)
+    lost = mark_to_market_loss(journal.flows_today(account, chain.node_id), q.spot_price)
     if lost >= risk.daily_loss_limit_usd:
-        reasons.append(f"daily realised-loss kill switch: lost {lost:,.2f} USD today "
-                       f"(limit {risk.daily_loss_limit_usd:,.2f})")
+        reasons.append(f"daily-loss kill switch: today's swaps are down {lost:,.2f} USD marked to market "
+                       f"(limit daily_loss_limit_usd {risk.daily_loss_limit_usd:,.2f})")
 
     gas_estimate = gas_limit = None
     if not reasons:
@@ -144,7 +133,19 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
             gas_estimate = int(chain.rpc("eth_estimateGas", *params), 16)
             gas_limit = int(gas_estimate * GAS_HEADROOM)
         except RpcError as exc:
-            reasons.append(f"simulation reverts: {exc.revert_reason}")
+            if "insufficient funds" in exc.rpc_message.lower():  # the node's own balance check, gas included
+                need = f"{q.amount_in:.6g} + gas" if q.asset_in == "ETH" else "gas"
+                reasons.append(f"insufficient ETH for the swap and its gas: need {need}, have {eth_bal:.6g}")
+            else:
+                reasons.append(f"simulation reverts: {exc.revert_reason}")
+    if gas_limit is not None:
+        # the node reserves value + gas limit x max fee up front: a sell of the whole balance cannot pay for gas
+        max_fee, _ = _max_fee(gas_price, tip)
+        gas_eth = (gas_limit + (APPROVE_GAS if needs_approval else 0)) * max_fee / 1e18
+        need = gas_eth + (q.amount_in if q.asset_in == "ETH" else 0.0)
+        if eth_bal < need:
+            what = f"{q.amount_in:.6g} + up to {gas_eth:.6g} gas" if q.asset_in == "ETH" else f"up to {gas_eth:.6g} gas"
+            reasons.append(f"insufficient ETH for the swap and its gas: need {need:.6g} ({what}), have {eth_bal:.6g}")
     proposal = SwapProposal(
         id=uuid.uuid4().hex[:16], chain_id=chain.chain_id, account=account, quote=q,
         min_amount_out=from_raw(min_out_raw, q.asset_out), min_amount_out_raw=min_out_raw,
@@ -152,7 +153,8 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
         notional_usd=notional, gas_estimate=gas_estimate, gas_limit=gas_limit, needs_approval=needs_approval,
         risk=RiskVerdict(ok=not reasons, reasons=reasons), to=to, data=data, value=value,
     )
-    journal.record_proposal(proposal, "proposed" if not reasons else "refused", "; ".join(reasons) or None)
+    journal.record_proposal(proposal, "proposed" if not reasons else "refused", "; ".join(reasons) or None,
+                            node_id=chain.node_id)
     return proposal
 
 
@@ -174,61 +176,37 @@ def explain(reason: str, proposal: SwapProposal | None = None) -> str:
     return reason
 
 
-def _sign_send(chain: C.Chain, acct, tx: dict) -> str:
-    signed = acct.sign_transaction(tx)
-    return chain.rpc("eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
+def _sign(acct, tx: dict) -> tuple[str, str]:
+    """(raw tx hex, tx hash) signed locally: the hash is known before anything leaves."""
+    raw = bytes(acct.sign_transaction(tx).raw_transaction)
+    return "0x" + raw.hex(), "0x" + keccak(raw).hex()
 
 
-def decode_swap(receipt: dict, side: str, venue: str) -> tuple[float, float] | None:
-    """(amount_in, amount_out) in token units from the pool's Swap event; None if there is none."""
-    pool, topic = (C.V2_PAIR, V2_SWAP_TOPIC) if venue == "v2" else (C.V3_POOL, V3_SWAP_TOPIC)
-    for log in receipt.get("logs", []):
-        if log["address"].lower() != pool.lower() or not log["topics"] or log["topics"][0] != topic:
-            continue
-        if venue == "v2":
-            a0i, a1i, a0o, a1o = decode(["uint256"] * 4, log["data"])
-            return (a1i / 1e18, a0o / 1e6) if side == "sell" else (a0i / 1e6, a1o / 1e18)
-        a0, a1 = decode(["int256", "int256", "uint160", "uint128", "int24"], log["data"])[:2]
-        return (a1 / 1e18, -a0 / 1e6) if side == "sell" else (a0 / 1e6, -a1 / 1e18)
-    return None
+def _send(chain: C.Chain, journal: Journal, trade_id: str, raw: str, tx_hash: str, what: str) -> None:
+    try:
+        chain.rpc("eth_sendRawTransaction", raw)
+    except RpcError as exc:
+        # a retried send the node already holds is fine; anything else is a real rejection
+        if chain.rpc("eth_getTransactionByHash", tx_hash) is None:
+            reason = f"node rejected the {what}: {exc.rpc_message}"
+            journal.transition(trade_id, "pending", status="failed", reason=reason)
+            raise TransactionFailed(reason) from None
 
 
-def settle_from_receipt(journal: Journal, row: dict, receipt: dict) -> dict:
-    """Turn a mined receipt into the journal's final row (also used by reconciliation after a crash)."""
-    gas_used = int(receipt["gasUsed"], 16)
-    gas_eth = gas_used * int(receipt.get("effectiveGasPrice", "0x0"), 16) / 1e18
-    block = int(receipt["blockNumber"], 16)
-    if int(receipt["status"], 16) != 1:
-        journal.update(row["id"], status="reverted", gas_used=gas_used, gas_cost_eth=gas_eth, block=block,
-                       reason=row.get("reason") or "reverted on chain")
-        return journal.get(row["id"])
-    amounts = decode_swap(receipt, row["side"], row["venue"])
-    amount_in, amount_out = amounts if amounts else (row["amount_in"], None)
-    spot = row["spot_price"] or 0.0
-    eth, usdc = (amount_in, amount_out) if row["side"] == "sell" else (amount_out, amount_in)
-    price = usdc / eth if eth and usdc else None
-    # realised loss at the proposal's mid price: value given up in the fill (fee + impact) plus gas
-    loss = None
-    if amount_out is not None and spot:
-        value_in = amount_in * spot if row["side"] == "sell" else amount_in
-        value_out = amount_out if row["side"] == "sell" else amount_out * spot
-        loss = value_in - value_out + gas_eth * spot
-    journal.update(row["id"], status="confirmed", amount_in=amount_in, amount_out=amount_out, price=price,
-                   gas_used=gas_used, gas_cost_eth=gas_eth, block=block, realised_loss_usd=loss, reason=None)
-    return journal.get(row["id"])
-
-
-def _fail(journal: Journal, proposal: SwapProposal, reason: str, status: str = "failed", **extra) -> None:
-    journal.update(proposal.id, status=status, reason=reason, **extra)
+def _pending_note(tx_hash: str | None) -> str:
+    what = f"tx {tx_hash}" if tx_hash else "the swap"
+    return (f"{what} is journalled as pending and is reconciled with the node by the next command "
+            "(or `trader trades --reconcile`)")
 
 
 def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None = None, simulate: bool = True,
-                 allow_live: bool = False, timeout: float = 60.0) -> SwapReceipt:
+                 allow_live: bool = False, timeout: float = 60.0,
+                 allow_real_key: bool | None = None) -> SwapReceipt:
     """Approve (exact amount) if needed, simulate with eth_call, sign locally, send, wait, decode.
 
     Reverts (slippage, deadline) raise TransactionFailed after the journal row is marked failed/reverted.
-    If the node dies after the row went `pending`, ChainUnavailable is raised and the next `chain up`
-    reconciles the row by its tx hash.
+    If the node dies, or the receipt does not come within `timeout`, the row stays `pending` with every hash
+    already journalled, and ChainUnavailable / TransactionPending is raised; reconciliation settles it.
     """
     journal = journal or default_journal()
     if not proposal.risk.ok:
@@ -236,23 +214,15 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     if chain.chain_id != proposal.chain_id:
         raise SwapRefused(f"proposal was made on chain id {proposal.chain_id}, the node is on {chain.chain_id}")
     check_chain(chain, allow_live)
-    acct = signer(chain, allow_live)
+    acct = signer(chain, allow_live, allow_real_key)
     if acct.address != proposal.account:
         raise SwapRefused(f"proposal was made for {proposal.account}, the signing key is {acct.address}")
-    if journal.get(proposal.id) is None:
-        journal.record_proposal(proposal)
-    elif journal.get(proposal.id)["status"] != "proposed":
-        raise SwapRefused(f"proposal {proposal.id} was already executed or refused; propose again")
+    row = journal.get(proposal.id)
+    if row is None:
+        journal.record_proposal(proposal, node_id=chain.node_id)
+    elif row["status"] != "proposed":
+        raise SwapRefused(f"proposal {proposal.id} was already executed or closed (status {row['status']}); propose again")
     q = proposal.quote
-    nonce_hex, gas_price_hex, tip_hex = chain.rpc.batch([
-        ("eth_getTransactionCount", [acct.address, "pending"]),
-        ("eth_gasPrice", []),
-        ("eth_maxPriorityFeePerGas", []),
-    ])
-    nonce, tip = int(nonce_hex, 16), int(tip_hex, 16)
-    fees = {"maxFeePerGas": 2 * int(gas_price_hex, 16) + tip, "maxPriorityFeePerGas": tip}
-    base = {"type": 2, "chainId": chain.chain_id, **fees}
-
     call = {"from": acct.address, "to": proposal.to, "data": proposal.data, "value": hex(proposal.value)}
     if simulate:  # before the approval too: a swap that would revert sends nothing at all
         overrides = [_allowance_override(acct.address, proposal.to, q.amount_in_raw)] if proposal.needs_approval else []
@@ -260,42 +230,72 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
             chain.rpc("eth_call", call, "pending", *overrides)
         except RpcError as exc:
             reason = explain(exc.revert_reason, proposal)
-            _fail(journal, proposal, reason)
+            journal.transition(proposal.id, "proposed", status="failed", reason=reason)
             raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
-    if proposal.needs_approval:  # exact-amount approval, never unlimited
-        approve = {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": 80_000,
-                   "data": calldata("approve(address,uint256)", proposal.to, q.amount_in_raw)}
-        if int(wait_receipt(chain, _sign_send(chain, acct, approve))["status"], 16) != 1:
-            _fail(journal, proposal, "USDC approve reverted")
-            raise TransactionFailed("USDC approve reverted; check the USDC balance")
-        nonce += 1
-    gas = proposal.gas_limit or int(int(chain.rpc("eth_estimateGas", call, "pending"), 16) * GAS_HEADROOM)
-    tx = {**base, "nonce": nonce, "to": proposal.to, "data": proposal.data, "value": proposal.value, "gas": gas}
-    signed = acct.sign_transaction(tx)
-    raw = bytes(signed.raw_transaction)
-    tx_hash = "0x" + keccak(raw).hex()
-    journal.update(proposal.id, status="pending", tx_hash=tx_hash)  # before it leaves: crash-safe
+
+    approve_gas, tx_hash, last_hash = 0.0, None, None
     try:
-        try:
-            chain.rpc("eth_sendRawTransaction", "0x" + raw.hex())
-        except RpcError as exc:
-            # a retried send the node already holds is fine; anything else is a real rejection
-            if chain.rpc("eth_getTransactionByHash", tx_hash) is None:
-                _fail(journal, proposal, f"node rejected the transaction: {exc.rpc_message}")
-                raise TransactionFailed(f"node rejected the transaction: {exc.rpc_message}") from None
+        with signing_lock(chain, acct.address):  # nonce -> sign -> journal -> send, one process at a time
+            nonce_hex, gas_price_hex, tip_hex = chain.rpc.batch([
+                ("eth_getTransactionCount", [acct.address, "pending"]),
+                ("eth_gasPrice", []),
+                ("eth_maxPriorityFeePerGas", []),
+            ])
+            nonce = int(nonce_hex, 16)
+            max_fee, tip = _max_fee(gas_price_hex, tip_hex)
+            base = {"type": 2, "chainId": chain.chain_id, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+            if not journal.transition(proposal.id, "proposed", status="pending", node_id=chain.node_id,
+                                      node_instance=chain.instance, nonce=nonce):
+                raise SwapRefused(f"proposal {proposal.id} was executed or declined by another process; "
+                                  "propose again")
+            if proposal.needs_approval:  # exact-amount approval, never unlimited; journalled before it leaves
+                raw, approve_hash = _sign(acct, {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": APPROVE_GAS,
+                                                 "data": calldata("approve(address,uint256)", proposal.to,
+                                                                  q.amount_in_raw)})
+                journal.update(proposal.id, approve_tx_hash=approve_hash)
+                last_hash = approve_hash
+                _send(chain, journal, proposal.id, raw, approve_hash, "USDC approval")
+                approval = wait_receipt(chain, approve_hash, timeout=timeout)
+                approve_gas = gas_of(approval)[1]
+                if int(approval["status"], 16) != 1:
+                    journal.transition(proposal.id, "pending", status="failed", gas_cost_eth=approve_gas,
+                                       reason="USDC approve reverted")
+                    raise TransactionFailed("USDC approve reverted; check the USDC balance")
+                nonce += 1
+            gas = proposal.gas_limit or int(int(chain.rpc("eth_estimateGas", call, "pending"), 16) * GAS_HEADROOM)
+            raw, tx_hash = _sign(acct, {**base, "nonce": nonce, "to": proposal.to, "data": proposal.data,
+                                        "value": proposal.value, "gas": gas})
+            journal.update(proposal.id, tx_hash=tx_hash)  # before it leaves: crash-safe
+            last_hash = tx_hash
+            _send(chain, journal, proposal.id, raw, tx_hash, "transaction")
         receipt = wait_receipt(chain, tx_hash, timeout=timeout)
     except ChainUnavailable:
-        raise ChainUnavailable(f"the node stopped mid-swap; tx {tx_hash} is journalled as pending and will be "
-                               "reconciled on the next `trader chain up`") from None
-    row = settle_from_receipt(journal, journal.get(proposal.id), receipt)
+        raise ChainUnavailable("the node stopped mid-swap; " + _pending_note(last_hash)) from None
+    except TransactionPending:
+        raise TransactionPending(f"not mined within {timeout:.0f}s; " + _pending_note(last_hash)) from None
+
+    row = journal.get(proposal.id)
+    fields = {**settlement(row, receipt, approve_gas), "node_instance": chain.instance}
+    journal.transition(proposal.id, "pending", **fields)  # a concurrent reconcile may have settled it already
+    row = journal.get(proposal.id)
     if row["status"] != "confirmed":
-        reason = _revert_reason(chain, call, receipt)
-        _fail(journal, proposal, explain(reason, proposal), status="reverted")
-        raise TransactionFailed(f"swap reverted in block {row['block']} (tx {tx_hash}): {explain(reason, proposal)}")
+        reason = explain(_revert_reason(chain, call, receipt), proposal)
+        journal.update(proposal.id, reason=reason)
+        raise TransactionFailed(f"swap reverted in block {row['block']} (tx {tx_hash}): {reason}")
+    _save_chain(chain)
     return SwapReceipt(id=proposal.id, status="confirmed", tx_hash=tx_hash, venue=q.venue, side=q.side,
                        amount_in=row["amount_in"], amount_out=row["amount_out"], price=row["price"],
                        gas_used=row["gas_used"], gas_cost_eth=row["gas_cost_eth"],
                        fee_paid=row["amount_in"] * FEE_BPS[q.venue] / 10_000, block=row["block"])
+
+
+def _save_chain(chain: C.Chain) -> None:
+    """Checkpoint the managed replica after a confirmed swap; the swap is done, so a failure here only warns."""
+    try:
+        C.checkpoint(chain)
+    except TraderError as exc:
+        print(f"warning: the replica's state was not saved ({exc}); a restart would not keep this swap",
+              file=sys.stderr)
 
 
 def _revert_reason(chain: C.Chain, call: dict, receipt: dict) -> str:
@@ -310,9 +310,9 @@ def _revert_reason(chain: C.Chain, call: dict, receipt: dict) -> str:
 
 def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
          max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
-         journal: Journal | None = None, allow_live: bool = False) -> SwapReceipt:
+         journal: Journal | None = None, allow_live: bool = False, allow_real_key: bool | None = None) -> SwapReceipt:
     """propose_swap + execute_swap in one call (refusals raise SwapRefused)."""
     journal = journal or default_journal()
     proposal = propose_swap(chain, side, amount, asset, venue, max_slippage_bps, deadline_s, risk, journal,
-                            allow_live)
-    return execute_swap(chain, proposal, journal, allow_live=allow_live)
+                            allow_live, allow_real_key)
+    return execute_swap(chain, proposal, journal, allow_live=allow_live, allow_real_key=allow_real_key)

@@ -11,11 +11,14 @@ import math
 from eth_utils import keccak
 
 from onchain import chain as C
+from onchain.keys import trading_address
 from onchain.models import Asset, PoolInfo, Portfolio, PriceQuote, Quote, Side, SwapEvent, Venue
-from onchain.rpc import calldata, checksum, decode
+from onchain.rpc import RpcError, calldata, checksum, decode
 from trader_core.errors import SwapRefused
 
 DECIMALS = {"ETH": 18, "USDC": 6}
+# More than exists (ETH supply ~1.2e8, USDC ~1e11): an amount above this is a typo or an overflow probe.
+MAX_AMOUNT = {"ETH": 1e9, "USDC": 1e12}
 FEE_BPS = {"v2": 30.0, "v3": C.V3_FEE / 100}
 V2_SWAP_TOPIC = "0x" + keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)").hex()
 V2_SYNC_TOPIC = "0x" + keccak(text="Sync(uint112,uint112)").hex()
@@ -80,6 +83,9 @@ def parse_order(side: str, amount, asset: str, venue: str) -> tuple[Side, float,
         raise SwapRefused(f"amount {amount!r} is not a number; pass a positive amount such as 0.5") from None
     if not math.isfinite(x) or x <= 0:
         raise SwapRefused(f"amount must be a positive finite number, got {amount!r}")
+    if x > MAX_AMOUNT[a]:
+        raise SwapRefused(f"amount {amount!r} {a} is more than exists (at most {MAX_AMOUNT[a]:g} {a}); "
+                          "pass a real amount")
     if to_raw(x, a) <= 0:
         raise SwapRefused(f"amount {amount!r} {a} is below the token's smallest unit")
     return s, x, a, v  # type: ignore[return-value]
@@ -144,8 +150,16 @@ def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: st
     if asset == asset_in:
         in_raw = to_raw(amount, asset_in)
     else:
-        in_raw = amount_in_for_out(chain, venue, token_in, token_out, to_raw(amount, asset_out))
-    spot_raw, out_data = chain.rpc.batch(_exact_in_calls(venue, token_in, token_out, in_raw))
+        try:
+            in_raw = amount_in_for_out(chain, venue, token_in, token_out, to_raw(amount, asset_out))
+        except RpcError as exc:  # the pool holds less than the exact output asked for
+            raise SwapRefused(f"the {venue} pool cannot deliver {amount:g} {asset_out} "
+                              f"({exc.revert_reason}); ask for less") from None
+    try:
+        spot_raw, out_data = chain.rpc.batch(_exact_in_calls(venue, token_in, token_out, in_raw))
+    except RpcError as exc:
+        raise SwapRefused(f"the {venue} pool cannot quote {from_raw(in_raw, asset_in):g} {asset_in} "
+                          f"({exc.revert_reason}); ask for less") from None
     if venue == "v2":
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], spot_raw)
         spot = price_from_reserves(r0, r1)
@@ -164,11 +178,7 @@ def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: st
 
 def get_portfolio(chain: C.Chain, address: str | None = None) -> Portfolio:
     """ETH, WETH and USDC balances (token units) and their USD value at the V2 mid price."""
-    if address is None:
-        from onchain.swap import signer
-
-        address = signer(chain).address  # TRADER_PRIVATE_KEY's account, else anvil dev account 0 (local only)
-    address = checksum(address)
+    address = checksum(address) if address is not None else trading_address()
     bal = calldata("balanceOf(address)", address)
     eth, weth, usdc, reserves = chain.rpc.batch([
         ("eth_getBalance", [address, "latest"]),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +15,8 @@ from trader_core.errors import DependencyMissing
 # Settings a developer's shell may carry that would change what tests see (keys, RPC URLs, risk limits).
 CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
              "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
-             "OPENAI_API_KEY", "OPENAI_BASE_URL")
+             "OPENAI_API_KEY", "OPENAI_BASE_URL", "TRADER_WALLET_ETH", "TRADER_WALLET_USDC",
+             "TRADER_ALLOW_REAL_KEY_ON_LOCAL")
 
 
 def clean_env(home) -> pytest.MonkeyPatch:
@@ -26,7 +31,8 @@ def clean_env(home) -> pytest.MonkeyPatch:
 @contextmanager
 def replica_chain(home):
     """Start the offline mainnet replica under `home`; stop whichever anvil the state file names at exit
-    (a test may have restarted it). Skips when the anvil binary is missing (npm ci not run)."""
+    (a test may have restarted it). The node is tied to the test process, so even a killed test run cannot
+    leak it. Skips when the anvil binary is missing (npm ci not run)."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -37,10 +43,44 @@ def replica_chain(home):
 
     mp = clean_env(home)
     try:
-        start_chain()
+        start_chain(detach=False)
         mp.undo()
         yield home
     finally:
         mp = clean_env(home)
         stop_chain()
         mp.undo()
+
+
+def chain_processes_under(root) -> list[int]:
+    """pids of anvils/forwarders started by a TRADER_HOME under `root` (their environment says which)."""
+    from onchain.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
+
+    prefix = f"{HOME_MARKER}={Path(root).resolve()}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if any(v.startswith(prefix) for v in environ) and (pid_is_anvil(pid) or pid_is_forwarder(pid)):
+            found.append(pid)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_chain_process_outlives_the_tests(tmp_path_factory):
+    """Every anvil (and fork forwarder) the tests start, directly or through the CLI, is stopped by the end.
+    Set up before any other session fixture, so it checks after all of them are torn down."""
+    root = tmp_path_factory.getbasetemp()
+    yield
+    if not os.path.isdir("/proc/self"):
+        return
+    deadline = time.monotonic() + 10
+    while chain_processes_under(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leaked = chain_processes_under(root)
+    for pid in leaked:
+        os.kill(pid, signal.SIGTERM)
+    assert not leaked, f"chain processes left running by the tests: {leaked}"

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from trader_core.errors import ConfigError
+from trader_core.paths import atomic_write_text, read_text_file
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,7 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist; pass an existing .json/.yaml/.toml file")
-    text = path.read_text()
+    text = read_text_file(path, "config file")
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -64,17 +65,24 @@ def resolve_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or model.__name__
-        raise ConfigError(f"invalid setting {where!r}: {first['msg']} (got {first.get('input')!r})") from exc
+        raise ConfigError(validation_message(model, exc, source=file)) from exc
+
+
+def validation_message(model: type[BaseModel], exc: ValidationError, source: str | Path | None = None) -> str:
+    """The first problem of a pydantic ValidationError as one line naming the setting (and the file)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or model.__name__
+    origin = f" in {source}" if source is not None else ""
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(model.model_fields)
+        return f"unknown setting {where!r}{origin}; known settings: {known}"
+    return f"invalid setting {where!r}{origin}: {first['msg']} (got {first.get('input')!r})"
 
 
 def save_config(config: BaseModel, directory: str | Path, name: str = "config.json") -> Path:
     """Write the resolved config beside an artifact (adapter_config.json style)."""
     path = Path(directory) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
 
 
 def load_config(model: type[M], directory: str | Path, name: str = "config.json") -> M:

@@ -30,6 +30,11 @@ class DependencyMissing(TraderError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
+class StorageError(TraderError, OSError):
+    """A file or folder cannot be read or written (full disk, read-only file system, no permission, a file
+    where a folder should be); the message names the path and what to do. Nothing half-written is left."""
+
+
 class ModelError(TraderError, RuntimeError):
     """A trained policy or language model cannot be loaded or used."""
 
@@ -46,6 +51,12 @@ class ChainUnavailable(ChainError, ConnectionError):
 
 class TransactionFailed(ChainError):
     """A transaction reverted or could not be mined; the message carries the revert reason."""
+
+
+class TransactionPending(ChainError):
+    """A sent transaction was not mined within the wait; it stays journalled `pending` and is reconciled later."""
+
+    retryable = True
 
 
 class SwapRefused(TraderError, ValueError):

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from trader_core.paths import trader_home
+
+__all__ = ["trader_home", "default_torch_threads", "configure_torch", "SMALL_MACHINE_CORES"]
 
 SMALL_MACHINE_CORES = 4
-
-
-def trader_home() -> Path:
-    """Where runs, chain state and caches live: $TRADER_HOME, else ~/.trader."""
-    home = Path(os.environ.get("TRADER_HOME", Path.home() / ".trader")).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def default_torch_threads() -> int:

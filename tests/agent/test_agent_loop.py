@@ -104,7 +104,9 @@ def test_injection_for_all_eth_is_refused_naming_the_limit(make_agent):
     assert _names(result) == ["get_portfolio", "propose_swap"]
     assert result.tool_calls[1].args["amount"] == pytest.approx(result.tool_calls[0].result["eth"])
     risk = result.proposal["risk"]
-    assert not risk["ok"] and any("max_" in r for r in risk["reasons"])
+    # with the realistic default wallet (10 ETH + 25,000 USDC) all the ETH is under the size limits, but a sale
+    # of the whole balance can never pay its gas: the guard that names the balance refuses it
+    assert not risk["ok"] and any("max_" in r or "insufficient ETH" in r for r in risk["reasons"]), risk
     assert asked == [] and not result.executed
     assert "max_" in result.answer or "risk" in result.answer
 

@@ -10,10 +10,22 @@ import pytest
 
 from tests.conftest import CLEAN_ENV, replica_chain
 
+
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
     with replica_chain(tmp_path_factory.mktemp("trader_home")) as home:
         yield home
+
+
+def seeded_home(chain_home, home):
+    """A new TRADER_HOME holding the session chain's caches (the compiled token, the replica's seed dump), so a
+    chain started there loads in a second instead of being rebuilt."""
+    import shutil
+    from pathlib import Path
+
+    home = Path(home)
+    shutil.copytree(Path(chain_home) / "cache", home / "cache", dirs_exist_ok=True)
+    return home
 
 
 @pytest.fixture(autouse=True)

@@ -125,3 +125,47 @@ def test_bench_chain_json_contract(chain_home):
     out = as_json("bench", "chain", "--quotes", "20", "--swaps", "5")
     assert {"quote_p50_ms", "swaps_per_s", "raw_swaps_per_s"} <= out.keys()
     assert out["quote_p50_ms"] > 0 and out["swaps_per_s"] > 0 and out["raw_swaps_per_s"] > 0
+
+
+def test_chain_up_starts_a_realistic_wallet_so_the_readme_buy_works_right_away(chain_home, tmp_path):
+    """Issue 8: after `trader chain up`, `trader swap buy 0.1 ETH --venue v2 --yes` works (the dev account used to
+    hold 10,000 ETH and no USDC: the buy failed and the agent reported a $23M wallet)."""
+    from tests.onchain.conftest import seeded_home
+
+    home = {"TRADER_HOME": str(seeded_home(chain_home, tmp_path / "a"))}
+    try:
+        assert as_json("chain", "up", env=home)["mode"] == "replica"
+        p = as_json("portfolio", env=home)
+        assert (p["eth"], p["weth"], p["usdc"]) == (10.0, 0.0, 25_000.0) and p["value_usd"] < 60_000
+        bought = as_json("swap", "buy", "0.1", "ETH", "--venue", "v2", "--yes", env=home)
+        assert bought["status"] == "confirmed" and bought["amount_out"] == pytest.approx(0.1, rel=1e-3)
+    finally:
+        trader("chain", "down", env=home)
+    other = {"TRADER_HOME": str(seeded_home(chain_home, tmp_path / "b")), "TRADER_WALLET_USDC": "1234.5"}
+    try:
+        trader("chain", "up", "--eth", "2", env=other)
+        p = as_json("portfolio", env=other)
+        assert (p["eth"], p["usdc"]) == (2.0, 1234.5)
+    finally:
+        trader("chain", "down", env=other)
+
+
+@pytest.mark.parametrize("answer,why", [("n", "declined at the prompt"), ("\x03", "interrupted at the prompt")])
+def test_a_proposal_the_user_says_no_to_is_journalled_declined(chain, trader_funded, chain_home, answer, why):
+    """`n` or Ctrl+C at the confirmation prompt: nothing signed, one error line, the row `declined` (it used to
+    stay `proposed` forever)."""
+    pexpect = pytest.importorskip("pexpect")
+    from onchain.journal import Journal
+
+    n0 = int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16)
+    child = pexpect.spawn(sys.executable, ["-c", RUN_TRADER, "swap", "sell", "0.02", "ETH"], encoding="utf-8",
+                          timeout=120, env={**os.environ, "TRADER_HOME": str(chain_home)})
+    child.expect(r"execute on chain id 1 .*\? \[y/N\]: ")
+    child.send(answer if answer == "\x03" else answer + "\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert f"error: not executed ({why})" in child.before and "Traceback" not in child.before
+    newest = Journal().list_trades(limit=1)[0]
+    assert newest["status"] == "declined" and newest["reason"] == why and newest["amount_in"] == 0.02
+    assert int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16) == n0

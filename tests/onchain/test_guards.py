@@ -122,15 +122,55 @@ def test_insufficient_balance_refused(chain, trader, journal):
     assert p.gas_estimate is None  # nothing simulated or signed for a refused trade
 
 
-def test_daily_realised_loss_kill_switch(chain, trader, journal):
+def test_daily_loss_kill_switch_marks_todays_swaps_to_market(chain, trader, journal):
+    from onchain.risk import mark_to_market_loss
+
     risk = RiskLimits(daily_loss_limit_usd=0.5)
     first = propose_swap(chain, "sell", 1, "ETH", "v2", risk=risk, journal=journal)
     assert first.risk.ok
-    execute_swap(chain, first, journal)
-    lost = journal.realised_loss_today(chain.chain_id)
-    assert lost > 0.5  # 0.3% fee on ~2300 USD is ~6.9 USD
+    receipt = execute_swap(chain, first, journal)
+    flows = journal.flows_today(trader, chain.node_id)
+    assert [r["id"] for r in flows] == [first.id]
+    spot = first.quote.spot_price
+    lost = mark_to_market_loss(flows, spot)
+    # 1 ETH out, the fill in, gas: about the 0.3% fee plus impact on ~2300 USD
+    assert lost == pytest.approx(spot - receipt.amount_out + receipt.gas_cost_eth * spot, rel=1e-9)
+    assert lost > 0.5
     second = propose_swap(chain, "sell", 0.1, "ETH", "v2", risk=risk, journal=journal)
     assert not second.risk.ok and "kill switch" in second.risk.reasons[0]
+    # another account's or another node's swaps never count toward this one
+    assert journal.flows_today(C.dev_account(5).address, chain.node_id) == []
+    assert journal.flows_today(trader, "1:0xother:fork") == []
+
+
+def test_kill_switch_counts_pending_swaps_at_their_minimum_once(chain, trader, journal):
+    from onchain.risk import mark_to_market_loss
+
+    p = propose_swap(chain, "sell", 2, "ETH", "v2", max_slippage_bps=500, journal=journal)
+    journal.transition(p.id, "proposed", status="pending", tx_hash="0x" + "ab" * 32)  # sent, receipt not yet seen
+    flows = journal.flows_today(trader, chain.node_id)
+    assert len(flows) == 1 and flows[0]["status"] == "pending"
+    spot = p.quote.spot_price
+    assert mark_to_market_loss(flows, spot) == pytest.approx(2 * spot - p.min_amount_out)  # the worst fill
+    risk = RiskLimits(daily_loss_limit_usd=2 * spot - p.min_amount_out - 1)
+    assert "kill switch" in " ".join(propose_swap(chain, "sell", 0.1, "ETH", "v2", risk=risk,
+                                                  journal=journal).risk.reasons)
+    # a second row can never claim the same transaction: one swap is never counted twice
+    q = propose_swap(chain, "sell", 0.1, "ETH", "v2", journal=journal)
+    from onchain.journal import JournalError
+
+    with pytest.raises(JournalError):
+        journal.transition(q.id, "proposed", status="pending", tx_hash="0x" + "ab" * 32)
+
+
+def test_balance_guard_counts_gas_on_eth_sells(chain, trader, journal):
+    fund(chain, trader, eth=1.0)
+    whole = propose_swap(chain, "sell", 1.0, "ETH", "v2", journal=journal)
+    assert not whole.risk.ok and "insufficient ETH for the swap and its gas" in whole.risk.reasons[0]
+    assert journal.get(whole.id)["status"] == "refused"
+    almost = propose_swap(chain, "sell", 0.99, "ETH", "v2", journal=journal)
+    assert almost.risk.ok
+    assert execute_swap(chain, almost, journal).status == "confirmed"
 
 
 def test_risk_limits_from_env(chain, trader, journal, monkeypatch):

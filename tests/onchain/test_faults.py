@@ -1,0 +1,328 @@
+"""Faults on a real anvil: a process or the node killed at every step of a swap, a receipt that does not come,
+a restart, a port someone else holds, an orphaned node, SIGTERM. Afterwards every journal row is what the chain
+says: nothing lost, nothing invented, nothing left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from onchain import chain as C
+from onchain.journal import Journal
+from onchain.manage import fund, start_chain, stop_chain
+from onchain.reconcile import connect, reconcile
+from onchain.swap import execute_swap, propose_swap
+from tests.conftest import replica_chain
+from tests.onchain.conftest import kill_hard, seeded_home
+from trader_core.errors import ChainUnavailable, ConfigError, TransactionPending
+
+pytestmark = pytest.mark.chain
+RUN_TRADER = "from agent.cli import main; main()"
+TRADER = C.dev_account(0).address
+
+# A swap in a separate process that SIGKILLs itself at a chosen step: right after a journal field is written
+# (before that transaction is sent), or just before the receipt would be recorded (after the send).
+KILLED_SWAP = r"""
+import os, signal, sys
+from onchain.journal import Journal
+from onchain.reconcile import connect
+from onchain.swap import execute_swap, propose_swap
+
+step, side, amount, asset = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+
+class DiesAt(Journal):
+    def update(self, trade_id, **fields):
+        super().update(trade_id, **fields)
+        if step in fields:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def transition(self, trade_id, expected, **fields):
+        if fields.get("status") == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().transition(trade_id, expected, **fields)
+
+journal = DiesAt()
+chain = connect()
+proposal = propose_swap(chain, side, amount, asset, "v2", journal=journal)
+print(proposal.id, flush=True)
+execute_swap(chain, proposal, journal)
+"""
+
+
+@pytest.fixture(scope="module")
+def fault_home(tmp_path_factory, chain_home):
+    with replica_chain(seeded_home(chain_home, tmp_path_factory.mktemp("fault_home"))) as home:
+        yield home
+
+
+@pytest.fixture
+def home(fault_home, monkeypatch):
+    monkeypatch.setenv("TRADER_HOME", str(fault_home))
+    chain = connect()
+    fund(chain, TRADER, eth=50.0, usdc=50_000.0)
+    C.checkpoint(chain)
+    return fault_home
+
+
+def balances(chain) -> tuple[int, int, int]:
+    """(ETH wei, USDC raw, nonce) of the trading account."""
+    from onchain.rpc import calldata
+
+    eth, usdc, nonce = chain.rpc.batch([
+        ("eth_getBalance", [TRADER, "latest"]),
+        ("eth_call", [{"to": C.USDC, "data": calldata("balanceOf(address)", TRADER)}, "latest"]),
+        ("eth_getTransactionCount", [TRADER, "latest"]),
+    ])
+    return int(eth, 16), int(usdc, 16), int(nonce, 16)
+
+
+def trader_cli(home, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "TRADER_HOME": str(home)})
+
+
+def killed_swap(home, step: str, side: str, amount: float, asset: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset], capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc.stdout.strip()
+
+
+def reconciled_row(home, trade_id: str) -> dict:
+    proc = trader_cli(home, "trades", "--reconcile", "--json", "--limit", "0")
+    assert proc.returncode == 0, proc.stderr
+    return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)
+
+
+def assert_matches_chain(chain, row: dict) -> None:
+    """A settled row and the chain agree: confirmed iff its receipt is on chain with status 1."""
+    assert row["status"] not in ("pending", "proposed")
+    receipt = chain.rpc("eth_getTransactionReceipt", row["tx_hash"]) if row["tx_hash"] else None
+    assert (row["status"] == "confirmed") == (receipt is not None and int(receipt["status"], 16) == 1)
+
+
+# --- the CLI process killed ------------------------------------------------------------------------------
+
+def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_node_that_saw_nothing(home):
+    chain = connect()
+    before = balances(chain)
+    trade_id = killed_swap(home, "tx_hash", "sell", 0.25, "ETH")
+    row = Journal().get(trade_id)
+    assert row["status"] == "pending" and row["tx_hash"] and row["nonce"] == before[2]
+    row = reconciled_row(home, trade_id)
+    assert row["status"] == "dropped" and "never reached the node" in row["reason"]
+    assert_matches_chain(chain, row)
+    assert balances(chain) == before  # nothing swapped, nonce unused
+
+
+def test_cli_killed_after_the_send_is_reconciled_as_confirmed(home):
+    chain = connect()
+    before = balances(chain)
+    trade_id = killed_swap(home, "confirmed", "sell", 0.3, "ETH")
+    assert Journal().get(trade_id)["status"] == "pending"
+    row = reconciled_row(home, trade_id)
+    assert row["status"] == "confirmed" and row["amount_in"] == 0.3
+    assert_matches_chain(chain, row)
+    eth, usdc, nonce = balances(chain)
+    assert before[0] - eth == pytest.approx((0.3 + row["gas_cost_eth"]) * 1e18, abs=1e3)
+    assert usdc - before[1] == round(row["amount_out"] * 1e6) and nonce == before[2] + 1
+
+
+def test_cli_killed_during_the_approval_nothing_swapped_nothing_lost(home):
+    chain = connect()
+    fund(chain, TRADER, usdc=50_000.0)
+    before = balances(chain)
+    allowance = chain.call(C.USDC, _allowance_data())
+    trade_id = killed_swap(home, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
+    row = reconciled_row(home, trade_id)
+    assert row["status"] == "dropped" and "approval" in row["reason"] and row["approve_tx_hash"]
+    assert balances(chain) == before and chain.call(C.USDC, _allowance_data()) == allowance
+
+    trade_id = killed_swap(home, "tx_hash", "buy", 700, "USDC")  # the approval mined, killed before the swap
+    row = reconciled_row(home, trade_id)
+    assert row["status"] == "dropped" and "approval" in row["reason"] and "was mined" in row["reason"]
+    assert_matches_chain(chain, row)
+    eth, usdc, nonce = balances(chain)
+    assert usdc == before[1] and nonce == before[2] + 1  # only the approval happened
+    assert int(chain.call(C.USDC, _allowance_data()), 16) == 700 * 10**6
+
+
+def _allowance_data() -> str:
+    from onchain.rpc import calldata
+
+    return calldata("allowance(address,address)", TRADER, C.V2_ROUTER)
+
+
+# --- the node killed ------------------------------------------------------------------------------------
+
+class KillNodeAfter:
+    """Wraps a chain's Rpc: SIGKILLs anvil right after the n-th eth_sendRawTransaction reached it."""
+
+    def __init__(self, rpc, pid: int, sends: int = 1):
+        self.rpc, self.pid, self.left = rpc, pid, sends
+
+    def __call__(self, method, *params):
+        out = self.rpc(method, *params)
+        if method == "eth_sendRawTransaction":
+            self.left -= 1
+            if self.left == 0:
+                kill_hard(self.pid)
+        return out
+
+    def batch(self, calls):
+        return self.rpc.batch(calls)
+
+    def close(self):
+        self.rpc.close()
+
+
+@pytest.mark.parametrize("side,amount,asset,sends,what", [
+    ("sell", 0.4, "ETH", 1, "swap"),       # the swap mined, then the node died before the receipt was read
+    ("buy", 900, "USDC", 1, "approval"),   # the node died right after the approval was sent
+])
+def test_node_killed_after_send_then_restarted_every_row_matches_the_chain(home, side, amount, asset, sends,
+                                                                            what):
+    chain = connect()
+    journal = Journal()
+    kept = execute_swap(chain, propose_swap(chain, "sell", 0.1, "ETH", "v2", journal=journal), journal)
+    after_kept = balances(chain)  # checkpointed with the confirmed swap
+    proposal = propose_swap(chain, side, amount, asset, "v2", journal=journal)
+    old = C.read_state()
+    chain.rpc = KillNodeAfter(chain.rpc, old.pid, sends)
+    with pytest.raises(ChainUnavailable, match="journalled as pending") as err:
+        execute_swap(chain, proposal, journal)
+    assert "\n" not in str(err.value)
+    row = journal.get(proposal.id)
+    assert row["status"] == "pending" and (row["tx_hash"] or row["approve_tx_hash"])
+    with pytest.raises(ChainUnavailable, match="trader chain up"):
+        connect()
+    info = start_chain(detach=False)  # restarts from the saved state and reconciles the journal
+    assert info.pid != old.pid and info.restored_block is not None
+    chain = connect()
+    row = Journal().get(proposal.id)
+    assert row["status"] == "orphaned" and "restarted" in row["reason"] and what in row["reason"]
+    assert_matches_chain(chain, row)
+    first = Journal().get(kept.id)
+    assert first["status"] == "confirmed"  # none lost: the swap before the crash survived the restart
+    assert_matches_chain(chain, first)
+    assert balances(chain) == after_kept  # none invented: the chain is as saved after the kept swap
+
+
+def test_receipt_timeout_leaves_the_row_pending_until_a_later_chain_up_settles_it(home):
+    chain = connect()
+    journal = Journal()
+    proposal = propose_swap(chain, "sell", 0.2, "ETH", "v2", journal=journal)
+    chain.rpc("evm_setAutomine", False)
+    try:
+        with pytest.raises(TransactionPending, match="pending") as err:
+            execute_swap(chain, proposal, journal, timeout=0.5)
+        assert "reconcile" in str(err.value)
+        row = journal.get(proposal.id)
+        assert row["status"] == "pending"
+        assert reconcile(chain, journal) == [] and journal.get(proposal.id)["status"] == "pending"  # in the pool
+    finally:
+        chain.rpc("evm_setAutomine", True)
+    chain.rpc("evm_mine")
+    start_chain()  # already running: still reconciles
+    row = journal.get(proposal.id)
+    assert row["status"] == "confirmed" and row["amount_in"] == 0.2
+    assert_matches_chain(chain, row)
+
+
+# --- restarts keep state; --fresh says so -----------------------------------------------------------------
+
+def test_a_restart_keeps_funded_balances_and_fresh_resets_to_the_default_wallet(home, capsys):
+    chain = connect()
+    fund(chain, TRADER, eth=3.5, usdc=123.0)
+    C.checkpoint(chain)
+    confirmed = [r for r in Journal().list_trades(status="confirmed")]
+    stop_chain()
+    info = start_chain(detach=False)
+    assert info.restored_block is not None and "restored the replica" in capsys.readouterr().err
+    eth, usdc, _ = balances(connect())
+    assert (eth, usdc) == (int(3.5e18), 123_000_000)
+    stop_chain()
+    info = start_chain(fresh=True, detach=False)
+    assert info.restored_block is None and "discarded the saved replica state" in capsys.readouterr().err
+    chain = connect()
+    eth, usdc, _ = balances(chain)
+    assert (eth, usdc) == (int(10e18), 25_000 * 10**6)  # the default wallet
+    # swaps confirmed on the discarded chain are not on this one: the journal says so instead of keeping them
+    for row in confirmed:
+        assert Journal().get(row["id"])["status"] == "orphaned"
+    with pytest.raises(ConfigError, match="--fresh"):
+        stop_chain()
+        start_chain(price=3000.0, detach=False)
+    start_chain(detach=False)
+
+
+# --- processes: the port, orphans, signals ----------------------------------------------------------------
+
+def test_chain_up_on_a_port_another_node_holds_is_refused_and_starts_nothing(home, tmp_path, monkeypatch):
+    busy = C.read_state().port
+    assert C.pid_listens_on(C.read_state().pid, busy) and not C.pid_listens_on(os.getpid(), busy)
+    other = tmp_path / "other_home"
+    proc = trader_cli(other, "chain", "up", "--port", str(busy))
+    assert proc.returncode == 1 and "already in use" in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (other / "chain" / "state.json").exists()
+    monkeypatch.setenv("TRADER_HOME", str(other))
+    assert C.find_orphans() == []
+
+
+def test_chain_up_finds_and_stops_an_orphan_of_its_home(chain_home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRADER_HOME", str(seeded_home(chain_home, tmp_path)))
+    first = start_chain(detach=False)
+    C.state_path().write_text("{ garbage")  # the record is lost; the process is not
+    assert C.find_orphans() == [first.pid]
+    second = start_chain(detach=False)
+    try:
+        assert second.pid != first.pid and not C.pid_is_anvil(first.pid)
+        assert f"orphan process (pid {first.pid})" in capsys.readouterr().err
+        assert C.find_orphans() == []
+    finally:
+        stop_chain()
+    assert not C.pid_is_anvil(second.pid)
+
+
+SIGTERM_HARNESS = r"""
+import sys, time
+import agent.cli as cli
+
+@cli.app.command("hold-chain")
+def hold_chain():
+    from onchain import start_chain, stop_chain
+    start_chain()  # detached, like `trader demo`: only the command's own `finally` stops it
+    try:
+        print("up", flush=True)
+        time.sleep(120)
+    finally:
+        stop_chain()
+
+sys.argv = ["trader", "hold-chain"]
+cli.main()
+"""
+
+
+def test_sigterm_to_a_command_that_started_a_chain_stops_the_chain(chain_home, tmp_path):
+    seeded_home(chain_home, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_HARNESS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TRADER_HOME": str(tmp_path)})
+    try:
+        assert proc.stdout.readline().strip() == "up", proc.stderr.read()
+        pid = json.loads((tmp_path / "chain" / "state.json").read_text())["pid"]
+        assert C.pid_is_anvil(pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while C.pid_is_anvil(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not C.pid_is_anvil(pid)
