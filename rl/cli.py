@@ -165,3 +165,98 @@ def bench_train(
 
 
 bench_commands = {"env": bench_env, "train": bench_train}
+
+
+@app.command()
+def search(
+    out: str = typer.Option(..., help="Run directory: study.db, trials/, best.json, report.json."),
+    trials: int = typer.Option(20, help="Trials in the study, counted over all workers (and machines)."),
+    workers: int = typer.Option(1, help="Local worker processes (1 torch thread each)."),
+    study: str = typer.Option("rl-recipe", help="Optuna study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL: sqlite:///PATH, postgresql://..., "
+                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]."),
+    data: Optional[str] = typer.Option(None, help="Comma-separated datasets trained on together and tested on "
+                                       "each [chainlink-eth-1h,chainlink-btc-1h]."),
+    folds: int = typer.Option(3, help="Walk-forward folds."),
+    train_bars: int = typer.Option(3000, help="Bars per rolling training window."),
+    timesteps: Optional[int] = typer.Option(None, help="Fix every trial's training length (smoke runs)."),
+    final_seeds: int = typer.Option(3, help="Seeds the chosen recipe is re-run with (vote ensemble)."),
+    finalize: bool = typer.Option(True, help="After the trials: choose, re-run with seeds, test on the holdout "
+                                  "(--no-finalize on extra machines that only add trials)."),
+    seed: int = typer.Option(0, help="Sampler seed."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
+    from rl.search import SearchConfig, search as run_search
+    from trader_core.cli_utils import console, print_json
+    from trader_core.config import resolve_config
+
+    datasets = [d.strip() for d in data.split(",") if d.strip()] if data else None
+    cfg = resolve_config(SearchConfig, {
+        "out": out, "trials": trials, "workers": workers, "study": study, "storage": storage,
+        "datasets": datasets, "folds": folds, "train_bars": train_bars, "timesteps": timesteps,
+        "final_seeds": final_seeds, "finalize": finalize, "seed": seed}, env_prefix="TRADER_SEARCH_")
+    report = run_search(cfg, on_progress=None if json_out else _search_progress(cfg.trials))
+    if json_out:
+        print_json(report)
+        return
+    _print_search_report(report, out)
+
+
+def _search_progress(total: int):
+    """A Rich progress bar fed by polling the study (the trials run in worker processes)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trader_core.cli_utils import console
+
+    progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=console(), transient=False)
+    task = progress.add_task("", total=total)
+    state = {"started": False}
+
+    def update(study, counts: dict) -> None:
+        if not state["started"]:
+            progress.start()
+            state["started"] = True
+        done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) + counts.get("FAIL", 0)
+        try:
+            best = f"best median Sharpe {study.best_value:+.2f}"
+        except ValueError:
+            best = "no trial finished yet"
+        progress.update(task, completed=min(done, total), description=(
+            f"{best} | running {counts.get('RUNNING', 0)}, pruned {counts.get('PRUNED', 0)}, "
+            f"failed {counts.get('FAIL', 0)}"))
+        if done >= total and not any(counts.get(s) for s in ("RUNNING", "WAITING")):
+            progress.stop()
+
+    return update
+
+
+def _print_search_report(report: dict, out: str) -> None:
+    from rich.table import Table
+
+    from trader_core.cli_utils import console
+
+    con = console()
+    con.print(f"study {report['study']} ({report['storage']}): {report['trials']} in {report['wall_seconds']:.0f} s")
+    if "best" not in report:
+        return
+    best = report["best"]
+    con.print(f"best trial #{best['number']}: median Sharpe {best['value']:+.2f} over folds x assets")
+    for title, rows in (("walk-forward folds", report["folds"]), ("final test (never searched)", report["holdout"])):
+        table = Table(title=f"{title}, seeds {report['seeds']} (policy = their vote)")
+        for col in ("fold", "asset", "window", "policy ret", "Sharpe", "B&H ret", "Sharpe", "SMA ret", "Sharpe",
+                    "flat", "trades"):
+            table.add_column(col, justify="left" if col in ("fold", "asset", "window") else "right")
+        for r in rows:
+            table.add_row(str(r["fold"]), r["dataset"], f"{r['start'][:10]}..{r['end'][:10]}",
+                          f"{r['policy']['total_return']:+.1%}", f"{r['policy']['sharpe']:.2f}",
+                          f"{r['buy_and_hold']['total_return']:+.1%}", f"{r['buy_and_hold']['sharpe']:.2f}",
+                          f"{r['sma']['total_return']:+.1%}", f"{r['sma']['sharpe']:.2f}",
+                          f"{r['flat']['total_return']:+.1%}", f"{r['policy']['n_trades']:.0f}")
+        con.print(table)
+    d = report["deflated_sharpe"]
+    con.print(f"deflated Sharpe ratio {d['deflated_sharpe']:.2f} (probability that the true Sharpe beats the best "
+              f"of {d['n_trials']} skill-less trials); "
+              f"PSR vs 0 {d['psr_vs_zero']:.2f}; annualised OOS Sharpe {d['sharpe_annualised']:.2f}")
+    con.print(f"retrain: trader rl train --config {out}/best.json --seeds 0,1,2 --out DIR")

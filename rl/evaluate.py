@@ -71,7 +71,7 @@ def run_backtest(feats: MarketFeatures, cfg: EnvConfig, start: int, stop: int, a
     result = BacktestResult(cfg.action_names)
     seg_end = feats.segment_end
     seg_starts, seen = [], set()
-    for s in env._starts.tolist():  # first tradable bar of each continuous segment
+    for s in env.episode_starts.tolist():  # first tradable bar of each continuous segment
         if seg_end[s] not in seen:
             seen.add(seg_end[s])
             seg_starts.append(s)

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from rl.algos import algo_class, model_action_fn, q_values  # noqa: F401  (re-exported)
 from rl.config import TrainConfig
 from trader_core.errors import ModelError
 
@@ -89,24 +90,6 @@ def to_trade_action(targets: list[list[int]], action: int, position: int) -> Lit
     return "BUY" if target > position else "SELL"
 
 
-def q_values(model, obs: np.ndarray) -> np.ndarray:
-    """Q-values (DQN), mean quantiles (QR-DQN) or action logits (PPO/A2C) for one observation."""
-    import torch
-
-    with torch.no_grad():
-        obs_t = torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1)
-        if hasattr(model, "quantile_net"):
-            return model.quantile_net(obs_t).mean(dim=1)[0].numpy()
-        if hasattr(model, "q_net"):
-            return model.q_net(obs_t)[0].numpy()
-        return model.policy.get_distribution(obs_t).distribution.logits[0].numpy()
-
-
-def model_action_fn(model):
-    """Greedy decision rule of an SB3 model, in the `rl.evaluate.ActionFn` shape."""
-    return lambda obs, env: int(np.argmax(q_values(model, obs)))
-
-
 class Policy:
     """A loaded run: model + the config and feature scaler it was trained with."""
 
@@ -124,7 +107,7 @@ class Policy:
 
     @classmethod
     def load(cls, run: str | Path | None = "default", which: Literal["best", "last"] = "best") -> "Policy":
-        from rl.train import _algo_class, load_train_config
+        from rl.train import load_train_config
         from trader_core.runtime import configure_torch
 
         run_dir = resolve_run(run)
@@ -136,7 +119,7 @@ class Policy:
             raise ModelError(f"{run_dir} has no model.zip; the training run did not finish")
         configure_torch()
         try:
-            model = _algo_class(cfg.algo).load(path, device="cpu")
+            model = algo_class(cfg.algo).load(path, device="cpu")
         except Exception as exc:  # corrupted zip, incompatible SB3 version, ...
             raise ModelError(f"cannot load {path}: {exc}") from exc
         return cls(model, cfg, run_dir)
