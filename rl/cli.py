@@ -36,6 +36,8 @@ def train(
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
 
+    if seed is not None and seeds:
+        raise ConfigError("pass either --seed or --seeds, not both")
     overrides = {"data": data, "timesteps": timesteps, "seed": seed, "algo": algo, "n_envs": n_envs,
                  "train_end": train_end, "val_end": val_end, "interval": interval, "eval_freq": eval_freq}
     env_over = {k: v for k, v in {"reward": reward, "action_set": action_set}.items() if v is not None}
@@ -43,6 +45,9 @@ def train(
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers such as 0,1,2, got {seeds!r}") from None
+    from rl.paths import prepare_out_dir
+
+    prepare_out_dir(out)
     results = {}
     for s in seed_list:
         run_dir = out if not seeds else f"{out}/seed_{s}"
@@ -51,9 +56,9 @@ def train(
             cfg = cfg.model_copy(update={"timesteps": timesteps or cfg.timesteps})
         else:
             cfg = resolve_config(TrainConfig, {**overrides, "seed": s}, config, env_prefix="TRADER_RL_")
-            if env_over:
-                cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update=env_over)})
-                cfg = TrainConfig.model_validate(cfg.model_dump())
+            if env_over:  # validated like every other setting: one line naming env.<field>
+                cfg = resolve_config(TrainConfig, {**cfg.model_dump(), "env": {**cfg.env.model_dump(), **env_over}},
+                                     env_prefix="TRADER_RL_")
         metrics = run_train(cfg, run_dir, resume=resume, progress=not json_out)
         results[str(s)] = metrics
         if not json_out:
@@ -89,6 +94,10 @@ def backtest(
     if json_out:
         print_json(report)
         return
+    import sys
+
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     from rich.table import Table
 
     table = Table(title=f"Backtest {report['period']['data']}: {report['period']['bars']} bars")
@@ -100,7 +109,7 @@ def backtest(
     con.print(table)
     if "policy_seeds" in report:
         s = report["policy_seeds"]
-        con.print(f"policy over {len(s['seeds'])} seeds: return {s['total_return']['mean']:+.2%} ± "
+        con.print(f"policy = vote of {len(s['seeds'])} seeds; each seed: return {s['total_return']['mean']:+.2%} ± "
                   f"{s['total_return']['std']:.2%}, Sharpe {s['sharpe']['mean']:.2f} ± {s['sharpe']['std']:.2f}")
     if out:
         con.print(f"wrote {out}/report.json, equity.png, trades.csv")
@@ -110,22 +119,36 @@ def backtest(
 def signal(
     run: str = typer.Option("default", help="Run directory, or 'default' for the bundled policy."),
     data: Optional[str] = typer.Option(None, help="Dataset name or CSV path (default: the run's data)."),
-    position: float = typer.Option(0.0, help="Fraction of the portfolio held in ETH (0..1)."),
+    position: float = typer.Option(0.0, help="Fraction of the portfolio held in ETH (0..1; -1..1 if the "
+                                   "policy may short)."),
+    now: Optional[str] = typer.Option(None, help="Evaluate as of this time (ISO-8601): a bar older than 3 "
+                                      "intervals is stale [the wall clock]."),
     json_out: bool = typer.Option(False, "--json", help="Print the signal as JSON."),
 ) -> None:
-    """The policy's decision for the latest bar: action, confidence, Q-values and the features behind it."""
-    from rl.data import load_candles
+    """The policy's decision for the latest bar: action, agreement, Q-margin, Q-values and the features behind it."""
+    import math
+
+    from rl.data import load_candles, parse_time
     from rl.policy import Policy
     from trader_core.cli_utils import console, print_json
+    from trader_core.errors import ConfigError
 
     policy = Policy.load(run)
+    low = -1.0 if policy.config.env.allow_short else 0.0
+    if not (math.isfinite(position) and low <= position <= 1.0):
+        what = "long-only (it never shorts)" if position < 0 and low == 0 else f"for positions {low:g}..1"
+        raise ConfigError(f"--position {position:g} is out of range: this policy is {what}; pass the fraction "
+                          f"of the portfolio held in ETH, {low:g}..1")
+    when = parse_time(now) if now else None
     candles = load_candles(data, policy.config.interval) if data else None
-    sig = policy.signal(candles, position=position)
+    sig = policy.signal(candles, position=position, now=when)
     if json_out:
         print_json(sig.model_dump())
         return
     con = console()
-    con.print(f"[bold]{sig.action}[/] (confidence {sig.confidence:.2f}) at price {sig.price:,.2f}"
+    age = "" if sig.age_s is None else f", {sig.age_s / 3600:.1f} h old"
+    con.print(f"[bold]{sig.action}[/] for the bar of {sig.time}{age} at price {sig.price:,.2f}: "
+              f"{sig.agreement:.0%} of {sig.members} member(s) agree, Q-margin {sig.q_margin:+.4f}"
               + (f"  [yellow]safety switch: {sig.reason}[/]" if sig.reason else ""))
     con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
     con.print("features: " + ", ".join(f"{k}={v:.4g}" for k, v in sig.features.items()))

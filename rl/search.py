@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from rl.config import TrainConfig
 from rl.fold_eval import MarketCache, evaluate_folds, evaluate_holdout, median_sharpe, plan_folds
+from rl.paths import prepare_out_dir
 from rl.search_space import max_lookback, suggest_recipe
 from trader_core.errors import ConfigError
 
@@ -215,19 +216,9 @@ def state_counts(study) -> dict[str, int]:
     return counts
 
 
-def prepare_run_dir(out: str | Path) -> Path:
-    path = Path(out).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--out {out} is an existing file; pass a directory for the search run")
-    if not path.parent.exists():
-        raise ConfigError(f"--out {out}: folder {path.parent} does not exist; create it first")
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def search(cfg: SearchConfig, on_progress=None) -> dict:
     """Run the study to `cfg.trials` trials with `cfg.workers` local processes, then (optionally) finalize."""
-    prepare_run_dir(cfg.out)
+    prepare_out_dir(cfg.out).mkdir(exist_ok=True)
     _write_json(cfg.run_dir / "search_config.json",
                 {**cfg.model_dump(mode="json"), "storage": redact(storage_url(cfg))})
     study = load_or_create_study(cfg)  # created once here, so the workers only load it
