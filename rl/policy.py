@@ -241,19 +241,16 @@ class Policy:
         age = now - (ts + interval)
         n = len(self.action_names)
 
-        def hold(reason: str, q=None) -> Signal:
-            return Signal(action="HOLD", agreement=0.0, q_margin=0.0, members=len(self.models),
-                          q_values=list(q if q is not None else [0.0] * n), features={}, reason=reason,
-                          timestamp=ts, time=iso(ts), age_s=age, price=price, raw_action="HOLD")
+        def hold(reason: str, features: dict | None = None) -> Signal:
+            return Signal(action="HOLD", agreement=0.0, q_margin=0.0, members=len(self.models), q_values=[0.0] * n,
+                          features=features or {}, reason=reason, timestamp=ts, time=iso(ts), age_s=age,
+                          price=price, raw_action="HOLD")
 
         low = -1.0 if self.config.env.allow_short else 0.0
         if not (isinstance(position, (int, float)) and math.isfinite(position) and low <= position <= 1.0):
             kind = "a short" if isinstance(position, (int, float)) and position < 0 else "out of range"
             return hold(f"unexpected position {position!r} ({kind}): this policy takes a fraction of the "
                         f"portfolio in ETH from {low:g} to 1")
-        if age > stale_bars * max(interval, 1):
-            return hold(f"latest bar {iso(ts)} is stale: {_age_text(age)} old, more than {stale_bars:g} bars of "
-                        f"{interval}s; pass fresh candles (or `now` to evaluate history)")
         try:
             self.check_interval(raw)
             feats = self.features_for(raw)
@@ -266,6 +263,10 @@ class Policy:
         try:
             env = self.env_for(feats)
             obs = env.observe(t, pos)
+            explained = self._explain(feats, t, env)
+            if age > stale_bars * max(interval, 1):  # the state is shown, but no decision is taken on it
+                return hold(f"latest bar {iso(ts)} is stale: {_age_text(age)} old, more than {stale_bars:g} bars "
+                            f"of {interval}s; pass fresh candles (or `now` to evaluate history)", explained)
             d = self.decide(obs)
             if not np.isfinite(d.q_mean).all():
                 return hold("model produced non-finite Q-values")
@@ -273,7 +274,7 @@ class Policy:
             return hold(f"model error: {exc}")
         return Signal(action=to_trade_action(self._targets, d.action, pos), agreement=d.agreement,
                       q_margin=d.q_margin, q_values=[float(v) for v in d.q_mean], members=len(self.models),
-                      features=self._explain(feats, t, env), timestamp=ts, time=iso(ts), age_s=age, price=price,
+                      features=explained, timestamp=ts, time=iso(ts), age_s=age, price=price,
                       raw_action=self.action_names[d.action])
 
     # -- rollouts over history (for distillation) ------------------------------------------------------------

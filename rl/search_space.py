@@ -11,7 +11,7 @@ from rl.config import TrainConfig
 EMA_PAIRS = {"12/48": (12, 48), "24/96": (24, 96), "48/168": (48, 168)}
 TREND_SETS = {"none": [], "1d,3d,7d": [24, 72, 168]}
 NETS = {"32x32": [32, 32], "64x64": [64, 64], "128x128": [128, 128]}
-TIMESTEPS = (30_000, 60_000, 120_000)
+TIMESTEPS = (15_000, 30_000, 60_000)
 
 
 def max_lookback() -> int:

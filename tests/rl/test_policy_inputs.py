@@ -44,6 +44,7 @@ def test_every_signal_shows_its_bar_and_holds_when_the_bar_is_stale(trained_run)
     stale = policy.signal()  # the bundled data ends in 2024; the wall clock is later
     assert stale.action == "HOLD" and "stale" in stale.reason and "2024-01-29T19:00:00Z" in stale.reason
     assert stale.time == "2024-01-29T19:00:00Z" and stale.age_s > 86400
+    assert stale.features["price"] == stale.price and stale.agreement == 0  # the state is shown, not acted on
     fresh = policy.signal(now=NOW + 2 * 3600)  # two bars late is still within three intervals
     assert fresh.reason is None and fresh.age_s == 7200
 
