@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from rl.env import EnvConfig
 from rl.features import FeatureSpec
+from trader_core.config import load_config
+from trader_core.errors import ConfigError
 from trader_core.market_data import DEFAULT_DATASET
 
 Algo = Literal["dqn", "qrdqn", "ppo", "a2c"]
@@ -62,3 +65,10 @@ class TrainConfig(BaseModel):
     @property
     def datasets(self) -> list[str]:
         return [self.data, *self.also_train_on]
+
+
+def load_train_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved config a run saved; a directory that is not a run gets a one-line error."""
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist; train one with `trader rl train --out DIR`")
+    return load_config(TrainConfig, run_dir)

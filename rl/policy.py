@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rl.algos import algo_class, model_action_fn, q_values  # noqa: F401  (re-exported)
-from rl.config import TrainConfig
+from rl.config import TrainConfig, load_train_config
 from rl.ensemble import Rule, decide, ensemble_action_fn, member_q_values
 from trader_core.errors import ConfigError, DataError, ModelError
 
@@ -145,7 +145,6 @@ class Policy:
              seeds: list[int] | None = None, rule: Rule = "vote") -> "Policy":
         """Load a run (or an ensemble of its `seed_*` runs). `which`: best validation checkpoint or last model;
         default: what the run's config says (`checkpoint`)."""
-        from rl.train import load_train_config
         from trader_core.runtime import configure_torch
 
         run_dir, members = resolve_members(run, seeds)

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from rl.algos import algo_class, model_action_fn
-from rl.config import TrainConfig
-from trader_core.config import load_config, save_config
-from trader_core.errors import ConfigError
+from rl.config import TrainConfig, load_train_config  # noqa: F401  (re-exported)
+from trader_core.config import save_config
 
 
 def features_with_shared_scaler(candles_list, spec, fit_ranges):
@@ -205,9 +204,3 @@ def save_features(feats, run_dir: Path) -> None:
                "last_timestamp": int(feats.candles.timestamps[-1])}
     (Path(run_dir) / "features.json").write_text(json.dumps(payload, indent=2) + "\n")
 
-
-def load_train_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved config a run saved; a directory that is not a run gets a one-line error."""
-    if not Path(run_dir).is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist; train one with `trader rl train --out DIR`")
-    return load_config(TrainConfig, run_dir)
