@@ -147,10 +147,12 @@ def signal(
         return
     con = console()
     age = "" if sig.age_s is None else f", {sig.age_s / 3600:.1f} h old"
-    con.print(f"[bold]{sig.action}[/] for the bar of {sig.time}{age} at price {sig.price:,.2f}: "
-              f"{sig.agreement:.0%} of {sig.members} member(s) agree, Q-margin {sig.q_margin:+.4f}"
-              + (f"  [yellow]safety switch: {sig.reason}[/]" if sig.reason else ""))
-    con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
+    head = f"[bold]{sig.action}[/] for the bar of {sig.time}{age} at price {sig.price:,.2f}"
+    if sig.reason:
+        con.print(f"{head}  [yellow]safety switch: {sig.reason}[/]")
+    else:
+        con.print(f"{head}: {sig.agreement:.0%} of {sig.members} member(s) agree, Q-margin {sig.q_margin:+.4f}")
+        con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
     con.print("features: " + ", ".join(f"{k}={v:.4g}" for k, v in sig.features.items()))
 
 
