@@ -86,11 +86,11 @@ class MarketCache:
     def baselines(self, dataset: str, r: tuple[int, int], env_cfg) -> dict:
         """Buy-and-hold, SMA and flat over bars `r`: full-size positions, the recipe's fee, depth and gas."""
         from rl.env import EnvConfig
-        from rl.evaluate import buy_and_hold_fn, flat_fn, run_backtest, sma_fn
+        from rl.evaluate import baseline_env, buy_and_hold_fn, flat_fn, run_backtest, sma_fn
         from rl.features import FeatureSpec, build_features
         from rl.metrics import compute_metrics
 
-        cfg = EnvConfig(fee=env_cfg.fee, pool_depth_usd=env_cfg.pool_depth_usd, gas_usd=env_cfg.gas_usd)
+        cfg = baseline_env(EnvConfig(fee=env_cfg.fee, pool_depth_usd=env_cfg.pool_depth_usd, gas_usd=env_cfg.gas_usd))
         key = (dataset, r, cfg.model_dump_json())
         if key not in self._baselines:
             c = self.candles[dataset]

@@ -216,6 +216,14 @@ def state_counts(study) -> dict[str, int]:
     return counts
 
 
+def trials_span(study) -> float | None:
+    """Seconds from the first trial's start to the last one's end, over every worker and run of the study."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    if not done:
+        return None
+    return round((max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds(), 1)
+
+
 def search(cfg: SearchConfig, on_progress=None) -> dict:
     """Run the study to `cfg.trials` trials with `cfg.workers` local processes, then (optionally) finalize."""
     prepare_out_dir(cfg.out).mkdir(exist_ok=True)
@@ -238,7 +246,8 @@ def search(cfg: SearchConfig, on_progress=None) -> dict:
         on_progress(study, counts)
     failed_workers = [k for k, p in enumerate(procs) if p.exitcode != 0]
     summary = {"study": cfg.study, "storage": redact(storage_url(cfg)), "trials": counts,
-               "wall_seconds": round(wall, 1), "workers": cfg.workers, "failed_workers": failed_workers}
+               "wall_seconds": round(wall, 1), "trials_span_seconds": trials_span(study), "workers": cfg.workers,
+               "failed_workers": failed_workers}
     if failed_workers and not counts.get("COMPLETE"):
         raise ConfigError(f"search workers {failed_workers} exited with errors and no trial completed; "
                           f"run with --workers 1 and DEBUG=1 to see why")

@@ -242,3 +242,13 @@ def test_cost_penalty_is_its_own_reward_component(eth_features):
     costs_usd = info["fee_usd"] + info["impact_usd"]
     assert comps["cost_penalty"] == pytest.approx(-2.0 * costs_usd / 10_000.0)
     assert r == pytest.approx(comps["log_return"] + comps["cost_penalty"])
+
+
+def test_baselines_trade_full_size_whatever_the_policy_sizing(eth_features):
+    from rl.evaluate import compare
+
+    feats, split = eth_features
+    half, _ = compare(feats, EnvConfig(position_size=0.5, min_hold_bars=24), *split.val, None)
+    full, _ = compare(feats, EnvConfig(), *split.val, None)
+    assert half["buy_and_hold"]["total_return"] == full["buy_and_hold"]["total_return"]
+    assert half["sma"]["sharpe"] == full["sma"]["sharpe"]
