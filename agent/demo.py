@@ -76,7 +76,8 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
         if line:
             con.print(line)
         sig = policy.signal(candles=None, position=0.0)
-        con.print(f"signal on the bundled data: {sig.action} (agreement {sig.agreement:.0%}, Q-margin {sig.q_margin:+.3f}) at {sig.price:,.2f}")
+        con.print(f"signal on the bundled data: {sig.action} (agreement {sig.agreement:.0%}, Q-margin {sig.q_margin:+.3f}) at {sig.price:,.2f}"
+                  + (f"; {sig.reason}" if sig.reason else ""))
 
         con.print(Rule("3. local replica chain"))
         from onchain import start_chain
