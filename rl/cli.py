@@ -174,14 +174,15 @@ def bench_env(
 
 
 def bench_train(
-    timesteps: int = typer.Option(6000, help="Timesteps per measured run (after learning_starts)."),
+    timesteps: int = typer.Option(6000, min=100, help="Timesteps per measured run (after learning_starts)."),
+    rounds: int = typer.Option(2, min=1, max=20, help="Interleaved rounds; the best of each setup is kept."),
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """`trader rl train` timesteps/s next to SB3 DQN: its defaults, and exactly our setup, taken apart."""
     from rl.bench import bench_train as run
     from trader_core.cli_utils import console, print_json
 
-    res = run(timesteps)
+    res = run(timesteps, rounds)
     if json_out:
         print_json(res)
         return
