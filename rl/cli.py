@@ -221,7 +221,7 @@ def search(
 ) -> None:
     """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
     from rl.search import SearchConfig, search as run_search
-    from trader_core.cli_utils import console, print_json
+    from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
 
     datasets = [d.strip() for d in data.split(",") if d.strip()] if data else None
