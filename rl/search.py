@@ -95,9 +95,11 @@ def open_storage(url: str):
 def load_or_create_study(cfg: SearchConfig, worker: int = 0):
     import optuna
 
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(logging.WARNING)  # progress and reports are ours; keep Optuna's INFO lines out
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, multivariate=True, group=True,
                                          constant_liar=True, n_startup_trials=min(8, max(2, cfg.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
@@ -177,14 +179,9 @@ def _counted(study) -> int:
 
 def run_worker(cfg: SearchConfig, worker: int = 0) -> None:
     """Add trials to the study until it holds `cfg.trials` (finished or running), one at a time."""
-    import logging
-
-    import optuna
-
     from trader_core.runtime import configure_torch
 
     configure_torch(cfg.torch_threads)
-    optuna.logging.set_verbosity(logging.WARNING)
     study = load_or_create_study(cfg, worker)
     cache = MarketCache(plan_folds(cfg.datasets, cfg.folds, cfg.train_bars, max_lookback(), cfg.interval))
     objective = make_objective(cfg, cache)
