@@ -45,7 +45,7 @@ class TradeDecision(BaseModel):
     size_eth: float
     reason: str
     rl_action: Action
-    rl_confidence: float
+    rl_agreement: float
     model_action: str | None = None
     decided_by: Literal["llm", "rl"]
     mode: Literal["paper", "execute", "observe"]
@@ -84,13 +84,13 @@ def decide(agent, signal: dict, opinion: dict | None, market: dict, portfolio: d
     from prompts import render_prompt
 
     rl = (signal.get("action") or "HOLD").upper()
-    rl_reason = f"RL policy says {rl} (confidence {signal.get('confidence', 0):.2f})"
+    rl_reason = f"RL policy says {rl} (agreement {signal.get('agreement', 0):.0%})"
     if signal.get("reason"):
         rl_reason += f"; safety switch: {signal['reason']}"
     if agent.llm.current.weak:
         return rl, 1.0, rl_reason, "rl"
     prompt = render_prompt("decision", market=json.dumps(market), signal=json.dumps(
-        {k: signal.get(k) for k in ("action", "confidence", "q_values", "features")}),
+        {k: signal.get(k) for k in ("action", "agreement", "q_margin", "q_values", "features", "reason")}),
         opinion=json.dumps(opinion) if opinion else "(not asked)", portfolio=json.dumps(portfolio),
         memory=memory_text(history, cfg.memory), limits="enforced by the swap risk check")
     try:
@@ -147,7 +147,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
             action, frac, reason, by = decide(agent, signal, opinion, {"price": price}, portfolio, history, cfg)
             d = TradeDecision(tick=tick, timestamp=int(time.time()), price=price, action=action,
                               size_eth=round(cfg.trade_eth * frac, 6) if action != "HOLD" else 0.0, reason=reason,
-                              rl_action=signal["action"], rl_confidence=float(signal.get("confidence", 0)),
+                              rl_action=signal["action"], rl_agreement=float(signal.get("agreement", 0)),
                               model_action=(opinion or {}).get("action"), decided_by=by, mode=mode)
             if action != "HOLD" and mode != "observe":
                 _act(tools, d, paper, up)

@@ -26,8 +26,10 @@ QUICK_SCRIPT = [SCRIPT[0], ("/signal", None), SCRIPT[2], SCRIPT[5]]  # same stor
 
 def backtest_line(policy) -> str | None:
     """One line from the policy's shipped test-split backtest report, if it has one."""
-    report_path = Path(policy.run_dir).parent / "backtest" / "report.json"
-    if not report_path.exists():
+    # an ensemble's run_dir is the folder of its seeds; a single seed run's report sits beside it
+    report_path = next((p for p in (Path(policy.run_dir) / "backtest" / "report.json",
+                                    Path(policy.run_dir).parent / "backtest" / "report.json") if p.exists()), None)
+    if report_path is None:
         return None
     r = json.loads(report_path.read_text())
     p, bh, period = r["policy"], r.get("buy_and_hold", {}), r.get("period", {})
@@ -74,7 +76,8 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
         if line:
             con.print(line)
         sig = policy.signal(candles=None, position=0.0)
-        con.print(f"signal on the bundled data: {sig.action} (confidence {sig.confidence:.2f}) at {sig.price:,.2f}")
+        con.print(f"signal on the bundled data: {sig.action} (agreement {sig.agreement:.0%}, Q-margin {sig.q_margin:+.3f}) at {sig.price:,.2f}"
+                  + (f"; {sig.reason}" if sig.reason else ""))
 
         con.print(Rule("3. local replica chain"))
         from onchain import start_chain

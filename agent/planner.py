@@ -328,7 +328,7 @@ def _fact(c: ToolCall) -> str:
         r = c.result
         where = f", wallet {100 * r['position']:.0f}% in ETH" if r.get("position") is not None else ""
         note = f"; safety switch: {r['reason']}" if r.get("reason") else ""
-        return f"The RL policy says {r['action']} (confidence {r['confidence']:.2f}{where}{note})."
+        return f"The RL policy says {r['action']} (agreement {r['agreement']:.0%}{where}{note})."
     if c.name == "get_portfolio":
         r = c.result
         return f"Wallet: {r['eth']:.4f} ETH, {r['weth']:.4f} WETH, {r['usdc']:.2f} USDC."

@@ -74,7 +74,7 @@ TOOL_SPECS: dict[str, tuple[type[BaseModel], str]] = {
     "get_price": (GetPriceArgs, "Current ETH price in USDC on the Uniswap pool."),
     "get_quote": (GetQuoteArgs, "Quote a swap without trading: amount out and price impact."),
     "get_portfolio": (GetPortfolioArgs, "ETH, WETH and USDC balances of the wallet."),
-    "get_rl_signal": (GetRLSignalArgs, "The trained DQN policy's action, confidence, Q-values and features."),
+    "get_rl_signal": (GetRLSignalArgs, "The trained DQN policy's action, agreement, Q-margin, Q-values and features."),
     "ask_trader_model": (AskTraderModelArgs, "Ask the fine-tuned trader model what to do, with real numbers."),
     "propose_swap": (ProposeSwapArgs, "Prepare a swap (quote, min out, impact, gas, risk check). Does not trade."),
     "execute_swap": (ExecuteSwapArgs, "Execute a proposal made in this session, after the user confirms."),

@@ -2,7 +2,7 @@
 
 The policy is rolled over historical states of the train split; each visited state becomes the seed's
 question with that state's true numbers, and the answer is a rationale from the same numbers plus the
-policy's own action and confidence. Classes are balanced by *sampling states* (dropping surplus states of
+policy's own action and agreement. Classes are balanced by *sampling states* (dropping surplus states of
 the common actions), never by changing a label.
 """
 
@@ -55,7 +55,7 @@ def decision_to_record(decision: Any) -> dict[str, Any]:
         "prompt": formats.question(state),
         "response": formats.response(state),
         "action": state["action"],
-        "confidence": float(state["confidence"]),
+        "agreement": float(state["agreement"]), "q_margin": float(state["q_margin"]),
         "source": "policy",
         "state": {k: state.get(k) for k in ("price", "volume", "volatility", "price_change", "eth", "usdc",
                                             "q_values")},

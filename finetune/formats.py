@@ -1,7 +1,7 @@
 """The text contract between the policy, the training data and the fine-tuned model.
 
 One prompt format (the seed's question, `prompts/trader_question.txt`), one response format (a short
-rationale from the state's real numbers, then `RECOMMENDATION: BUY|SELL|HOLD (confidence 0.73)` as the
+rationale from the state's real numbers, then `RECOMMENDATION: BUY|SELL|HOLD (agreement 0.67)` as the
 last line) and one parser. The agent's `ask_trader_model` tool and `trader finetune eval` use the same
 `parse_action`, so what is trained is exactly what is read back.
 """
@@ -56,11 +56,11 @@ def rationale(state: dict[str, Any]) -> str:
 
 
 def response(state: dict[str, Any]) -> str:
-    """Rationale + the policy's real action and confidence as the last line."""
+    """Rationale + the policy's real action and its members' agreement as the last line."""
     action = str(state["action"]).upper()
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, got {state['action']!r}")
-    return f"{rationale(state)}\nRECOMMENDATION: {action} (confidence {float(state['confidence']):.2f})"
+    return f"{rationale(state)}\nRECOMMENDATION: {action} (agreement {float(state['agreement']):.2f})"
 
 
 def parse_action(text: str | None) -> str | None:

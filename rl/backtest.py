@@ -12,17 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.policy import DEFAULT_RUN, Policy, model_action_fn
+from rl.paths import prepare_out_dir
+from rl.policy import Policy
 from trader_core.errors import DataError
-
-
-def seed_runs(run: str | Path | None, seeds: list[int] | None = None) -> list[Path]:
-    """The `seed_*` children of a multi-seed run directory (optionally only `seeds`), else []."""
-    path = DEFAULT_RUN if run in (None, "default") else Path(run)
-    children = sorted(p for p in path.glob("seed_*") if (p / "config.json").exists()) if path.is_dir() else []
-    if seeds is not None:
-        children = [p for p in children if int(p.name.split("_", 1)[1]) in seeds]
-    return children
 
 
 def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple[int, int]:
@@ -40,40 +32,68 @@ def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple
     return a, b
 
 
+def fitted_span(policy: Policy) -> tuple[int, int] | None:
+    """Unix-second span of the bars the policy was trained and validated on (from its metrics.json)."""
+    from rl.data import parse_time
+
+    path = policy.member_dirs[0] / "metrics.json"
+    if not path.exists():
+        return None
+    split = json.loads(path.read_text()).get("split") or {}
+    if "train" not in split or "val" not in split:
+        return None
+    return parse_time(split["train"]["start"]), parse_time(split["val"]["end"])
+
+
+def overlap_warning(candles, a: int, b: int, policy: Policy) -> str | None:
+    """A warning when [a, b) overlaps the bars the policy was fitted or checkpoint-selected on."""
+    span = fitted_span(policy)
+    if span is None:  # same dates on another asset are still the market the policy was fitted to
+        return None
+    lo, hi = int(candles.timestamps[a]), int(candles.timestamps[b - 1])
+    if lo <= span[1] and hi >= span[0]:
+        from rl.policy import iso
+
+        return (f"the backtest range {iso(lo)[:10]}..{iso(hi)[:10]} overlaps the policy's training and "
+                f"validation bars ({iso(span[0])[:10]}..{iso(span[1])[:10]}): in-sample results flatter the "
+                "policy; omit --start/--end for its held-out test split")
+    return None
+
+
 SEED_KEYS = ["total_return", "sharpe", "sortino", "max_drawdown", "n_trades", "fees_paid"]
 
 
 def backtest(run: str | Path | None = "default", data: str | None = None, start: str | None = None,
              end: str | None = None, out: str | Path | None = None, seeds: list[int] | None = None) -> dict:
-    """Metrics per strategy (the JSON contract). `policy` is the policy `Policy.load(run)` serves (for a
-    multi-seed run, the seed with the best validation Sharpe); `policy_seeds` adds mean and std over seeds."""
+    """Metrics per strategy (the JSON contract). `policy` is what `Policy.load(run)` serves: one model, or the
+    vote of a multi-seed run's members (`seeds` picks some); `policy_seeds` adds each member, mean and std."""
     from rl.data import load_candles
     from rl.evaluate import compare, run_backtest
     from rl.metrics import compute_metrics
 
-    policy = Policy.load(run)
-    candles = load_candles(data or policy.config.data, policy.config.interval)
+    out_dir = prepare_out_dir(out) if out is not None else None
+    policy = Policy.load(run, seeds=seeds)
+    candles = policy.select_columns(load_candles(data or policy.config.data, policy.config.interval))
+    policy.check_interval(candles)
     a, b = _range(candles, start, end, policy)
-    report, results = compare(policy.features_for(candles), policy.config.env, a, b, model_action_fn(policy.model))
+    feats = policy.features_for(candles)
+    report, results = compare(feats, policy.config.env, a, b, policy.action_fn())
     report["policy"]["run"] = str(policy.run_dir)
-    runs = seed_runs(run, seeds)
-    if len(runs) > 1:
-        per_seed = []
-        for r in runs:
-            if r.resolve() == policy.run_dir.resolve():  # the served seed was just backtested above
-                per_seed.append(report["policy"])
-                continue
-            p = Policy.load(r)
-            per_seed.append(compute_metrics(run_backtest(p.features_for(candles), p.config.env, a, b,
-                                                         model_action_fn(p.model)), candles.interval_s))
+    report["policy"]["members"] = len(policy.models)
+    if len(policy.models) > 1:
+        per_seed = [compute_metrics(run_backtest(feats, policy.config.env, a, b, Policy(
+            [m], policy.config, d).action_fn()), candles.interval_s)
+            for m, d in zip(policy.models, policy.member_dirs)]
         report["policy_seeds"] = {k: {"mean": float(np.mean([m[k] for m in per_seed])),
                                       "std": float(np.std([m[k] for m in per_seed])),
                                       "values": [float(m[k]) for m in per_seed]} for k in SEED_KEYS}
-        report["policy_seeds"]["seeds"] = [r.name for r in runs]
+        report["policy_seeds"]["seeds"] = [d.name for d in policy.member_dirs]
     report["period"] = {"start": int(candles.timestamps[a]), "end": int(candles.timestamps[b - 1]),
                         "bars": b - a, "data": candles.name}
-    if out is not None:
-        write_outputs(report, results, Path(out))
+    warning = overlap_warning(candles, a, b, policy)
+    report["warnings"] = [warning] if warning else []
+    if out_dir is not None:
+        write_outputs(report, results, out_dir)
     return report
 
 

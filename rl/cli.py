@@ -36,6 +36,8 @@ def train(
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
 
+    if seed is not None and seeds:
+        raise ConfigError("pass either --seed or --seeds, not both")
     overrides = {"data": data, "timesteps": timesteps, "seed": seed, "algo": algo, "n_envs": n_envs,
                  "train_end": train_end, "val_end": val_end, "interval": interval, "eval_freq": eval_freq}
     env_over = {k: v for k, v in {"reward": reward, "action_set": action_set}.items() if v is not None}
@@ -43,6 +45,9 @@ def train(
         seed_list = [int(s) for s in seeds.split(",")] if seeds else [seed]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers such as 0,1,2, got {seeds!r}") from None
+    from rl.paths import prepare_out_dir
+
+    prepare_out_dir(out)
     results = {}
     for s in seed_list:
         run_dir = out if not seeds else f"{out}/seed_{s}"
@@ -51,9 +56,9 @@ def train(
             cfg = cfg.model_copy(update={"timesteps": timesteps or cfg.timesteps})
         else:
             cfg = resolve_config(TrainConfig, {**overrides, "seed": s}, config, env_prefix="TRADER_RL_")
-            if env_over:
-                cfg = cfg.model_copy(update={"env": cfg.env.model_copy(update=env_over)})
-                cfg = TrainConfig.model_validate(cfg.model_dump())
+            if env_over:  # validated like every other setting: one line naming env.<field>
+                cfg = resolve_config(TrainConfig, {**cfg.model_dump(), "env": {**cfg.env.model_dump(), **env_over}},
+                                     env_prefix="TRADER_RL_")
         metrics = run_train(cfg, run_dir, resume=resume, progress=not json_out)
         results[str(s)] = metrics
         if not json_out:
@@ -89,6 +94,10 @@ def backtest(
     if json_out:
         print_json(report)
         return
+    import sys
+
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     from rich.table import Table
 
     table = Table(title=f"Backtest {report['period']['data']}: {report['period']['bars']} bars")
@@ -100,7 +109,7 @@ def backtest(
     con.print(table)
     if "policy_seeds" in report:
         s = report["policy_seeds"]
-        con.print(f"policy over {len(s['seeds'])} seeds: return {s['total_return']['mean']:+.2%} ± "
+        con.print(f"policy = vote of {len(s['seeds'])} seeds; each seed: return {s['total_return']['mean']:+.2%} ± "
                   f"{s['total_return']['std']:.2%}, Sharpe {s['sharpe']['mean']:.2f} ± {s['sharpe']['std']:.2f}")
     if out:
         con.print(f"wrote {out}/report.json, equity.png, trades.csv")
@@ -110,24 +119,40 @@ def backtest(
 def signal(
     run: str = typer.Option("default", help="Run directory, or 'default' for the bundled policy."),
     data: Optional[str] = typer.Option(None, help="Dataset name or CSV path (default: the run's data)."),
-    position: float = typer.Option(0.0, help="Fraction of the portfolio held in ETH (0..1)."),
+    position: float = typer.Option(0.0, help="Fraction of the portfolio held in ETH (0..1; -1..1 if the "
+                                   "policy may short)."),
+    now: Optional[str] = typer.Option(None, help="Evaluate as of this time (ISO-8601): a bar older than 3 "
+                                      "intervals is stale [the wall clock]."),
     json_out: bool = typer.Option(False, "--json", help="Print the signal as JSON."),
 ) -> None:
-    """The policy's decision for the latest bar: action, confidence, Q-values and the features behind it."""
-    from rl.data import load_candles
+    """The policy's decision for the latest bar: action, agreement, Q-margin, Q-values and the features behind it."""
+    import math
+
+    from rl.data import load_candles, parse_time
     from rl.policy import Policy
     from trader_core.cli_utils import console, print_json
+    from trader_core.errors import ConfigError
 
     policy = Policy.load(run)
+    low = -1.0 if policy.config.env.allow_short else 0.0
+    if not (math.isfinite(position) and low <= position <= 1.0):
+        what = "long-only (it never shorts)" if position < 0 and low == 0 else f"for positions {low:g}..1"
+        raise ConfigError(f"--position {position:g} is out of range: this policy is {what}; pass the fraction "
+                          f"of the portfolio held in ETH, {low:g}..1")
+    when = parse_time(now) if now else None
     candles = load_candles(data, policy.config.interval) if data else None
-    sig = policy.signal(candles, position=position)
+    sig = policy.signal(candles, position=position, now=when)
     if json_out:
         print_json(sig.model_dump())
         return
     con = console()
-    con.print(f"[bold]{sig.action}[/] (confidence {sig.confidence:.2f}) at price {sig.price:,.2f}"
-              + (f"  [yellow]safety switch: {sig.reason}[/]" if sig.reason else ""))
-    con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
+    age = "" if sig.age_s is None else f", {sig.age_s / 3600:.1f} h old"
+    head = f"[bold]{sig.action}[/] for the bar of {sig.time}{age} at price {sig.price:,.2f}"
+    if sig.reason:
+        con.print(f"{head}  [yellow]safety switch: {sig.reason}[/]")
+    else:
+        con.print(f"{head}: {sig.agreement:.0%} of {sig.members} member(s) agree, Q-margin {sig.q_margin:+.4f}")
+        con.print("Q-values: " + ", ".join(f"{n}={q:+.4f}" for n, q in zip(policy.action_names, sig.q_values)))
     con.print("features: " + ", ".join(f"{k}={v:.4g}" for k, v in sig.features.items()))
 
 
@@ -149,19 +174,122 @@ def bench_env(
 
 
 def bench_train(
-    timesteps: int = typer.Option(6000, help="Timesteps per measured run (after learning_starts)."),
+    timesteps: int = typer.Option(6000, min=100, help="Timesteps per measured run (after learning_starts)."),
+    rounds: int = typer.Option(2, min=1, max=20, help="Interleaved rounds; the best of each setup is kept."),
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
-    """`trader rl train` timesteps/s vs SB3 DQN with defaults on gym-anytrading, same update-to-data ratio."""
+    """`trader rl train` timesteps/s next to SB3 DQN: its defaults, and exactly our setup, taken apart."""
     from rl.bench import bench_train as run
     from trader_core.cli_utils import console, print_json
 
-    res = run(timesteps)
+    res = run(timesteps, rounds)
     if json_out:
         print_json(res)
         return
-    console().print(f"ours           {res['ours']:>8,.0f} timesteps/s\nsb3 anytrading {res['sb3_anytrading']:>8,.0f} "
-                    f"timesteps/s\nratio          {res['ratio']:.2f}x (updates per transition {res['utd']})")
+    console().print(
+        f"SB3 DQN defaults, gym-anytrading   {res['sb3_defaults_anytrading']:>8,.0f} timesteps/s\n"
+        f"SB3 DQN defaults, our env          {res['sb3_defaults']:>8,.0f} timesteps/s  "
+        f"(env: {res['env_gain']:.2f}x)\n"
+        f"SB3 DQN, our setup                 {res['sb3_same_setup']:>8,.0f} timesteps/s  "
+        f"({res['n_envs']} batched envs, batch {res['batch_size']}, fused Adam: {res['batching_gain']:.2f}x)\n"
+        f"ours (FastDQN), our setup          {res['ours']:>8,.0f} timesteps/s  "
+        f"(leaner update: {res['fast_dqn_gain']:.2f}x)\n"
+        f"ours vs SB3 defaults on gym-anytrading: {res['ratio']:.2f}x, same {res['utd']} updates per transition")
 
 
 bench_commands = {"env": bench_env, "train": bench_train}
+
+
+@app.command()
+def search(
+    out: str = typer.Option(..., help="Run directory: study.db, trials/, best.json, report.json."),
+    trials: int = typer.Option(20, help="Trials in the study, counted over all workers (and machines)."),
+    workers: int = typer.Option(1, help="Local worker processes (1 torch thread each)."),
+    study: str = typer.Option("rl-recipe", help="Optuna study name."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL: sqlite:///PATH, postgresql://..., "
+                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]."),
+    data: Optional[str] = typer.Option(None, help="Comma-separated datasets trained on together and tested on "
+                                       "each [chainlink-eth-1h,chainlink-btc-1h]."),
+    folds: int = typer.Option(3, help="Walk-forward folds."),
+    train_bars: int = typer.Option(3000, help="Bars per rolling training window."),
+    timesteps: Optional[int] = typer.Option(None, help="Fix every trial's training length (smoke runs)."),
+    final_seeds: int = typer.Option(3, help="Seeds the chosen recipe is re-run with (vote ensemble)."),
+    finalize: bool = typer.Option(True, help="After the trials: choose, re-run with seeds, test on the holdout "
+                                  "(--no-finalize on extra machines that only add trials)."),
+    seed: int = typer.Option(0, help="Sampler seed."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
+    from rl.search import SearchConfig, search as run_search
+    from trader_core.cli_utils import print_json
+    from trader_core.config import resolve_config
+
+    datasets = [d.strip() for d in data.split(",") if d.strip()] if data else None
+    cfg = resolve_config(SearchConfig, {
+        "out": out, "trials": trials, "workers": workers, "study": study, "storage": storage,
+        "datasets": datasets, "folds": folds, "train_bars": train_bars, "timesteps": timesteps,
+        "final_seeds": final_seeds, "finalize": finalize, "seed": seed}, env_prefix="TRADER_SEARCH_")
+    report = run_search(cfg, on_progress=None if json_out else _search_progress(cfg.trials))
+    if json_out:
+        print_json(report)
+        return
+    _print_search_report(report, out)
+
+
+def _search_progress(total: int):
+    """A Rich progress bar fed by polling the study (the trials run in worker processes)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trader_core.cli_utils import console
+
+    progress = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=console(), transient=False)
+    task = progress.add_task("", total=total)
+    state = {"started": False}
+
+    def update(study, counts: dict) -> None:
+        if not state["started"]:
+            progress.start()
+            state["started"] = True
+        done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) + counts.get("FAIL", 0)
+        try:
+            best = f"best median Sharpe {study.best_value:+.2f}"
+        except ValueError:
+            best = "no trial finished yet"
+        progress.update(task, completed=min(done, total), description=(
+            f"{best} | running {counts.get('RUNNING', 0)}, pruned {counts.get('PRUNED', 0)}, "
+            f"failed {counts.get('FAIL', 0)}"))
+        if done >= total and not any(counts.get(s) for s in ("RUNNING", "WAITING")):
+            progress.stop()
+
+    return update
+
+
+def _print_search_report(report: dict, out: str) -> None:
+    from rich.table import Table
+
+    from trader_core.cli_utils import console
+
+    con = console()
+    con.print(f"study {report['study']} ({report['storage']}): {report['trials']} in {report['wall_seconds']:.0f} s")
+    if "best" not in report:
+        return
+    best = report["best"]
+    con.print(f"best trial #{best['number']}: median Sharpe {best['value']:+.2f} over folds x assets")
+    for title, rows in (("walk-forward folds", report["folds"]), ("final test (never searched)", report["holdout"])):
+        table = Table(title=f"{title}, seeds {report['seeds']} (policy = their vote)")
+        for col in ("fold", "asset", "window", "policy ret", "Sharpe", "B&H ret", "Sharpe", "SMA ret", "Sharpe",
+                    "flat", "trades"):
+            table.add_column(col, justify="left" if col in ("fold", "asset", "window") else "right")
+        for r in rows:
+            table.add_row(str(r["fold"]), r["dataset"], f"{r['start'][:10]}..{r['end'][:10]}",
+                          f"{r['policy']['total_return']:+.1%}", f"{r['policy']['sharpe']:.2f}",
+                          f"{r['buy_and_hold']['total_return']:+.1%}", f"{r['buy_and_hold']['sharpe']:.2f}",
+                          f"{r['sma']['total_return']:+.1%}", f"{r['sma']['sharpe']:.2f}",
+                          f"{r['flat']['total_return']:+.1%}", f"{r['policy']['n_trades']:.0f}")
+        con.print(table)
+    d = report["deflated_sharpe"]
+    con.print(f"deflated Sharpe ratio {d['deflated_sharpe']:.2f} (probability that the true Sharpe beats the best "
+              f"of {d['n_trials']} skill-less trials); "
+              f"PSR vs 0 {d['psr_vs_zero']:.2f}; annualised OOS Sharpe {d['sharpe_annualised']:.2f}")
+    con.print(f"retrain: trader rl train --config {out}/best.json --seeds 0,1,2 --out DIR")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from rl import costs
 from rl.features import MarketFeatures
-from rl.rewards import LogReturn, StepRecord, make_reward
+from rl.rewards import DrawdownPenalty, LogReturn, StepRecord, make_reward
 
 ACCOUNT_FEATURES = ["position", "unrealised_pnl", "time_in_trade", "drawdown"]
 ActionSet = Literal["spot3", "target", "5action"]
@@ -46,6 +46,16 @@ class EnvConfig(BaseModel):
     equity_floor: float = Field(0.5, ge=0, lt=1, description="terminate when equity < floor x initial")
     fill: Literal["next_open", "close"] = Field("next_open", description="where a decision at close[t] fills")
     reward: str = Field("log_return", description="log_return, diff_sharpe, drawdown_penalty or freqai")
+    drawdown_penalty: float = Field(2.0, ge=0, le=100, description="drawdown_penalty reward: weight of the "
+                                    "increase in drawdown")
+    cost_penalty: float = Field(0.0, ge=0, le=100, description="fee-aware training: subtract this multiple of "
+                                "each trade's fee + impact + gas (as a fraction of equity) from the reward, on "
+                                "top of the cost already in the equity")
+    min_hold_bars: int = Field(0, ge=0, le=10_000, description="bars a position is held before it may be "
+                               "closed or flipped (earlier exits are ignored); 0: no minimum")
+    position_size: float = Field(1.0, gt=0, le=1, description="fraction of cash a long (or short) puts to work")
+    vol_target: float | None = Field(None, gt=0, le=10, description="volatility-scaled sizing: scale each entry "
+                                     "by min(1, vol_target / realised annualised volatility); None: off")
 
     @property
     def action_names(self) -> list[str]:
@@ -67,6 +77,19 @@ def target_table(cfg: EnvConfig) -> list[list[int]]:
             [KEEP, -1 if short else KEEP, KEEP], [0, KEEP, KEEP]]
 
 
+def entry_fractions(features: MarketFeatures, cfg: EnvConfig) -> np.ndarray:
+    """Per bar: the fraction of cash an entry decided at that bar puts to work (sizing rules)."""
+    frac = np.full(len(features.candles), cfg.position_size)
+    if cfg.vol_target is not None:
+        from rl.metrics import periods_per_year
+
+        vol = features.raw[:, features.names.index("realised_vol")] * math.sqrt(
+            periods_per_year(features.candles.interval_s))
+        scale = np.where(np.isfinite(vol) & (vol > 0), cfg.vol_target / np.where(vol > 0, vol, 1.0), 1.0)
+        frac = frac * np.minimum(1.0, scale)
+    return frac
+
+
 def valid_table(cfg: EnvConfig) -> list[list[bool]]:
     """valid[action][position + 1]: HOLD/NEUTRAL is always valid; other no-ops are invalid."""
     table = target_table(cfg)
@@ -86,6 +109,8 @@ class TradingEnv(gym.Env):
         self.features = features
         self.start, self.stop = start, len(features.candles) if stop is None else stop
         self.random_start = random_start
+        if reward is None and self.cfg.reward == "drawdown_penalty":
+            reward = DrawdownPenalty(self.cfg.drawdown_penalty)
         self.reward_fn = make_reward(reward if reward is not None else self.cfg.reward)
         self.n_actions = len(self.cfg.action_names)
         self._targets = target_table(self.cfg)
@@ -107,8 +132,11 @@ class TradingEnv(gym.Env):
         self._floor = self.cfg.equity_floor * self.cfg.initial_cash
         self._gas = self.cfg.gas_usd
         self._nf = nf
+        self._frac = entry_fractions(features, self.cfg).tolist()
+        self._min_hold = self.cfg.min_hold_bars
+        self._cost_penalty = self.cfg.cost_penalty
         self._rec = StepRecord()
-        self._starts = self._episode_starts()
+        self.episode_starts = self._episode_starts()
         self.t = self.t_end = self.start
         self._reset_ledger()
 
@@ -141,9 +169,9 @@ class TradingEnv(gym.Env):
         if "start" in options:
             t0 = int(options["start"])
         elif self.random_start:
-            t0 = int(self._starts[self.np_random.integers(len(self._starts))])
+            t0 = int(self.episode_starts[self.np_random.integers(len(self.episode_starts))])
         else:
-            t0 = int(self._starts[0])
+            t0 = int(self.episode_starts[0])
         seg_stop = min(self._seg_end[t0], self.stop)
         length = options.get("length", self.cfg.episode_length if self.random_start else None)
         self.t = t0
@@ -169,11 +197,12 @@ class TradingEnv(gym.Env):
             self.units = 0.0
             fee_sum, impact_sum = fee_sum + fee, impact_sum + impact
         if target == 1 and self.cash > 0:
-            eth, fee, impact = costs.buy_eth(self.cash, price, cfg.pool_depth_usd, cfg.fee)
-            self.units, self.cash = eth, 0.0
+            spend = self.cash * self._frac[self.t]
+            eth, fee, impact = costs.buy_eth(spend, price, cfg.pool_depth_usd, cfg.fee)
+            self.units, self.cash = eth, self.cash - spend
             fee_sum, impact_sum = fee_sum + fee, impact_sum + impact
         elif target == -1 and self.cash > 0:
-            eth_in = self.cash / price  # borrow ETH worth the account's cash and sell it
+            eth_in = self.cash * self._frac[self.t] / price  # borrow ETH worth that much cash and sell it
             usdc, fee, impact = costs.sell_eth(eth_in, price, cfg.pool_depth_usd, cfg.fee)
             self.cash += usdc
             self.units = -eth_in
@@ -198,6 +227,8 @@ class TradingEnv(gym.Env):
         pos_prev, equity_prev, peak_prev = self.position, self.equity, self.peak
         target = self._targets[a][pos_prev + 1]
         valid = self._valid[a][pos_prev + 1]
+        if pos_prev != 0 and target != KEEP and t + 1 - self.entry_t < self._min_hold:
+            target = KEEP  # minimum holding time: an early exit or flip is not executed
         traded, fee, impact, trade_return, time_in_trade = False, 0.0, 0.0, 0.0, t - self.entry_t
         if target != KEEP and target != pos_prev:
             fill_price = self._open[t + 1] if self._fill_next_open else self._close[t]
@@ -235,6 +266,9 @@ class TradingEnv(gym.Env):
             rec.costs_usd = fee + impact
             components = self.reward_fn(rec)
             reward = float(sum(components.values()))
+        if self._cost_penalty and traded:
+            components = {**components, "cost_penalty": -self._cost_penalty * (fee + impact + self._gas) / equity_prev}
+            reward += components["cost_penalty"]
 
         terminated = equity < self._floor
         truncated = t >= self.t_end and not terminated
@@ -269,7 +303,7 @@ class TradingEnv(gym.Env):
 
     def _hold(self, position: int) -> None:
         """Turn the fresh account into one fully in `position` at the current close, at no cost."""
-        self.units = position * self.cfg.initial_cash / self._close[self.t]
+        self.units = position * self._frac[self.t] * self.cfg.initial_cash / self._close[self.t]
         self.cash = self.cfg.initial_cash - self.units * self._close[self.t]
         self.position = position
 

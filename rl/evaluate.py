@@ -71,7 +71,7 @@ def run_backtest(feats: MarketFeatures, cfg: EnvConfig, start: int, stop: int, a
     result = BacktestResult(cfg.action_names)
     seg_end = feats.segment_end
     seg_starts, seen = [], set()
-    for s in env._starts.tolist():  # first tradable bar of each continuous segment
+    for s in env.episode_starts.tolist():  # first tradable bar of each continuous segment
         if seg_end[s] not in seen:
             seen.add(seg_end[s])
             seg_starts.append(s)
@@ -138,6 +138,12 @@ def sma_fn(cfg: EnvConfig, feats: MarketFeatures, fast: int = 12, slow: int = 48
     return lambda obs, env: action_for_target(targets, env.position, 1 if long_signal[env.t] else 0)
 
 
+def baseline_env(cfg: EnvConfig) -> EnvConfig:
+    """The market a baseline trades: the policy's costs and action set, full-size positions, no holding rule
+    (a skeptic's buy-and-hold puts the whole account in, whatever sizing the policy learned with)."""
+    return cfg.model_copy(update={"position_size": 1.0, "vol_target": None, "min_hold_bars": 0, "cost_penalty": 0.0})
+
+
 def _mean_metrics(ms: list[dict]) -> dict:
     out = {}
     for k, v in ms[0].items():
@@ -154,15 +160,15 @@ def _mean_metrics(ms: list[dict]) -> dict:
 
 def compare(feats: MarketFeatures, cfg: EnvConfig, start: int, stop: int,
             policy_fn: ActionFn | None) -> tuple[dict[str, dict], dict[str, BacktestResult]]:
-    """Metrics for the policy (if given) and every baseline over the same bars, plus their raw results."""
+    """Metrics for the policy (if given) and every baseline over the same bars and costs (baselines at full size,
+    see `baseline_env`), plus their raw results."""
     interval = feats.candles.interval_s
-    rules: dict[str, ActionFn] = {}
-    if policy_fn is not None:
-        rules["policy"] = policy_fn
-    rules.update({"buy_and_hold": buy_and_hold_fn(cfg), "flat": flat_fn(cfg), "sma": sma_fn(cfg, feats)})
-    results = {name: run_backtest(feats, cfg, start, stop, fn) for name, fn in rules.items()}
+    base = baseline_env(cfg)
+    results = {} if policy_fn is None else {"policy": run_backtest(feats, cfg, start, stop, policy_fn)}
+    rules = {"buy_and_hold": buy_and_hold_fn(base), "flat": flat_fn(base), "sma": sma_fn(base, feats)}
+    results.update({name: run_backtest(feats, base, start, stop, fn) for name, fn in rules.items()})
     metrics = {name: compute_metrics(res, interval) for name, res in results.items()}
-    randoms = [compute_metrics(run_backtest(feats, cfg, start, stop, random_fn(cfg, s)), interval)
+    randoms = [compute_metrics(run_backtest(feats, base, start, stop, random_fn(base, s)), interval)
                for s in RANDOM_SEEDS]
     metrics["random"] = _mean_metrics(randoms)
     order = ["policy", "buy_and_hold", "flat", "random", "sma"]

@@ -17,6 +17,10 @@ from stable_baselines3 import DQN
 
 
 class FastDQN(DQN):
+    def _excluded_save_params(self) -> list[str]:
+        # checkpoints written before the fix hold a stale `_q_params` list; never write one again
+        return [*super()._excluded_save_params(), "_q_params"]
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self._update_learning_rate(self.policy.optimizer)
         data = self.replay_buffer.sample(batch_size * gradient_steps, env=self._vec_normalize_env)
@@ -24,8 +28,9 @@ class FastDQN(DQN):
         with th.no_grad():
             next_q = self.q_net_target(data.next_observations).max(dim=1).values.reshape(-1, 1)
             target_all = data.rewards + (1 - data.dones) * discounts * next_q
-        params = self._q_params if hasattr(self, "_q_params") else list(self.q_net.parameters())
-        self._q_params = params
+        # read the live parameters every call: a list cached on the model would be pickled into model.zip and
+        # come back after load as copies, so clipping would act on tensors the optimizer never steps
+        params = list(self.q_net.parameters())
         optimizer = self.policy.optimizer
         actions = data.actions.long()
         losses = []

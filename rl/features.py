@@ -5,6 +5,8 @@ Per bar t, using data up to and including close[t] only:
 - `realised_vol`: std of log returns over the last `window` bars,
 - `hl_range`: (high - low) / close,
 - `ema_fast_dist`, `ema_slow_dist`: close / EMA - 1,
+- `trend_k` (k in `trend_windows`): log(close[t] / close[t-k]) / (vol * sqrt(k)), a multi-day trend z-score,
+- `vol_regime`: log of the `window`-bar volatility over the `vol_long`-bar volatility (when `vol_long` is set),
 - `volume_z`: z-score of log(1 + volume) over `vol_window` bars (only when the data has volume).
 Features are computed per continuous segment (a gap restarts the warm-up) and standardised with a scaler
 fitted on the training split only.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from trader_core.market_data import Candles, segments
 
@@ -26,16 +28,28 @@ class FeatureSpec(BaseModel):
     """How market features are built; saved with every run so inference rebuilds them identically."""
 
     window: int = Field(8, ge=2, le=512, description="bars of scaled log returns in the observation")
+    trend_windows: list[int] = Field(default_factory=list, description="look-backs in bars of multi-day trend "
+                                     "features, e.g. [24, 72, 168]; empty: none")
+    vol_long: int | None = Field(None, ge=8, le=4096, description="bars of the long volatility in vol_regime; "
+                                 "None: no vol_regime feature")
     vol_window: int = Field(48, ge=4, le=2048, description="bars for rolling volatility / volume stats")
     ema_fast: int = Field(12, ge=2, description="fast EMA span in bars")
     ema_slow: int = Field(48, ge=3, description="slow EMA span in bars")
     max_gap_bars: float = Field(3.0, gt=1.0, description="a gap longer than this many bars splits the series")
     use_volume: bool = Field(True, description="add volume_z when the data has volume")
 
+    @field_validator("trend_windows")
+    @classmethod
+    def _positive_windows(cls, v: list[int]) -> list[int]:
+        if any(k < 2 or k > 4096 for k in v):
+            raise ValueError("trend windows must be between 2 and 4096 bars")
+        return sorted(set(v))
+
     @property
     def lookback(self) -> int:
         """Bars of history a feature row needs: the warm-up and the minimum gap between splits."""
-        return max(self.window + self.vol_window, 2 * self.ema_slow)
+        trend = max(self.trend_windows, default=0) + self.vol_window
+        return max(self.window + self.vol_window, 2 * self.ema_slow, trend, (self.vol_long or 0) + 1)
 
 
 class Scaler(BaseModel):
@@ -92,6 +106,9 @@ def _ema(x: np.ndarray, span: int) -> np.ndarray:
 def feature_names(spec: FeatureSpec, has_volume: bool) -> list[str]:
     names = [f"ret_{k}" for k in range(spec.window)]
     names += ["realised_vol", "hl_range", "ema_fast_dist", "ema_slow_dist"]
+    names += [f"trend_{k}" for k in spec.trend_windows]
+    if spec.vol_long:
+        names.append("vol_regime")
     if has_volume and spec.use_volume:
         names.append("volume_z")
     return names
@@ -116,6 +133,16 @@ def _segment_features(c: Candles, a: int, b: int, spec: FeatureSpec, with_volume
     cols.append((c.high[a:b] - c.low[a:b]) / close)
     cols.append(close / _ema(close, spec.ema_fast) - 1.0)
     cols.append(close / _ema(close, spec.ema_slow) - 1.0)
+    log_close = np.log(close)
+    for k in spec.trend_windows:
+        trend = np.full(b - a, np.nan)
+        trend[k:] = log_close[k:] - log_close[:-k]
+        cols.append(trend / (safe_vol * np.sqrt(k)))
+    if spec.vol_long:
+        long_vol = np.full(b - a, np.nan)
+        long_vol[1:] = _rolling_std(lr[1:], spec.vol_long)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols.append(np.log(realised / np.where(long_vol > 1e-12, long_vol, np.nan)))
     if with_volume:
         lv = np.log1p(c.volume[a:b])
         mu, sd = _rolling_mean(lv, spec.vol_window), _rolling_std(lv, spec.vol_window)
@@ -140,7 +167,12 @@ def compute_raw(c: Candles, spec: FeatureSpec) -> tuple[np.ndarray, list[str], n
 
 def fit_scaler(raw: np.ndarray, start: int, stop: int) -> Scaler:
     """Mean/std per feature over the valid rows of [start, stop) only (the training split)."""
-    rows = raw[start:stop]
+    return fit_scaler_pooled([(raw, start, stop)])
+
+
+def fit_scaler_pooled(parts: list[tuple[np.ndarray, int, int]]) -> Scaler:
+    """One scaler over the valid training rows of several series (assets trained on together)."""
+    rows = np.concatenate([raw[a:b] for raw, a, b in parts])
     rows = rows[np.isfinite(rows).all(axis=1)]
     if len(rows) < 10:
         from trader_core.errors import DataError
@@ -148,6 +180,32 @@ def fit_scaler(raw: np.ndarray, start: int, stop: int) -> Scaler:
         raise DataError(f"only {len(rows)} bars with complete features in the training range; need more data")
     std = rows.std(axis=0)
     return Scaler(mean=rows.mean(axis=0).tolist(), std=np.where(std > 1e-12, std, 1.0).tolist())
+
+
+def pool_features(parts: list[tuple[MarketFeatures, int, int]]) -> MarketFeatures:
+    """Bars [a, b) of several feature series (say ETH's and BTC's training splits) as one series.
+
+    Each part keeps its own segments, so an episode never runs from one asset into the next; the env
+    samples episode starts across all parts. Parts must share the feature names and the scaler."""
+    first = parts[0][0]
+    if any(f.names != first.names or f.scaler != first.scaler for f, _, _ in parts):
+        from trader_core.errors import ConfigError
+
+        raise ConfigError("pooled series must share feature names and scaler (build them with one scaler)")
+    offset, seg_ends = 0, []
+    for f, a, b in parts:
+        seg_ends.append(np.minimum(f.segment_end[a:b], b) - a + offset)
+        offset += b - a
+    cs = [f.candles.slice(a, b) for f, a, b in parts]
+    volume = None if any(c.volume is None for c in cs) else np.concatenate([c.volume for c in cs])
+    candles = Candles(np.concatenate([c.timestamps for c in cs]), np.concatenate([c.open for c in cs]),
+                      np.concatenate([c.high for c in cs]), np.concatenate([c.low for c in cs]),
+                      np.concatenate([c.close for c in cs]), volume, "+".join(c.name for c in cs),
+                      first.candles.interval_s)
+    return MarketFeatures(candles, first.spec, first.names, np.concatenate([f.raw[a:b] for f, a, b in parts]),
+                          np.concatenate([f.scaled[a:b] for f, a, b in parts]),
+                          np.concatenate([f.valid[a:b] for f, a, b in parts]),
+                          np.concatenate(seg_ends).astype(np.int64), first.scaler)
 
 
 def build_features(c: Candles, spec: FeatureSpec | None = None, scaler: Scaler | None = None,

@@ -13,46 +13,50 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.config import TrainConfig
-from trader_core.config import load_config, save_config
-from trader_core.errors import ConfigError, DependencyMissing
+from rl.algos import algo_class, model_action_fn
+from rl.config import TrainConfig, load_train_config  # noqa: F401  (re-exported)
+from trader_core.config import save_config
 
 
-def _algo_class(algo: str):
-    import stable_baselines3 as sb3
+def features_with_shared_scaler(candles_list, spec, fit_ranges):
+    """Features of several series standardised by one scaler fitted on all their training ranges."""
+    from rl.features import build_features, compute_raw, fit_scaler_pooled
 
-    if algo == "qrdqn":
-        try:
-            from sb3_contrib import QRDQN
-        except ImportError as exc:
-            raise DependencyMissing("qrdqn needs sb3-contrib: pip install sb3-contrib") from exc
-        return QRDQN
-    if algo == "dqn":
-        from rl.fast_dqn import FastDQN
+    raws = [compute_raw(c, spec)[0] for c in candles_list]
+    scaler = fit_scaler_pooled([(raw, a, b) for raw, (a, b) in zip(raws, fit_ranges)])
+    return [build_features(c, spec, scaler=scaler) for c in candles_list]
 
-        return FastDQN
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C}[algo]
+
+def pooled_training_set(feats_list, ranges):
+    """(features, (start, stop)) the learner samples episodes from: one series, or the pooled ranges."""
+    from rl.features import pool_features
+
+    if len(feats_list) == 1:
+        return feats_list[0], ranges[0]
+    pooled = pool_features([(f, a, b) for f, (a, b) in zip(feats_list, ranges)])
+    return pooled, (0, len(pooled.candles))
 
 
 def prepare_market(cfg: TrainConfig):
-    """Candles, leak-free split and features with the scaler fitted on the training split only."""
+    """Candles of `cfg.data`, its leak-free split, its features (scaler fitted on the training splits of every
+    dataset trained on) and the (possibly pooled) training set."""
     from rl.data import load_candles, split_by_dates
-    from rl.features import build_features
 
-    candles = load_candles(cfg.data, cfg.interval)
-    split = split_by_dates(candles, cfg.train_end, cfg.val_end, gap=cfg.features.lookback)
-    feats = build_features(candles, cfg.features, fit_range=split.train)
-    return candles, split, feats
+    candles_list = [load_candles(d, cfg.interval) for d in cfg.datasets]
+    splits = [split_by_dates(c, cfg.train_end, cfg.val_end, gap=cfg.features.lookback) for c in candles_list]
+    feats_list = features_with_shared_scaler(candles_list, cfg.features, [sp.train for sp in splits])
+    train_set = pooled_training_set(feats_list, [sp.train for sp in splits])
+    return candles_list[0], splits[0], feats_list[0], train_set
 
 
-def make_train_env(cfg: TrainConfig, feats, split):
-    """SB3 VecEnv over the training split: the batched numpy env when it supports the reward, else N singles."""
+def make_train_env(cfg: TrainConfig, feats, train_range: tuple[int, int]):
+    """SB3 VecEnv over [start, stop): the batched numpy env when it supports the reward, else N singles."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from rl.env import TradingEnv
     from rl.vec_env import VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
 
-    start, stop = split.train
+    start, stop = train_range
     if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS:
         venv = make_sb3_vec_env(BatchedTradingEnv(feats, cfg.env, cfg.n_envs, start, stop, seed=cfg.seed))
     else:
@@ -80,6 +84,8 @@ def algo_kwargs(cfg: TrainConfig) -> dict:
     policy_kwargs: dict = {"net_arch": list(cfg.net_arch)}
     if cfg.algo in ("dqn", "qrdqn"):
         policy_kwargs["optimizer_kwargs"] = {"fused": True}  # same Adam maths, one kernel for all params
+    if cfg.algo == "qrdqn":
+        policy_kwargs["n_quantiles"] = cfg.n_quantiles
     common = {"learning_rate": cfg.learning_rate, "gamma": cfg.gamma, "seed": cfg.seed, "device": cfg.device,
               "policy_kwargs": policy_kwargs, "verbose": 0}
     if cfg.algo in ("dqn", "qrdqn"):
@@ -91,7 +97,20 @@ def algo_kwargs(cfg: TrainConfig) -> dict:
                 "exploration_final_eps": cfg.exploration_final_eps, "learning_starts": cfg.learning_starts,
                 "target_update_interval": cfg.target_update_interval, "train_freq": train_freq,
                 "gradient_steps": gradient_steps}
+    if cfg.algo == "ppo":
+        # a rollout of ~2048 transitions whatever n_envs is; minibatches divide it exactly
+        n_steps = max(16, 2048 // cfg.n_envs)
+        return {**common, "n_steps": n_steps, "batch_size": min(256, n_steps * cfg.n_envs)}
     return common
+
+
+def fit_model(cfg: TrainConfig, feats, train_range: tuple[int, int], callback=None, log_dir=None,
+              progress: bool = False):
+    """A fresh model of `cfg.algo` trained for `cfg.timesteps` on bars [start, stop) of `feats`."""
+    venv = make_train_env(cfg, feats, train_range)
+    model = algo_class(cfg.algo)("MlpPolicy", venv, tensorboard_log=log_dir, **algo_kwargs(cfg))
+    model.learn(total_timesteps=cfg.timesteps, callback=callback, progress_bar=progress, tb_log_name="run")
+    return model
 
 
 def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list):
@@ -118,8 +137,6 @@ def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list)
             return True
 
         def evaluate(self) -> None:
-            from rl.policy import model_action_fn
-
             result = run_backtest(feats, cfg.env, *split.val, model_action_fn(self.model))
             m = compute_metrics(result, feats.candles.interval_s)
             history.append({"timesteps": int(self.num_timesteps), "val_sharpe": m["sharpe"],
@@ -141,17 +158,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     """Train (or continue training) a policy into `run_dir`; returns the metrics written to metrics.json."""
     from trader_core.runtime import configure_torch
 
-    if cfg.torch_threads is None:
-        configure_torch()
-    else:
-        import torch
-
-        torch.set_num_threads(cfg.torch_threads)
+    configure_torch(cfg.torch_threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    candles, split, feats = prepare_market(cfg)
-    venv = make_train_env(cfg, feats, split)
-    cls = _algo_class(cfg.algo)
+    candles, split, feats, (train_feats, train_range) = prepare_market(cfg)
+    venv = make_train_env(cfg, train_feats, train_range)
+    cls = algo_class(cfg.algo)
     if resume:
         model = cls.load(run_dir / "model.zip", env=venv, device=cfg.device)
         if cfg.algo in ("dqn", "qrdqn") and (run_dir / "replay_buffer.pkl").exists():
@@ -180,7 +192,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
         "timesteps_this_run": cfg.timesteps, "train_seconds": round(elapsed, 2),
         "timesteps_per_s": round(cfg.timesteps / elapsed, 1), "split": split.to_dict(candles),
         "best_validation": best, "validation": history,
-        "runs": previous.get("runs", 0) + 1,
+        "runs": previous.get("runs", 0) + 1, "datasets": cfg.datasets, "checkpoint": cfg.checkpoint,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -188,12 +200,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
 
 def save_features(feats, run_dir: Path) -> None:
     payload = {"spec": feats.spec.model_dump(), "names": feats.names, "scaler": feats.scaler.model_dump(),
-               "has_volume": feats.candles.volume is not None}
+               "has_volume": feats.candles.volume is not None, "interval_s": int(feats.candles.interval_s),
+               "last_timestamp": int(feats.candles.timestamps[-1])}
     (Path(run_dir) / "features.json").write_text(json.dumps(payload, indent=2) + "\n")
 
-
-def load_train_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved config a run saved; a directory that is not a run gets a one-line error."""
-    if not Path(run_dir).is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist; train one with `trader rl train --out DIR`")
-    return load_config(TrainConfig, run_dir)

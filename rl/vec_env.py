@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from rl import costs
-from rl.env import ACCOUNT_FEATURES, KEEP, OBS_BOUND, EnvConfig, TradingEnv, target_table
+from rl.env import ACCOUNT_FEATURES, KEEP, OBS_BOUND, EnvConfig, TradingEnv, entry_fractions, target_table
 from rl.features import MarketFeatures
 from trader_core.errors import ConfigError
 
 VECTOR_REWARDS = ("log_return", "drawdown_penalty")
-DRAWDOWN_PENALTY = 2.0  # same default as rl.rewards.DrawdownPenalty
 
 
 class BatchedTradingEnv:
@@ -33,12 +32,13 @@ class BatchedTradingEnv:
         # The single env owns the episode-start rules; reuse them instead of re-deriving.
         proto = TradingEnv(features, self.cfg, start, stop)
         self.observation_space, self.action_space = proto.observation_space, proto.action_space
-        self._starts, self.stop = proto._starts, proto.stop
+        self._starts, self.stop = proto.episode_starts, proto.stop
         self.n_envs, self.n_actions, self._nf = n_envs, proto.n_actions, features.n_features
         self._targets = np.array(target_table(self.cfg), dtype=np.int64)
         c = features.candles
         self._open, self._close, self._scaled = c.open, c.close, features.scaled
         self._seg_end = features.segment_end
+        self._frac = entry_fractions(features, self.cfg)
         self.rng = np.random.default_rng(seed)
         n = n_envs
         self.t = np.zeros(n, np.int64)
@@ -98,6 +98,9 @@ class BatchedTradingEnv:
         eq_prev, dd_prev = self.equity.copy(), 1.0 - self.equity / self.peak
         target = self._targets[a, pos + 1]
         trade = (target != KEEP) & (target != pos)
+        if cfg.min_hold_bars:
+            trade &= ~((pos != 0) & (t + 1 - self.entry_t < cfg.min_hold_bars))
+        frac = self._frac[t]
         fill = self._open[t + 1] if cfg.fill == "next_open" else self._close[t]
         # close longs, close shorts (zero amounts cost nothing), then open
         usdc, fee1, imp1 = costs.sell_eth(np.where(trade & (pos == 1), self.units, 0.0), fill,
@@ -106,9 +109,9 @@ class BatchedTradingEnv:
                                                cfg.pool_depth_usd, cfg.fee)
         cash = self.cash + usdc - back
         units = np.where(trade & (pos != 0), 0.0, self.units)
-        spend = np.where(trade & (target == 1) & (cash > 0), cash, 0.0)
+        spend = np.where(trade & (target == 1) & (cash > 0), cash * frac, 0.0)
         eth, fee3, imp3 = costs.buy_eth(spend, fill, cfg.pool_depth_usd, cfg.fee)
-        short_eth = np.where(trade & (target == -1) & (cash > 0), cash / fill, 0.0)
+        short_eth = np.where(trade & (target == -1) & (cash > 0), cash * frac / fill, 0.0)
         usdc_short, fee4, imp4 = costs.sell_eth(short_eth, fill, cfg.pool_depth_usd, cfg.fee)
         cash = cash - spend + usdc_short - np.where(trade, cfg.gas_usd, 0.0)
         units = units + eth - short_eth
@@ -123,10 +126,12 @@ class BatchedTradingEnv:
         self.peak = np.maximum(self.peak, equity)
         rewards = np.log(np.maximum(equity, 1e-9) / eq_prev)
         if cfg.reward == "drawdown_penalty":
-            rewards -= DRAWDOWN_PENALTY * np.maximum(0.0, (1.0 - equity / self.peak) - dd_prev)
+            rewards -= cfg.drawdown_penalty * np.maximum(0.0, (1.0 - equity / self.peak) - dd_prev)
         terminated = equity < cfg.equity_floor * cfg.initial_cash
         truncated = ~terminated & (t >= self.t_end)
         costs_usd = fee1 + fee2 + fee3 + fee4 + imp1 + imp2 + imp3 + imp4
+        if cfg.cost_penalty:
+            rewards -= cfg.cost_penalty * (costs_usd + np.where(trade, cfg.gas_usd, 0.0)) / eq_prev
         obs = self._observations()
         done = terminated | truncated
         terminal_obs = None

@@ -64,3 +64,10 @@ def test_runtime_knobs(tmp_path, monkeypatch):
     import os
 
     assert default_torch_threads() == (1 if (os.cpu_count() or 1) <= 4 else min(os.cpu_count(), 8))
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", ""])
+def test_a_bad_torch_thread_count_is_a_config_error(monkeypatch, value):
+    monkeypatch.setenv("TRADER_TORCH_THREADS", value)
+    with pytest.raises(errors.ConfigError, match="TRADER_TORCH_THREADS"):
+        default_torch_threads()

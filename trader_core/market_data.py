@@ -25,6 +25,9 @@ DATASETS: dict[str, tuple[str, str, str]] = {
 }
 DEFAULT_DATASET = "chainlink-eth-1h"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A price that moves more than this factor within or between two bars is a bad tick (a 1e308 or 1e-12
+# print), not a market move: it would poison every rolling feature that window touches.
+MAX_BAR_MOVE = 100.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Candles:
         return Candles(self.timestamps[start:stop], self.open[start:stop], self.high[start:stop],
                        self.low[start:stop], self.close[start:stop], vol, self.name, self.interval_s)
 
+    def without_volume(self) -> "Candles":
+        return Candles(self.timestamps, self.open, self.high, self.low, self.close, None, self.name, self.interval_s)
+
     def index_at(self, when: str | int | float) -> int:
         """First bar index with timestamp >= `when` (ISO date/time or unix seconds)."""
         return int(np.searchsorted(self.timestamps, parse_time(when), side="left"))
@@ -68,14 +74,19 @@ def parse_interval(text: str | int) -> int:
 
 def parse_time(when: str | int | float) -> int:
     """ISO-8601 date/time (UTC if no zone) or unix seconds -> unix seconds."""
+    bad = DataError(f"bad date {when!r}; use ISO-8601 such as 2023-10-01 or 2023-10-01T12:00Z")
     if isinstance(when, (int, float, np.integer, np.floating)):
+        if not np.isfinite(when):
+            raise bad
         return int(when)
     import pandas as pd
 
     try:
         ts = pd.Timestamp(str(when))
-    except (ValueError, TypeError):
-        raise DataError(f"bad date {when!r}; use ISO-8601 such as 2023-10-01 or 2023-10-01T12:00Z") from None
+    except (ValueError, TypeError, OverflowError):
+        raise bad from None
+    if ts is pd.NaT or pd.isna(ts):  # "nan", "NaT" and "" parse to NaT
+        raise bad
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.timestamp())
@@ -100,7 +111,8 @@ def load_candles(name_or_path: str | Path = DEFAULT_DATASET, interval: str | int
 
     path, kind = resolve_dataset(name_or_path)
     try:
-        frame = pd.read_csv(path)
+        # on-chain integers stay text: int64 overflows and a float column would round them
+        frame = pd.read_csv(path, dtype={"sqrt_price_x96": str, "amount0": str})
     except Exception as exc:
         raise DataError(f"{path}: cannot read as CSV ({exc})") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -195,6 +207,25 @@ def validate_candles(c: Candles, source: str = "candles") -> None:
     if bad.size:
         i = bad[0]
         raise DataError(f"{source}: row {i + 2}: low {c.low[i]} is above min(open, close) {body_lo[i]}")
+    check_bad_ticks(c, source)
+
+
+def check_bad_ticks(c: Candles, source: str = "candles") -> None:
+    """Refuse a price that jumps by more than `MAX_BAR_MOVE`x within a bar or from one close to the next."""
+    with np.errstate(over="ignore", divide="ignore"):
+        step = np.abs(np.log(c.close[1:]) - np.log(c.close[:-1]))
+        intrabar = np.log(c.high) - np.log(c.low)
+    limit = np.log(MAX_BAR_MOVE)
+    bad = np.flatnonzero(step > limit)
+    if bad.size:
+        i = bad[0] + 1
+        raise DataError(f"{source}: row {i + 2}: close {c.close[i]:.6g} after {c.close[i - 1]:.6g} is a "
+                        f"move of more than {MAX_BAR_MOVE:.0f}x in one bar, a bad tick; fix or remove the row")
+    bad = np.flatnonzero(intrabar > limit)
+    if bad.size:
+        i = bad[0]
+        raise DataError(f"{source}: row {i + 2}: high {c.high[i]:.6g} and low {c.low[i]:.6g} are more than "
+                        f"{MAX_BAR_MOVE:.0f}x apart, a bad tick; fix or remove the row")
 
 
 def swaps_to_candles(frame, interval_s: int, name: str = "swaps", source: str = "swaps") -> Candles:
@@ -209,11 +240,13 @@ def swaps_to_candles(frame, interval_s: int, name: str = "swaps", source: str = 
         raise DataError(f"{source}: missing column(s) {', '.join(missing)} for swap events")
     if interval_s <= 0:
         raise DataError(f"{source}: interval must be positive, got {interval_s}s")
+    if len(frame) == 0:
+        raise DataError(f"{source}: no swap events (only a header); need at least one row")
     ts = _parse_timestamps(frame["timestamp"], source)
     order = np.argsort(ts, kind="stable")
-    sqrt_p = np.array([float(int(v)) for v in frame["sqrt_price_x96"].astype(str)], dtype="float64")[order]
+    sqrt_p = _integer_column(frame["sqrt_price_x96"], "sqrt_price_x96", source)[order]
     price = (sqrt_p / 2.0**96) ** 2 * 1e12
-    amount0 = np.abs(np.array([float(int(v)) for v in frame["amount0"].astype(str)]))[order] / 1e18
+    amount0 = np.abs(_integer_column(frame["amount0"], "amount0", source))[order] / 1e18
     ts = ts[order]
     if not np.isfinite(price).all() or (price <= 0).any():
         raise DataError(f"{source}: sqrt_price_x96 must be positive")
@@ -240,6 +273,19 @@ def swaps_to_candles(frame, interval_s: int, name: str = "swaps", source: str = 
     candles = Candles(stamps.astype(np.int64), o, h, lo, c, vol, name, interval_s)
     validate_candles(candles, source)
     return candles
+
+
+def _integer_column(col, name: str, source: str) -> np.ndarray:
+    """An on-chain integer column (uint160 / int256: beyond int64, so parsed as Python ints) as float64."""
+    out = np.empty(len(col), dtype="float64")
+    for i, v in enumerate(col.tolist()):
+        text = "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v).strip()
+        try:
+            out[i] = float(int(text))
+        except ValueError:
+            shown = "empty" if text in ("", "nan") else repr(text)  # noqa: E501
+            raise DataError(f"{source}: row {i + 2}: {name} must be an integer, got {shown}") from None
+    return out
 
 
 def segments(c: Candles, max_gap_bars: float = 3.0) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ def test_signal_turn_runs_the_trained_policy_on_chain_extended_data(make_agent):
     assert call.ok, call.error
     sig = call.result
     assert sig["action"] in ("BUY", "SELL", "HOLD")
-    assert 0.0 <= sig["confidence"] <= 1.0 and len(sig["q_values"]) >= 2
+    assert 0.0 <= sig["agreement"] <= 1.0 and len(sig["q_values"]) >= 2
     assert sig["features"] and sig["data"].startswith("bundled candles + ") and "pool price" in sig["data"]
     assert 0.0 <= sig["position"] <= 1.0
 

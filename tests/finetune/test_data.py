@@ -16,7 +16,7 @@ from trader_core.errors import ConfigError, DataError
 
 def state(action="BUY", ts=1_700_000_000, change=0.021, **kw):
     base = dict(timestamp=ts, price=1834.5, volume=None, volatility=0.0085, price_change=change, eth=1.25,
-                usdc=1234.56, action=action, confidence=0.72, q_values=[0.10, 0.31, 0.19], features={})
+                usdc=1234.56, action=action, agreement=0.72, q_margin=0.12, q_values=[0.10, 0.31, 0.19], features={})
     return {**base, **kw}
 
 
@@ -25,7 +25,7 @@ def test_question_and_response_carry_the_states_true_numbers():
     assert rec["prompt"].startswith("Given ETH price is $1,834.50 with volume of n/a and volatility of 0.85%")
     assert "recent price change of +2.10%" in rec["prompt"] and "1.2500 ETH and 1,234.56 USDC" in rec["prompt"]
     lines = rec["response"].splitlines()
-    assert lines[-1] == "RECOMMENDATION: BUY (confidence 0.72)"
+    assert lines[-1] == "RECOMMENDATION: BUY (agreement 0.72)"
     assert "Trend: up (+2.10% over 24h)" in lines[0] and "Q-value margin over the next action: 0.120" in lines[0]
     assert "Position: 65% in ETH" in lines[0]  # 1.25*1834.5 / (1.25*1834.5 + 1234.56)
 

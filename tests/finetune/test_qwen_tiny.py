@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.llm]
 def chat_data(tmp_path, n=30):
     recs = [decision_to_record(dict(timestamp=1_700_000_000 + 3600 * i, price=1800.0 + i, volume=None,
                                     volatility=0.006, price_change=0.01 * ((i % 5) - 2), eth=1.0, usdc=1000.0,
-                                    action=("BUY", "SELL", "HOLD")[i % 3], confidence=0.6, q_values=[0.1, 0.2, 0.3],
+                                    action=("BUY", "SELL", "HOLD")[i % 3], agreement=0.6, q_margin=0.1, q_values=[0.1, 0.2, 0.3],
                                     features={}))
             for i in range(n)]
     formats.write_jsonl(tmp_path / "records.jsonl", recs)

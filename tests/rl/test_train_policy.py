@@ -25,11 +25,11 @@ def run_cli(*args, home):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(timesteps=3000, learning_starts=500, eval_freq=1000, n_envs=4, seed=0)
-    train(cfg, out, progress=False)
-    return out
+def run_dir(trained_run):
+    return trained_run
+
+
+NOW = 1_706_558_400  # 2024-01-29T20:00Z: right after the bundled data's last bar closes
 
 
 def test_training_writes_a_complete_run(run_dir):
@@ -68,10 +68,12 @@ def test_resume_continues_the_same_run(run_dir, tmp_path):
 
 def test_signal_and_rollout_use_real_decisions(run_dir):
     policy = Policy.load(run_dir)
-    sig = policy.signal()
+    sig = policy.signal(now=NOW)
     assert sig.action in ("BUY", "SELL", "HOLD") and sig.reason is None
-    assert len(sig.q_values) == 3 and 0 < sig.confidence <= 1
-    assert sig.confidence == pytest.approx(np.exp(max(sig.q_values)) / np.exp(sig.q_values).sum(), rel=1e-5)
+    q = sorted(sig.q_values, reverse=True)
+    assert len(sig.q_values) == 3 and sig.agreement == 1.0 and sig.members == 1
+    assert sig.q_margin == pytest.approx(q[0] - q[1], rel=1e-5)  # the gap to the runner-up, not a softmax
+    assert sig.time == "2024-01-29T19:00:00Z" and sig.age_s == 0
     assert {"realised_vol", "position", "price"} <= set(sig.features)
     decisions = policy.rollout(episodes=3, steps=20, seed=1)
     assert len(decisions) == 60
@@ -83,16 +85,16 @@ def test_signal_and_rollout_use_real_decisions(run_dir):
 def test_safety_switch_holds_with_a_reason(run_dir):
     policy = Policy.load(run_dir)
     short = load_candles("chainlink-eth-1h").slice(0, 50)  # not enough history for the features
-    sig = policy.signal(short)
-    assert sig.action == "HOLD" and "features are not finite" in sig.reason
-    assert policy.signal(position=float("nan")).reason.startswith("unexpected position")
+    sig = policy.signal(short, now=int(short.timestamps[-1]))
+    assert sig.action == "HOLD" and "look-back is not covered" in sig.reason
+    assert policy.signal(position=float("nan"), now=NOW).reason.startswith("unexpected position")
 
     class Broken:
         def __getattr__(self, name):
             raise RuntimeError("weights corrupted")
 
-    policy.model = Broken()
-    sig = policy.signal()
+    policy.models = [Broken()]
+    sig = policy.signal(now=NOW)
     assert sig.action == "HOLD" and "model error" in sig.reason
 
 
@@ -104,7 +106,7 @@ def test_every_algorithm_has_the_same_shape(tmp_path, algo):
     policy = Policy.load(tmp_path)
     obs = np.zeros(policy.model.observation_space.shape, np.float32)
     assert len(q_values(policy.model, obs)) == 3
-    sig = policy.signal()
+    sig = policy.signal(now=NOW)
     assert sig.reason is None and len(sig.q_values) == 3
 
 
@@ -121,10 +123,11 @@ def test_cli_backtest_and_signal_json_contracts(run_dir, tmp_path):
     res = run_cli("rl", "backtest", "--run", str(run_dir), "--json", "--start", "2023-12-20", "--end", "2024-01-10",
                   home=tmp_path)
     assert json.loads(res.stdout)["period"]["bars"] == 21 * 24 + 1
-    res = run_cli("rl", "signal", "--run", str(run_dir), "--json", home=tmp_path)
+    res = run_cli("rl", "signal", "--run", str(run_dir), "--json", "--now", "2024-01-29T21:00Z", home=tmp_path)
     sig = json.loads(res.stdout)
-    assert sig["action"] in ("BUY", "SELL", "HOLD") and len(sig["q_values"]) == 3
-    assert isinstance(sig["confidence"], float) and isinstance(sig["features"], dict)
+    assert sig["action"] in ("BUY", "SELL", "HOLD") and len(sig["q_values"]) == 3 and sig["reason"] is None
+    assert isinstance(sig["agreement"], float) and isinstance(sig["q_margin"], float)
+    assert isinstance(sig["features"], dict) and sig["time"] == "2024-01-29T19:00:00Z" and sig["age_s"] == 3600
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -1,0 +1,305 @@
+"""`trader rl search`: an Optuna study over the whole training recipe, judged on walk-forward folds.
+
+One study lives in a storage any number of workers share: K local worker processes (`--workers K`) and, with a
+database URL, workers on other machines running the same command (Optuna's distributed pattern). Each trial
+trains one model per fold on the pooled assets and reports the median net-of-cost Sharpe over every
+(fold, asset) test window; hopeless trials are pruned after a fold. When the trials are done, the chosen
+recipe is re-run with more seeds, tested once on the final period the search never saw, and its deflated
+Sharpe ratio says how much of its edge the number of trials explains.
+
+RUN_DIR holds: study.db (default storage), search_config.json, trials/trial_NNNN.json (each trial's config and
+fold metrics), best.json (the chosen TrainConfig: `trader rl train --config best.json`), report.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from rl.config import TrainConfig
+from rl.fold_eval import MarketCache, evaluate_folds, evaluate_holdout, median_sharpe, plan_folds
+from rl.paths import prepare_out_dir
+from rl.search_space import max_lookback, suggest_recipe
+from trader_core.errors import ConfigError
+
+STORAGE_ENV = "TRADER_SEARCH_STORAGE"  # a database URL with a password stays out of argv
+
+
+class SearchConfig(BaseModel):
+    """`trader rl search` settings; saved as search_config.json in the run directory."""
+
+    out: str = Field(..., description="run directory (study.db, trials/, best.json, report.json)")
+    study: str = Field("rl-recipe", min_length=1, max_length=200, description="Optuna study name")
+    storage: str | None = Field(None, description="Optuna storage URL (sqlite:///..., postgresql://..., "
+                                "journal:PATH); default: SQLite in the run directory")
+    trials: int = Field(20, ge=1, le=100_000, description="trials in the study, over all workers")
+    workers: int = Field(1, ge=1, le=64, description="local worker processes")
+    datasets: list[str] = Field(default_factory=lambda: ["chainlink-eth-1h", "chainlink-btc-1h"],
+                                min_length=1, description="trained on together, tested on each")
+    interval: str | None = None
+    folds: int = Field(3, ge=1, le=20, description="walk-forward folds")
+    train_bars: int = Field(3000, ge=100, description="bars per rolling training window (per dataset)")
+    timesteps: int | None = Field(None, ge=100, description="fixed training length for every trial (smoke "
+                                  "runs, tests); default: searched")
+    final_seeds: int = Field(3, ge=1, le=16, description="seeds the chosen recipe is re-run with")
+    finalize: bool = Field(True, description="after the trials: choose, re-run with seeds, test on the holdout")
+    seed: int = Field(0, ge=0, description="sampler seed (worker k uses seed + k)")
+    torch_threads: int = Field(1, ge=1, le=64, description="torch threads per worker")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out)
+
+
+# -- storage --------------------------------------------------------------------------------------------------
+def storage_url(cfg: SearchConfig) -> str:
+    return cfg.storage or os.environ.get(STORAGE_ENV) or f"sqlite:///{(cfg.run_dir / 'study.db').resolve()}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and reports."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def open_storage(url: str):
+    """Optuna storage for `url`, set up for several writers at once.
+
+    SQLite: waits up to 60 s for a lock instead of failing (two workers write trial states at the same
+    moment); heartbeats mark a killed worker's trial failed and re-queue it once. `journal:PATH`: Optuna's
+    file journal (append-only log with a file lock; good on NFS)."""
+    import warnings
+
+    import optuna
+
+    # heartbeats and the journal are marked experimental in Optuna 5 but are its documented way to do this
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url.split(":", 1)[1]))
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=engine_kwargs, heartbeat_interval=60, grace_period=300,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+
+def load_or_create_study(cfg: SearchConfig, worker: int = 0):
+    import optuna
+
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(logging.WARNING)  # progress and reports are ours; keep Optuna's INFO lines out
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, multivariate=True, group=True,
+                                         constant_liar=True, n_startup_trials=min(8, max(2, cfg.trials // 3)))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    try:
+        return optuna.create_study(storage=open_storage(storage_url(cfg)), study_name=cfg.study, sampler=sampler,
+                                   pruner=pruner, direction="maximize", load_if_exists=True)
+    except Exception as exc:  # bad URL, unreachable database, missing driver
+        raise ConfigError(f"cannot open Optuna storage {redact(storage_url(cfg))}: {exc}") from exc
+
+
+# -- one trial --------------------------------------------------------------------------------------------------
+def base_config(cfg: SearchConfig) -> TrainConfig:
+    base = TrainConfig(data=cfg.datasets[0], also_train_on=cfg.datasets[1:], interval=cfg.interval,
+                       checkpoint="last", torch_threads=cfg.torch_threads)
+    if cfg.timesteps is not None:
+        base = base.model_copy(update={"timesteps": cfg.timesteps,
+                                       "learning_starts": min(base.learning_starts, cfg.timesteps // 4)})
+    return base
+
+
+def recipe_for(trial, cfg: SearchConfig) -> TrainConfig:
+    recipe = suggest_recipe(trial, base_config(cfg))
+    if cfg.timesteps is not None:
+        recipe = recipe.model_copy(update={"timesteps": cfg.timesteps})
+    return recipe
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    tmp.replace(path)
+
+
+def make_objective(cfg: SearchConfig, cache: MarketCache):
+    import optuna
+
+    from rl.overfit import return_moments
+
+    def objective(trial) -> float:
+        recipe = recipe_for(trial, cfg)
+        started = time.perf_counter()
+        record = {"number": trial.number, "params": trial.params, "config": recipe.model_dump(mode="json")}
+        trial.set_user_attr("config", recipe.model_dump_json())  # read back by finalize, on any machine
+
+        def on_fold(k: int, rows: list[dict]) -> None:
+            trial.report(median_sharpe(rows), step=k)
+            if k < len(cache.plan.folds) - 1 and trial.should_prune():
+                _write_json(cfg.run_dir / "trials" / f"trial_{trial.number:04d}.json",
+                            {**record, "state": "PRUNED", "folds": rows,
+                             "seconds": round(time.perf_counter() - started, 1)})
+                raise optuna.TrialPruned(f"median Sharpe {median_sharpe(rows):.2f} after fold {k}")
+
+        rows, returns = evaluate_folds(recipe, cache, on_fold)
+        value = median_sharpe(rows)
+        sr, skew, kurt, n = return_moments(returns)
+        stats = {"oos_sharpe_per_bar": sr, "oos_skew": skew, "oos_kurtosis": kurt, "oos_bars": n,
+                 "min_sharpe": float(min(r["policy"]["sharpe"] for r in rows)),
+                 "mean_trades": float(np.mean([r["policy"]["n_trades"] for r in rows])),
+                 "mean_time_in_market": float(np.mean([r["policy"]["time_in_market"] for r in rows]))}
+        for k, v in stats.items():
+            trial.set_user_attr(k, v)
+        _write_json(cfg.run_dir / "trials" / f"trial_{trial.number:04d}.json",
+                    {**record, "state": "COMPLETE", "value": value, **stats, "folds": rows,
+                     "seconds": round(time.perf_counter() - started, 1)})
+        return value
+
+    return objective
+
+
+def _counted(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                        TrialState.RUNNING, TrialState.WAITING)))
+
+
+def run_worker(cfg: SearchConfig, worker: int = 0) -> None:
+    """Add trials to the study until it holds `cfg.trials` (finished or running), one at a time."""
+    from trader_core.runtime import configure_torch
+
+    configure_torch(cfg.torch_threads)
+    study = load_or_create_study(cfg, worker)
+    cache = MarketCache(plan_folds(cfg.datasets, cfg.folds, cfg.train_bars, max_lookback(), cfg.interval))
+    objective = make_objective(cfg, cache)
+    while _counted(study) < cfg.trials:
+        # a trial that raises is recorded as FAIL and the worker goes on (Optuna's `catch`)
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+
+
+def _worker_main(cfg_json: str, worker: int) -> None:
+    run_worker(SearchConfig.model_validate_json(cfg_json), worker)
+
+
+def start_workers(cfg: SearchConfig) -> list:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch/SQLite state
+    procs = [ctx.Process(target=_worker_main, args=(cfg.model_dump_json(), k), daemon=False)
+             for k in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    return procs
+
+
+# -- the driver -------------------------------------------------------------------------------------------------
+def state_counts(study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def trials_span(study) -> float | None:
+    """Seconds from the first trial's start to the last one's end, over every worker and run of the study."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    if not done:
+        return None
+    return round((max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds(), 1)
+
+
+def search(cfg: SearchConfig, on_progress=None) -> dict:
+    """Run the study to `cfg.trials` trials with `cfg.workers` local processes, then (optionally) finalize."""
+    prepare_out_dir(cfg.out).mkdir(exist_ok=True)
+    _write_json(cfg.run_dir / "search_config.json",
+                {**cfg.model_dump(mode="json"), "storage": redact(storage_url(cfg))})
+    study = load_or_create_study(cfg)  # created once here, so the workers only load it
+    started = time.perf_counter()
+    procs = start_workers(cfg)
+    try:
+        while any(p.is_alive() for p in procs):
+            if on_progress is not None:
+                on_progress(study, state_counts(study))
+            time.sleep(2.0)
+    finally:
+        for p in procs:
+            p.join()
+    wall = time.perf_counter() - started
+    counts = state_counts(study)
+    if on_progress is not None:
+        on_progress(study, counts)
+    failed_workers = [k for k, p in enumerate(procs) if p.exitcode != 0]
+    summary = {"study": cfg.study, "storage": redact(storage_url(cfg)), "trials": counts,
+               "wall_seconds": round(wall, 1), "trials_span_seconds": trials_span(study), "workers": cfg.workers,
+               "failed_workers": failed_workers}
+    if failed_workers and not counts.get("COMPLETE"):
+        raise ConfigError(f"search workers {failed_workers} exited with errors and no trial completed; "
+                          f"run with --workers 1 and DEBUG=1 to see why")
+    if not cfg.finalize:
+        return summary
+    report = {**summary, **finalize(cfg, study)}
+    _write_json(cfg.run_dir / "report.json", report)
+    return report
+
+
+def finalize(cfg: SearchConfig, study) -> dict:
+    """Choose the best recipe, re-run it with `final_seeds` seeds on every fold (vote ensemble), test it once on
+    the holdout, and deflate its Sharpe by the number of trials. Writes best.json."""
+    from optuna.trial import TrialState
+
+    from rl.metrics import periods_per_year
+    from rl.overfit import deflated_sharpe_from_moments
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ConfigError("no trial of the study completed; nothing to choose (see trials/ and the worker logs)")
+    best = max(complete, key=lambda t: t.value)
+    recipe = TrainConfig.model_validate_json(best.user_attrs["config"]).model_copy(
+        update={"seed": 0, "torch_threads": None})
+    _write_json(cfg.run_dir / "best.json", recipe.model_dump(mode="json"))
+    from trader_core.runtime import configure_torch
+
+    configure_torch(cfg.torch_threads)
+    plan = plan_folds(cfg.datasets, cfg.folds, cfg.train_bars, max_lookback(), cfg.interval)
+    cache = MarketCache(plan)
+    seeds = list(range(cfg.final_seeds))
+    fold_rows, _ = evaluate_folds(recipe, cache, seeds=seeds)
+    holdout_rows, _ = evaluate_holdout(recipe, cache, seeds)
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    ua = best.user_attrs
+    dsr = deflated_sharpe_from_moments(
+        ua["oos_sharpe_per_bar"], ua["oos_skew"], ua["oos_kurtosis"], ua["oos_bars"], len(finished),
+        [t.user_attrs["oos_sharpe_per_bar"] for t in complete],
+        periods_per_year(cache.candles[cfg.datasets[0]].interval_s))
+    return {"plan": plan.describe(),
+            "best": {"number": best.number, "value": best.value, "params": best.params},
+            "best_config": "best.json", "seeds": seeds,
+            "folds": fold_rows, "fold_summary": verdict(fold_rows),
+            "holdout": holdout_rows, "holdout_summary": verdict(holdout_rows),
+            "deflated_sharpe": dsr.to_dict()}
+
+
+def verdict(rows: list[dict]) -> dict:
+    """Median Sharpe and return of the policy and each baseline, and in how many windows the policy beat each."""
+    from rl.fold_eval import BASELINES
+
+    out: dict = {"windows": len(rows)}
+    for name in ("policy", *BASELINES):
+        out[name] = {"median_sharpe": float(np.median([r[name]["sharpe"] for r in rows])),
+                     "median_return": float(np.median([r[name]["total_return"] for r in rows]))}
+    for name in BASELINES:
+        out[f"policy_sharpe_ge_{name}"] = int(sum(r["policy"]["sharpe"] >= r[name]["sharpe"] - 1e-12 for r in rows))
+    return out
