@@ -21,12 +21,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agent.market import PolicyView, TraderOpinion, market_summary, policy_signal, position_fraction, trader_question
-from agent.market import utc
+from agent.market import (PolicyView, TraderOpinion, market_summary, policy_signal, position_fraction,
+                          trader_question, utc)
 from agent.safety import TradeGate
 from agent.session import AgentConfig, build_agent
 from onchain.models import Portfolio, Quote, SwapProposal, SwapReceipt
-from trader_core.errors import ConfigError, TraderError
+from trader_core.errors import ConfigError
 from trader_core.feed import CandleFeed, MarketSnapshot, ReplayFeed
 
 Action = Literal["BUY", "SELL", "HOLD"]

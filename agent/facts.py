@@ -46,12 +46,9 @@ def fact(c: ToolCall) -> str:
     return f"{c.name}: {c.content()[:300]}"
 
 
-def summary_answer(calls: list[ToolCall], safety: str | None = None) -> str:
-    """A plain answer straight from the tool results (and why no trade was placed, if one was stopped)."""
-    parts = [fact(c) for c in calls]
-    if safety:
-        parts.insert(0, safety[0].upper() + safety[1:] + ".")
-    return " ".join(parts) if parts else CAPABILITIES
+def summary_answer(calls: list[ToolCall]) -> str:
+    """A plain answer straight from the tool results."""
+    return " ".join(fact(c) for c in calls) if calls else CAPABILITIES
 
 
 def results_text(calls: list[ToolCall], details: bool = True, safety: str | None = None) -> str:

@@ -25,7 +25,8 @@ _NUMBER = re.compile(r"(?<![\w.])(-|\+)?\$?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\
                      r"(?:\s?(k|thousand|mn|million|bn|billion)\b)?(\s?(?:%|percent|pct\b))?(?![\d])")
 _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "mn": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
 _CLAIM = re.compile(r"\b(sold|bought|swapped|executed|filled|completed|placed (?:the|your|a|an) (?:trade|order|swap)|"
-                    r"(?:trade|order|swap|transaction) (?:is |was |has been )?(?:done|sent|confirmed|mined|executed))\b")
+                    r"(?:trade|order|swap|transaction) (?:is |was |has been )?"
+                    r"(?:done|sent|confirmed|mined|executed))\b")
 _NEGATED = re.compile(r"\b(not|no|never|n't|nothing|without|needs?|would|will|could|can|if)\b|n't\b")
 
 

@@ -131,10 +131,10 @@ class Agent:
 
     def review(self, plan: Plan, check: MessageCheck, text: str) -> tuple[Plan, bool, str | None]:
         """The safety review after planning -> (plan to run, may a scripted yes execute it, note for the user)."""
-        if plan.intent == "propose" and check.order is not None:
+        if plan.intent in TRADE_INTENTS and check.order is not None:
             # the user's own words decide what is traded, not the planner's reading of them
             o = check.order
-            plan = plan.model_copy(update={"side": o.side, "asset": o.asset, "venue": o.venue,
+            plan = plan.model_copy(update={"intent": "propose", "side": o.side, "asset": o.asset, "venue": o.venue,
                                            "amount": None if o.everything else o.amount})
         verdict = review_plan(check, plan.intent, plan.side, plan.amount, plan.asset, plan.venue)
         if plan.intent in TRADE_INTENTS and not verdict.trade:

@@ -25,8 +25,6 @@ _READ_ONLY = [
     ("price", re.compile(r"\b(price|how much is (an? )?eth|eth at|worth|cost)\b", re.I)),
 ]
 _QUOTE = re.compile(r"\bquote\b|\bhow much (would|do|will) i get\b", re.I)
-# Kinds of message that are about a trade without ordering it: a quote of that trade answers them.
-_ASKS_ABOUT_TRADE = {"question", "hypothetical"}
 
 
 def read_only_intent(text: str) -> str | None:
@@ -43,21 +41,17 @@ def keyword_plan(text: str) -> dict | None:
     trade = check.mentions[0] if len(check.mentions) == 1 else None
     if trade is not None and trade.everything and trade.ambiguous:
         trade = None  # "sell all my USDC": not a trade this agent makes
-    args = {}
-    if trade is not None:
-        args = {"side": trade.side, "asset": trade.asset}
-        if trade.amount is not None:
-            args["amount"] = trade.amount
-    if not check.may_trade:
-        if check.kinds & {"negation", "rule_change", "quoted", "reported"}:
-            return {"intent": "chat"}  # said not to, or not the user's own order: nothing to look up
-        asks = read_only_intent(text) if not _QUOTE.search(text) else "quote"
-        if asks == "quote" or (asks is None and trade is not None and check.kinds <= _ASKS_ABOUT_TRADE):
-            return {"intent": "quote", **args} if trade is not None and trade.amount is not None else None
-        return {"intent": asks} if asks else None
-    if trade is not None:
+    if trade is None:  # read-only requests route as they read; "yes" alone asks to execute the pending proposal
+        if check.confirmation:
+            return {"intent": "execute"}
+        intent = read_only_intent(text)
+        return {"intent": intent} if intent else None
+    args = {"side": trade.side, "asset": trade.asset, **({"amount": trade.amount} if trade.amount else {})}
+    if check.may_trade:
         return {"intent": "quote" if _QUOTE.search(text) else "propose", **args}
-    if check.confirmation:
-        return {"intent": "execute"}
-    intent = read_only_intent(text)
-    return {"intent": intent} if intent else None
+    if check.kinds & {"negation", "rule_change", "quoted", "reported", "multiple"}:
+        return {"intent": "chat"}  # said not to, or not the user's own single order: nothing to look up
+    asks = "quote" if _QUOTE.search(text) else read_only_intent(text)
+    if asks is None or asks == "quote":  # a question or hypothetical about this trade: what it would give
+        return {"intent": "quote", **args} if trade.amount else None
+    return {"intent": asks}

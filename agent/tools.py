@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.market import PolicyView, TraderModel, TraderOpinion, history_feed, market_summary, policy_signal
-from agent.market import chain_feed, position_fraction, trader_question
+from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
+                          policy_signal, position_fraction, trader_question)
 from agent.redact import scrub
 from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
@@ -308,7 +308,8 @@ class ToolSession:
         if refused:
             raise SwapRefused(f"proposal {pid} {refused}")
         if self.confirm is None:
-            raise SwapRefused(f"proposal {pid} needs the user's confirmation (the REPL's y, or --yes); nothing was sent")
+            raise SwapRefused(f"proposal {pid} needs the user's confirmation (the REPL's y, or --yes); "
+                              "nothing was sent")
         if not self.confirm(proposal):
             self.declined.add(pid)
             self._journal_status(pid, "declined", "declined by the user")
