@@ -230,9 +230,10 @@ class Agent:
         tools_run = [c for c in calls if c.name != "plan"]
         lead = (note[0].upper() + note[1:].rstrip(".") + ". ") if note else ""
         facts = summary_answer(tools_run) if tools_run else ""
-        if tools_run and not any(c.ok for c in tools_run):
-            # Nothing to ground an answer on: say what failed rather than let a model improvise numbers.
-            answer = lead + summary_answer(calls)
+        if (tools_run and not any(c.ok for c in tools_run)) or (note and not tools_run):
+            # Nothing to ground an answer on (tools failed, or a stopped trade with nothing to look up): say
+            # what happened in fixed words rather than let a model improvise.
+            answer = (lead + summary_answer(calls)) if tools_run else lead.strip()
             emit("token", answer)
             return answer, []
         messages: list = [SystemMessage(load_prompt("system"))]

@@ -225,6 +225,11 @@ class MessageCheck:
         if not self.findings:
             return None
         first = self.findings[0]
+        if first.kind == "negation":
+            return f"no trade placed: your message says not to ({first.evidence!r})"
+        if first.kind == "rule_change":
+            return (f"no trade placed: your message tries to change the agent's rules ({first.evidence!r}); "
+                    "they do not change")
         why = "; ".join(dict.fromkeys(_WHY[f.kind] for f in self.findings))
         hint = f'say "{self.mentions[0].describe()}"' if len(self.mentions) == 1 else 'say e.g. "sell 0.5 ETH"'
         return f"no trade placed: your message is not an order ({why}: {first.evidence!r}); to trade, {hint}"
