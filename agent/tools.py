@@ -152,6 +152,7 @@ class ToolSession:
         self._chain = None
         self._policy = None
         self._history = None
+        self._feed = None
 
     # -- lazily opened resources -------------------------------------------------------------------
     @property
@@ -181,8 +182,13 @@ class ToolSession:
         return self._history
 
     def feed(self):
-        """The live feed (the pool's swaps continuing the policy's history) when a chain answers, else the history."""
-        return chain_feed(self.chain, self.history) if self.chain_up() else self.history
+        """The live feed (the pool's swaps continuing the policy's history) when a chain answers, else the history.
+        One feed per connection, so each read fetches only the blocks mined since the last."""
+        if not self.chain_up():
+            return self.history
+        if self._feed is None or self._feed.chain is not self.chain:
+            self._feed = chain_feed(self.chain, self.history)
+        return self._feed
 
     def chain_up(self) -> bool:
         try:

@@ -9,6 +9,7 @@ jump from an old dataset to today stays a gap. Consumers (the agent, `trader run
 from __future__ import annotations
 
 from onchain.chain import Chain
+from onchain.models import SwapEvent
 from onchain.uniswap import get_price, recent_swaps
 from trader_core.feed import CandleFeed, MarketSnapshot, bucket_prices, join_candles
 
@@ -22,16 +23,34 @@ class ChainFeed:
                  interval_s: int | None = None, blocks: int = 5_000):
         self.chain, self.venue, self.history = chain, venue, history
         self.interval_s, self.blocks = interval_s, blocks
+        self._events: list[SwapEvent] = []
+        self._seen: int | None = None  # last block whose events are in `_events`
+        self._first = 0  # first block scanned
+
+    def events(self) -> list[SwapEvent]:
+        """The pool's Swap events: the last `blocks` blocks on the first read, then only blocks mined since
+        (mined blocks do not change, so a `trader run` tick on a fork does not re-download the window)."""
+        latest = int(self.chain.rpc("eth_blockNumber"), 16)
+        if self._seen is None:
+            self._first = max(0, latest - self.blocks)
+            new = recent_swaps(self.chain, self.venue, self.blocks)
+        elif latest > self._seen:
+            new = [e for e in recent_swaps(self.chain, self.venue, latest - self._seen) if e.block > self._seen]
+        else:
+            new = []
+        self._events += new
+        self._seen = max([latest, *(e.block for e in new)])
+        return self._events
 
     def read(self) -> MarketSnapshot:
         past = self.history.read() if self.history is not None else None
         interval = int(self.interval_s or (past.interval_s if past else DEFAULT_INTERVAL_S))
-        now = self.chain.block_timestamp()
-        events = recent_swaps(self.chain, self.venue, self.blocks)
+        events = self.events()
         price = get_price(self.chain, self.venue).price
+        now = self.chain.block_timestamp()  # read last: no event or price read above is later than `now`
         live = bucket_prices([e.timestamp for e in events] + [now], [e.price for e in events] + [price],
                              [abs(e.eth_delta) for e in events] + [0.0], interval, name=f"chain-{self.venue}")
-        source = f"chain {self.venue} swaps ({len(events)} in the last {self.blocks} blocks) + the pool price now"
+        source = f"chain {self.venue} swaps ({len(events)} since block {self._first}) + the pool price now"
         if past is None:
             return MarketSnapshot(live, source, now, live_bars=len(live))
         return MarketSnapshot(join_candles(past.candles, live), f"{past.source} + {source}", now, live_bars=len(live))

@@ -31,6 +31,21 @@ def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_l
     assert "chainlink-eth-1h (bundled) + chain v2 swaps" in snap.source
 
 
+def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(chain):
+    from onchain.feed import ChainFeed
+    from onchain.replay import replay
+    from onchain.uniswap import recent_swaps
+
+    feed = ChainFeed(chain)
+    first = len(feed.events())
+    result = replay(chain, data="univ3-polygon-eth-1h", steps=4, venues=("v2",))  # other prices: real swaps
+    events = feed.events()
+    assert len(events) == first + result.swaps and result.swaps > 0
+    assert len({(e.tx_hash, e.price) for e in events}) == len(events)
+    assert [e.tx_hash for e in events] == [e.tx_hash for e in recent_swaps(chain, "v2", 5_000)][-len(events):]
+    assert feed.read().price == pytest.approx(events[-1].price)
+
+
 def test_hourly_swaps_become_hourly_bars_at_their_block_times(chain_home):
     from onchain.feed import ChainFeed
     from tests.chain_history import replica_with_history
