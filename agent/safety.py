@@ -185,8 +185,7 @@ _WHY = {
     "someone else said", "rule_change": "it tries to change the agent's rules", "deferral": "it defers or "
     "attaches a condition", "multiple": "it names more than one trade",
 }
-
-
+_PRIORITY = ("rule_change", "negation", "quoted", "reported", "hypothetical", "question", "deferral", "multiple")
 _NO_TRADE_ASKED = 'no trade placed: your message does not ask for one; to trade, say e.g. "sell 0.5 ETH"'
 
 
@@ -224,7 +223,7 @@ class MessageCheck:
         """One line a user can act on, or None when nothing forbids trading."""
         if not self.findings:
             return None
-        first = self.findings[0]
+        first = min(self.findings, key=lambda f: _PRIORITY.index(f.kind))  # the reason that matters most
         if first.kind == "negation":
             return f"no trade placed: your message says not to ({first.evidence!r})"
         if first.kind == "rule_change":
