@@ -12,13 +12,14 @@ from agent.session import AgentConfig, build_agent
 
 def ask_once(question: str, config: AgentConfig | None = None, yes: bool = False,
              on_event: Callable[[str, Any], None] | None = None, chat=None, label: str = "custom") -> TurnResult:
-    """Run one turn. A proposed swap is executed only with `yes=True` (the scripted form of "y")."""
+    """Run one turn. With `yes=True` (the scripted form of "y") a proposal is executed only when the message is
+    an explicit order and the proposal is exactly that order (agent.safety)."""
     from trader_core.errors import ConfigError
 
     if not question or not question.strip():
         raise ConfigError('empty question; pass one, e.g. trader ask "what is the ETH price?"')
     agent = build_agent(config or AgentConfig(), confirm=(lambda proposal: True) if yes else None,
-                        chat=chat, label=label)
+                        chat=chat, label=label, auto_confirm=yes)
     return agent.turn(question, on_event=on_event)
 
 

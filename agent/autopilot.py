@@ -1,14 +1,18 @@
-"""`trader run`: the autonomous loop (seed's agent). Each tick: observe -> RL signal + trader-model opinion ->
-`TradeDecision` -> paper trade, guarded execution on the local chain, or observe only -> journal.
+"""`trader run`: the autonomous loop (seed's agent). Each tick: the feed's next candles -> RL signal + trader-model
+opinion -> `TradeDecision` -> paper trade, guarded execution on the local chain, or observe only -> journal.
 
-A short memory of recent decisions and their PnL goes into the decision prompt. Risk limits live in
-onchain's proposal check; the kill switch is a file `$TRADER_HOME/KILL` (or TRADER_KILL=1): when present the
-loop stops before the next trade. Decisions are appended to `decisions.jsonl` beside the run's `config.json`.
+The market comes from one `CandleFeed`: the chain's pool (its swaps continuing the policy's history) when a
+chain answers, else a replay of the policy's dataset, one bar per tick, so paper trading moves with the market
+it is shown. Paper trading uses the paper wallet's position, never the real wallet's. A tick that brings no
+new bar and no new price is a frozen market: said once, held, not traded on; so is a stale feed and a signal
+that holds for safety (look-back not covered). Risk limits live in onchain's proposal check; the kill switch is
+a file `$TRADER_HOME/KILL` (or TRADER_KILL=1). Decisions are appended to `decisions.jsonl` beside `config.json`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -17,21 +21,31 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from agent.market import (PolicyView, TraderOpinion, market_summary, policy_signal, position_fraction,
+                          trader_question, utc)
+from agent.safety import TradeGate
 from agent.session import AgentConfig, build_agent
-from agent.tools import risk_ok, risk_reason
-from trader_core.errors import ConfigError, TraderError
+from onchain.models import Portfolio, Quote, SwapProposal, SwapReceipt
+from trader_core.errors import ConfigError
+from trader_core.feed import CandleFeed, MarketSnapshot, ReplayFeed
 
 Action = Literal["BUY", "SELL", "HOLD"]
+MAX_INTERVAL_S = 7 * 86_400
+PAPER_FEE = 0.003  # a replayed fill pays the V2 pool's fee, as the policy's training env does
 
 
 class RunConfig(AgentConfig):
-    interval_s: float = Field(10.0, ge=0, description="seconds between ticks")
+    interval_s: float | None = Field(None, ge=0, le=MAX_INTERVAL_S,
+                                     description="seconds between ticks (default: 10 live, 0 for a replay)")
     iterations: int = Field(10, ge=1, le=100_000, description="ticks to run")
     execute: bool = Field(False, description="send guarded swaps to the local chain (else paper trades)")
     observe: bool = Field(False, description="decide and journal only; no trades at all")
-    trade_eth: float = Field(0.1, gt=0, description="size of one trade in ETH (buys spend its USDC value)")
+    trade_eth: float = Field(0.1, gt=0, le=1e6, description="size of one trade in ETH (buys spend its USDC value)")
     ask_model: bool = Field(True, description="ask the trader model for an opinion each tick")
     memory: int = Field(5, ge=0, le=50, description="recent decisions shown to the decision prompt")
+    feed: Literal["auto", "chain", "replay"] = Field("auto", description="auto: the chain if one answers, else a "
+                                                     "replay of the policy's data, one bar per tick")
+    data: str | None = Field(None, description="dataset replayed by --feed replay (default: the policy's data)")
     out: str | None = Field(None, description="run directory; default $TRADER_HOME/runs/agent-<time>")
 
 
@@ -40,6 +54,7 @@ class TradeDecision(BaseModel):
 
     tick: int
     timestamp: int
+    bar_time: int = Field(description="open time of the latest bar the decision saw")
     price: float
     action: Action
     size_eth: float
@@ -47,12 +62,14 @@ class TradeDecision(BaseModel):
     rl_action: Action
     rl_agreement: float
     model_action: str | None = None
-    decided_by: Literal["llm", "rl"]
+    decided_by: Literal["llm", "rl", "feed"]
     mode: Literal["paper", "execute", "observe"]
-    status: str = "none"  # none | paper | confirmed | refused | failed
+    status: str = "none"  # none | stale | paper | confirmed | refused | failed
+    position: float = Field(description="fraction of the traded wallet in ETH when deciding")
     tx_hash: str | None = None
     detail: str | None = None
     pnl_usd: float | None = Field(None, description="mark-to-market PnL of this decision at the next tick")
+    equity_usd: float | None = Field(None, description="value of the traded wallet after this tick, USD")
 
 
 DECIDE_SCHEMA = {
@@ -69,6 +86,44 @@ def kill_switch_on() -> bool:
     return os.environ.get("TRADER_KILL") == "1" or (trader_home() / "KILL").exists()
 
 
+def parse_duration(text: str | float | None) -> float | None:
+    """'10s', '1.5m', '2h', '1d' or plain seconds -> seconds; anything else is a one-line ConfigError."""
+    if text is None or isinstance(text, (int, float)):
+        seconds = None if text is None else float(text)
+    else:
+        raw = str(text).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+        try:
+            seconds = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
+        except (ValueError, OverflowError):
+            raise ConfigError(f"--interval {text!r} is not a duration; use e.g. 10s, 1m, 2h") from None
+    if seconds is not None and not (math.isfinite(seconds) and 0 <= seconds <= MAX_INTERVAL_S):
+        raise ConfigError(f"--interval {text!r} must be between 0s and 7d")
+    return seconds
+
+
+def run_dir(out: str | None) -> Path:
+    """The run's folder: a new folder (or an empty one) whose parent exists; one-line errors otherwise."""
+    from trader_core.runtime import trader_home
+
+    if out is None:
+        path = trader_home() / "runs" / time.strftime("agent-%Y%m%d-%H%M%S")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder for config.json and decisions.jsonl")
+    if path.is_dir() and any(path.iterdir()):
+        raise ConfigError(f"--out {out} already holds files (an earlier run?); pass a new or empty folder")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {path.parent} does not exist; create it first or pick another")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    return path
+
+
 def memory_text(history: list[TradeDecision], n: int) -> str:
     if not history or n == 0:
         return "(none yet)"
@@ -76,22 +131,19 @@ def memory_text(history: list[TradeDecision], n: int) -> str:
                      + ("" if d.pnl_usd is None else f", PnL {d.pnl_usd:+.2f} USD") for d in history[-n:])
 
 
-def decide(agent, signal: dict, opinion: dict | None, market: dict, portfolio: dict | None,
+def decide(agent, signal: PolicyView, opinion: TraderOpinion | None, market: dict, wallet: dict,
            history: list[TradeDecision], cfg: RunConfig) -> tuple[Action, float, str, str]:
     """The LLM decides unless it is the weak embedded model or fails; then the RL signal decides."""
     from langchain_core.messages import HumanMessage
 
     from prompts import render_prompt
 
-    rl = (signal.get("action") or "HOLD").upper()
-    rl_reason = f"RL policy says {rl} (agreement {signal.get('agreement', 0):.0%})"
-    if signal.get("reason"):
-        rl_reason += f"; safety switch: {signal['reason']}"
+    rl_reason = f"RL policy says {signal.action} (agreement {signal.agreement:.0%})"
     if agent.llm.current.weak:
-        return rl, 1.0, rl_reason, "rl"
+        return signal.action, 1.0, rl_reason, "rl"
     prompt = render_prompt("decision", market=json.dumps(market), signal=json.dumps(
-        {k: signal.get(k) for k in ("action", "agreement", "q_margin", "q_values", "features", "reason")}),
-        opinion=json.dumps(opinion) if opinion else "(not asked)", portfolio=json.dumps(portfolio),
+        signal.model_dump(include={"action", "agreement", "q_margin", "q_values", "features", "bar_time"})),
+        opinion=opinion.model_dump_json() if opinion else "(not asked)", portfolio=json.dumps(wallet),
         memory=memory_text(history, cfg.memory), limits="enforced by the swap risk check")
     try:
         raw = agent.llm.forced_call("decide", "The trading decision for this tick.", DECIDE_SCHEMA,
@@ -100,70 +152,126 @@ def decide(agent, signal: dict, opinion: dict | None, market: dict, portfolio: d
         if action not in ("BUY", "SELL", "HOLD"):
             raise ValueError(f"action {action!r}")
         frac = min(1.0, max(0.0, float(raw.get("size_fraction", 1.0) or 1.0)))
-        return action, frac, str(raw.get("reason", ""))[:300] or rl_reason, "llm"
+        return action, frac, str(raw.get("reason", ""))[:300] or rl_reason, "llm"  # type: ignore[return-value]
     except Exception as exc:  # noqa: BLE001 - any model failure falls back to the policy
         agent.tools.notify and agent.tools.notify(f"decision model failed ({exc}); following the RL policy")
-        return rl, 1.0, rl_reason, "rl"
+        return signal.action, 1.0, rl_reason, "rl"
+
+
+class _Market:
+    """The loop's view of the market: a feed, and whether each tick brought anything new."""
+
+    def __init__(self, feed: CandleFeed, live: bool):
+        self.feed, self.live = feed, live
+        self.last: tuple[int, float] | None = None
+        self.frozen_since: int | None = None  # tick at which the market stopped moving
+
+    def read(self, tick: int) -> tuple[MarketSnapshot, str | None]:
+        """(snapshot, why not to trade on it or None)."""
+        snap = self.feed.read()
+        key = (snap.last_time, snap.price)
+        if snap.stale:
+            why = f"stale market: the latest bar ({utc(snap.last_time)}) closed long ago"
+        elif key == self.last:
+            why = f"frozen market: no new bar or price since tick {self.frozen_since} ({snap.price:,.2f})"
+        else:
+            why = None
+        if why is None or self.frozen_since is None:
+            self.frozen_since = tick
+        self.last = key
+        return snap, why
+
+
+def _open_feed(cfg: RunConfig, tools) -> tuple[CandleFeed, bool]:
+    """(feed, is it the live chain)."""
+    from trader_core.feed import DatasetFeed
+
+    want = cfg.feed
+    if want == "chain" or cfg.execute or (want == "auto" and tools.chain_up()):
+        tools.chain  # noqa: B018 - raises ChainUnavailable saying how to start the chain
+        return tools.feed(), True
+    history = tools.history if cfg.data is None else DatasetFeed(cfg.data, tools.policy.config.interval)
+    return ReplayFeed.last_bars(history.candles, cfg.iterations), False
 
 
 def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = None, chat=None) -> list[TradeDecision]:
     """Run the loop; returns the decisions (also appended to decisions.jsonl in the run directory)."""
     from trader_core.config import save_config
-    from trader_core.runtime import trader_home
 
     if cfg.execute and cfg.observe:
         raise ConfigError("--execute and --observe exclude each other; pick one")
+    if cfg.execute and cfg.feed == "replay":
+        raise ConfigError("--execute trades on the chain: it runs on the live feed, not --feed replay")
     mode = "observe" if cfg.observe else "execute" if cfg.execute else "paper"
-    out = Path(cfg.out) if cfg.out else trader_home() / "runs" / time.strftime("agent-%Y%m%d-%H%M%S")
-    save_config(cfg, out)
-    agent = build_agent(cfg, confirm=(lambda p: True) if cfg.execute else None, chat=chat)
+    out = run_dir(cfg.out)
+    agent = build_agent(cfg, confirm=(lambda p: True) if cfg.execute else None, chat=chat, auto_confirm=cfg.execute)
     tools = agent.tools
-    if mode == "execute":
-        tools.chain  # noqa: B018 - raises ChainUnavailable saying how to start the chain
-    paper = None
+    notify = tools.notify or (lambda line: None)
+    feed, live = _open_feed(cfg, tools)
+    market = _Market(feed, live)
+    interval = cfg.interval_s if cfg.interval_s is not None else (10.0 if live else 0.0)
+    notify(f"market: {feed.read().source}" + ("" if live else f", one bar per tick ({cfg.iterations} ticks)"))
+    save_config(cfg, out)
+    wallet: dict[str, float] | None = None
     history: list[TradeDecision] = []
-    log = (out / "decisions.jsonl").open("a")
-    try:
+    said: str | None = None
+    with (out / "decisions.jsonl").open("a") as log:
         for tick in range(cfg.iterations):
             if kill_switch_on():
-                tools.notify and tools.notify("kill switch is on ($TRADER_HOME/KILL or TRADER_KILL=1): stopping")
+                notify("kill switch is on ($TRADER_HOME/KILL or TRADER_KILL=1): stopping")
                 break
-            up = tools.chain_up()
-            price = float(tools.call("get_price").result["price"]) if up else None
-            portfolio = tools.call("get_portfolio").result if up else None
-            sig = tools.call("get_rl_signal")
-            if not sig.ok:
-                raise TraderError(f"RL signal failed: {sig.error}")
-            signal = sig.result
-            price = price or float(signal["price"])
-            if paper is None:  # paper trades start from the real wallet (or 1 ETH + its value in USDC)
-                wallet = portfolio or {}
-                paper = {"eth": float(wallet.get("eth", 1.0)), "usdc": float(wallet.get("usdc", price))}
-            opinion = tools.call("ask_trader_model").result if cfg.ask_model else None
+            if tick and not feed.advance():
+                notify("the replay reached its last bar: stopping")
+                break
+            snap, frozen = market.read(tick)
+            price = snap.price
+            real = tools.call("get_portfolio").value if live and (wallet is None or mode == "execute") else None
+            if wallet is None:  # paper trading starts from the real wallet, else 1 ETH + its value in USDC
+                wallet = ({"eth": real.eth + real.weth, "usdc": real.usdc} if isinstance(real, Portfolio)
+                          else {"eth": 1.0, "usdc": price})
+            traded = ({"eth": real.eth + real.weth, "usdc": real.usdc}
+                      if mode == "execute" and isinstance(real, Portfolio) else wallet)
+            position = position_fraction(traded["eth"], traded["usdc"], price)
+            signal = policy_signal(tools.policy, snap, position,
+                                   "chain wallet" if mode == "execute" else "paper wallet")
             if history and history[-1].pnl_usd is None:
                 prev = history[-1]
                 sign = {"BUY": 1, "SELL": -1, "HOLD": 0}[prev.action]
                 prev.pnl_usd = round(sign * prev.size_eth * (price - prev.price), 4)
-            action, frac, reason, by = decide(agent, signal, opinion, {"price": price}, portfolio, history, cfg)
-            d = TradeDecision(tick=tick, timestamp=int(time.time()), price=price, action=action,
-                              size_eth=round(cfg.trade_eth * frac, 6) if action != "HOLD" else 0.0, reason=reason,
-                              rl_action=signal["action"], rl_agreement=float(signal.get("agreement", 0)),
-                              model_action=(opinion or {}).get("action"), decided_by=by, mode=mode)
+            hold = frozen or (f"the policy holds: {signal.reason}" if signal.reason else None)
+            if hold:
+                if hold.split(":")[0] != said:
+                    notify(f"tick {tick}: {hold}; holding, no trade")
+                said = hold.split(":")[0]
+                action, frac, reason, by, opinion = "HOLD", 0.0, hold, "feed" if frozen else "rl", None
+            else:
+                said = None
+                opinion = None
+                if cfg.ask_model:
+                    question = trader_question(market_summary(snap.candles), traded["eth"], traded["usdc"])
+                    opinion = tools.trader_model.ask(question)
+                action, frac, reason, by = decide(agent, signal, opinion, {"price": price, "bar": utc(snap.last_time)},
+                                                  traded, history, cfg)
+            d = TradeDecision(tick=tick, timestamp=int(time.time()), bar_time=snap.last_time, price=price,
+                              action=action, size_eth=round(cfg.trade_eth * frac, 6) if action != "HOLD" else 0.0,
+                              reason=reason, rl_action=signal.action, rl_agreement=signal.agreement,
+                              model_action=opinion.action if opinion else None, decided_by=by, mode=mode,
+                              status="stale" if frozen else "none", position=round(position, 4))
             if action != "HOLD" and mode != "observe":
-                _act(tools, d, paper, up)
+                _act(tools, d, wallet, live)
+            if mode == "paper":
+                d.equity_usd = round(wallet["eth"] * price + wallet["usdc"], 2)
             history.append(d)
             log.write(d.model_dump_json() + "\n")
             log.flush()
             if emit:
                 emit(d)
-            if tick + 1 < cfg.iterations and cfg.interval_s:
-                time.sleep(cfg.interval_s)
-    finally:
-        log.close()
+            if tick + 1 < cfg.iterations and interval:
+                time.sleep(interval)
     return history
 
 
-def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, chain_up: bool) -> None:
+def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool) -> None:
     """Paper trades go to the same SQLite journal as real ones, with status `paper` (never `confirmed`, so
     they count neither as swaps nor toward the daily-loss kill switch)."""
     import uuid
@@ -174,7 +282,7 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, chain_up: b
     try:
         asset_in = trade["asset"]
         journal.insert({
-            "id": f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if chain_up else None,
+            "id": f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if live else None,
             "side": trade["side"], "asset_in": asset_in, "asset_out": "ETH" if asset_in == "USDC" else "USDC",
             "amount_in": trade["amount"], "quoted_out": got, "amount_out": got, "spot_price": d.price,
             "status": "paper", "reason": d.reason[:200],
@@ -183,22 +291,22 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, chain_up: b
         journal.close()
 
 
-def _act(tools, d: TradeDecision, paper: dict, chain_up: bool) -> None:
+def _act(tools, d: TradeDecision, paper: dict, live: bool) -> None:
     side = "buy" if d.action == "BUY" else "sell"
     trade = {"side": side, "amount": d.size_eth * d.price, "asset": "USDC"} if side == "buy" else \
         {"side": side, "amount": d.size_eth, "asset": "ETH"}
     if d.mode == "paper":
-        if chain_up:
-            q = tools.call("get_quote", trade)
-            if not q.ok:
-                d.status, d.detail = "failed", q.error
-                return
-            got = float(q.result["amount_out"])
-        else:  # no chain: fill at the bar price less the 0.3% pool fee
-            got = trade["amount"] * (1 / d.price if side == "buy" else d.price) * 0.997
         if side == "sell" and paper["eth"] < d.size_eth or side == "buy" and paper["usdc"] < trade["amount"]:
             d.status, d.detail = "refused", "paper balance too small"
             return
+        if live:  # the pool's own quote for this size
+            q = tools.call("get_quote", trade)
+            if not isinstance(q.value, Quote):
+                d.status, d.detail = "failed", q.error
+                return
+            got = q.value.amount_out
+        else:  # a replayed bar: fill at its close less the pool fee
+            got = trade["amount"] * (1 / d.price if side == "buy" else d.price) * (1 - PAPER_FEE)
         if side == "buy":
             paper["usdc"] -= trade["amount"]
             paper["eth"] += got
@@ -207,15 +315,16 @@ def _act(tools, d: TradeDecision, paper: dict, chain_up: bool) -> None:
             paper["usdc"] += got
         d.status = "paper"
         d.detail = f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
-        _journal_paper(tools, d, trade, got, chain_up)
+        _journal_paper(tools, d, trade, got, live)
         return
+    tools.begin_turn(TradeGate.for_autonomous_run())  # the user opted in with --execute; risk limits still apply
     proposal = tools.call("propose_swap", trade)
-    if not proposal.ok or not risk_ok(proposal.result):
+    if not isinstance(proposal.value, SwapProposal) or not proposal.value.risk.ok:
         d.status = "refused"
-        d.detail = proposal.error or risk_reason(proposal.result)
+        d.detail = proposal.error or "; ".join(proposal.value.risk.reasons)
         return
-    receipt = tools.call("execute_swap", {"proposal_id": str(proposal.result["id"])})
-    if receipt.ok:
-        d.status, d.tx_hash = receipt.result.get("status", "confirmed"), receipt.result.get("tx_hash")
+    receipt = tools.call("execute_swap", {"proposal_id": proposal.value.id})
+    if isinstance(receipt.value, SwapReceipt):
+        d.status, d.tx_hash = receipt.value.status, receipt.value.tx_hash
     else:
         d.status, d.detail = "failed", receipt.error

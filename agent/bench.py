@@ -38,10 +38,12 @@ def _ensure_chain():
 
 def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
     from agent.llm import open_gguf, smollm2_path
-    from agent.market import base_candles, extend_candles, position_fraction
-    from agent.planner import Agent, Plan, results_text
+    from agent.facts import results_text
+    from agent.market import policy_signal, position_fraction
+    from agent.planner import Agent, Plan
     from agent.tools import ToolSession
-    from onchain import get_portfolio, get_price, get_quote, recent_swaps
+    from onchain import get_portfolio, get_price, get_quote
+    from onchain.feed import ChainFeed
 
     stop = _ensure_chain()
     try:
@@ -65,12 +67,11 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
                 get_quote(tools.chain, "sell", 0.5, "ETH")
             elif p.intent == "portfolio":
                 get_portfolio(tools.chain)
-            else:  # the same reads the tool makes: price, wallet, candles extended by the price, the policy
-                px = get_price(tools.chain).price
-                pf = get_portfolio(tools.chain).model_dump()
-                swaps = [e.price for e in recent_swaps(tools.chain, venue="v2")][-48:]
-                tools.policy.signal(candles=extend_candles(base_candles(tools), swaps + [px]),
-                                    position=position_fraction(pf, px))
+            else:  # the same reads the tool makes: the pool's candles after the history, the wallet, the policy
+                snapshot = ChainFeed(tools.chain, history=tools.history).read()
+                pf = get_portfolio(tools.chain)
+                policy_signal(tools.policy, snapshot, position_fraction(pf.eth + pf.weth, pf.usdc, snapshot.price),
+                              "chain wallet")
             direct.append((time.perf_counter() - t0) * 1000)
         chain = f"chain id {tools.chain.chain_id}"
     finally:

@@ -14,8 +14,11 @@ from typing import Any
 
 from rich.markup import escape
 
+from agent.facts import fact
+from agent.safety import TradeGate
 from agent.session import AgentConfig, build_agent
 from agent.tools import ToolCall
+from onchain.models import SwapProposal
 from trader_core.errors import TraderError
 
 HELP = """commands:
@@ -84,24 +87,23 @@ class ChatREPL:
             self.notice(str(payload))
 
     def show_call(self, call: ToolCall) -> None:
-        from agent.planner import summary_answer
-
         if call.ok:
-            fact = summary_answer([call]) if call.name not in ("get_trades",) else ""
+            line = fact(call) if call.name not in ("get_trades",) else ""
             detail = _short(call.result, 140) if call.name in ("get_rl_signal", "ask_trader_model") else ""
-            text = fact if not fact.startswith(call.name) else _short(call.result, 300)
+            text = line if not line.startswith(call.name) else _short(call.result, 300)
             self.console.print(f"[green]✓ {call.name}[/green] {escape(text)}", highlight=False)
             if detail:
                 self.console.print(f"  [dim]{escape(detail)}[/dim]")
         else:
             self.console.print(f"[red]✗ {call.name}: {escape(call.error or '')}[/red]")
 
-    def confirm(self, proposal: dict) -> bool:
-        q = proposal.get("quote", {})
+    def confirm(self, proposal: SwapProposal) -> bool:
+        """y/N for one proposal; anything but y (Enter, n, Ctrl+C, EOF) declines it (journalled `declined`)."""
+        q = proposal.quote
         self.console.print(
-            f"[bold]proposal {proposal.get('id')}[/bold]: {q.get('side')} {q.get('amount_in')} {q.get('asset_in')}"
-            f" → ≥ {proposal.get('min_amount_out')} {q.get('asset_out')} on {q.get('venue')}"
-            f" (impact {proposal.get('price_impact_bps', 0):.1f} bps, gas {proposal.get('gas_estimate')})")
+            f"[bold]proposal {proposal.id}[/bold]: {q.side} {q.amount_in:g} {q.asset_in}"
+            f" → ≥ {proposal.min_amount_out:.6g} {q.asset_out} on {q.venue}"
+            f" (impact {proposal.price_impact_bps:.1f} bps, gas {proposal.gas_estimate})")
         try:
             reply = self.input("Execute this swap? [y/N] ")
         except (EOFError, KeyboardInterrupt):
@@ -129,6 +131,13 @@ class ChatREPL:
             return True
         cmd, args = (parts[0].lower(), parts[1:]) if parts else ("help", [])
         tools = self.agent.tools
+        tools.begin_turn(TradeGate())  # a slash command trades only through /swap, opened below
+        if cmd == "swap" and len(args) >= 2:
+            try:
+                tools.begin_turn(TradeGate.for_command(args[0].lower(), float(args[1]),
+                                                       args[2] if len(args) > 2 else "ETH"))
+            except ValueError:
+                pass  # a bad amount: the tool's validation says so in one line
         if cmd in ("quit", "exit", "q"):
             return False
         if cmd == "help":
@@ -153,8 +162,8 @@ class ChatREPL:
             else:
                 proposal = tools.call("propose_swap", trade)
                 self.show_call(proposal)
-                if proposal.ok:
-                    self.show_call(tools.call("execute_swap", {"proposal_id": str(proposal.result["id"])}))
+                if isinstance(proposal.value, SwapProposal) and proposal.value.risk.ok:
+                    self.show_call(tools.call("execute_swap", {"proposal_id": proposal.value.id}))
         else:
             self.console.print(f"[red]unknown command /{escape(cmd)}; type /help[/red]")
         return True

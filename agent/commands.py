@@ -1,4 +1,4 @@
-"""The agent's own `trader` commands: `chat`, `ask`, `run` and `trader bench agent`. Parsing only."""
+"""The agent's own `trader` commands: `chat`, `ask`, `run`, `signal` and `trader bench agent`. Parsing only."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def chat(
 
 def ask(
     question: str = typer.Argument(..., help="the question, in quotes"),
-    json_out: bool = typer.Option(False, "--json", help="print {answer, model, tool_calls, proposal} as JSON"),
-    yes: bool = typer.Option(False, "--yes", help="execute a proposed swap without asking (scripted use)"),
+    json_out: bool = typer.Option(False, "--json", help="print {answer, model, tool_calls, proposal, safety} as JSON"),
+    yes: bool = typer.Option(False, "--yes", help="execute an explicit order in the question (\"sell 0.5 ETH\") "
+                             "without asking; questions, negations and hypotheticals never trade"),
     llm: str = typer.Option("auto", "--llm", help=LLM_HELP),
     base_url: str = typer.Option(None, "--base-url", help="base URL for --llm openai:MODEL"),
     rpc_url: str = typer.Option(None, "--rpc-url", help="chain RPC (default: the chain `trader chain up` started)"),
@@ -49,32 +50,34 @@ def ask(
         print_json(result.public())
     else:
         print()
-        if result.proposal and not result.executed:
+        if result.proposal and not result.executed and not yes:
             typer.echo(f"(proposal {result.proposal['id']} was not executed: rerun with --yes or use `trader chat`)",
                        err=True)
 
 
 def run(
-    interval: str = typer.Option("10s", "--interval", help="time between ticks, e.g. 10s, 1m"),
+    interval: str = typer.Option(None, "--interval", help="time between ticks, e.g. 10s, 1m [10s live, 0 replay]"),
     iterations: int = typer.Option(10, "--iterations", help="number of ticks"),
     execute: bool = typer.Option(False, "--execute", help="send guarded swaps to the local chain"),
     observe: bool = typer.Option(False, "--observe", help="decide and journal only, no trades"),
     trade_eth: float = typer.Option(0.1, "--trade-eth", help="size of one trade in ETH"),
     no_model: bool = typer.Option(False, "--no-model", help="skip the trader model's opinion"),
+    feed: str = typer.Option("auto", "--feed", help="auto | chain | replay (auto: the chain if one answers, "
+                             "else a replay of the policy's data, one bar per tick)"),
+    data: str = typer.Option(None, "--data", help="dataset or CSV for --feed replay (default: the policy's)"),
     llm: str = typer.Option("auto", "--llm", help=LLM_HELP),
     rpc_url: str = typer.Option(None, "--rpc-url", help="chain RPC"),
     policy: str = typer.Option("default", "--policy", help="'default' or a training run directory"),
-    out: str = typer.Option(None, "--out", help="run directory (config.json + decisions.jsonl)"),
+    out: str = typer.Option(None, "--out", help="new run folder (config.json + decisions.jsonl)"),
     json_out: bool = typer.Option(False, "--json", help="print the decisions as JSON at the end"),
 ) -> None:
     """Autonomous loop: RL signal + trader model -> decision -> paper trade / guarded swap -> journal."""
-    from agent.autopilot import RunConfig, run_agent
+    from agent.autopilot import RunConfig, parse_duration, run_agent
     from trader_core.cli_utils import print_json
-    from trader_core.market_data import parse_interval
 
-    cfg = _config(RunConfig, interval_s=parse_interval(interval), iterations=iterations, execute=execute,
-                  observe=observe, trade_eth=trade_eth, ask_model=not no_model, llm=llm, rpc_url=rpc_url,
-                  policy=policy, out=out)
+    cfg = _config(RunConfig, interval_s=parse_duration(interval), iterations=iterations, execute=execute,
+                  observe=observe, trade_eth=trade_eth, ask_model=not no_model, feed=feed, data=data, llm=llm,
+                  rpc_url=rpc_url, policy=policy, out=out)
 
     def show(d):
         if not json_out:
@@ -85,6 +88,42 @@ def run(
     decisions = run_agent(cfg, emit=show)
     if json_out:
         print_json([d.model_dump() for d in decisions])
+
+
+def signal(
+    position: float = typer.Option(None, "--position", help="fraction of the portfolio in ETH, 0..1 "
+                                   "(default: the chain wallet's, flat without a chain)"),
+    rpc_url: str = typer.Option(None, "--rpc-url", help="chain RPC (default: the chain `trader chain up` started)"),
+    policy: str = typer.Option("default", "--policy", help="'default' or a training run directory"),
+    json_out: bool = typer.Option(False, "--json", help="print the signal, its bar time and data source as JSON"),
+) -> None:
+    """The policy's signal on the live market: the chain's candles continuing its history, with their age."""
+    import math
+
+    from agent.market import human_duration, policy_signal, position_fraction, utc
+    from agent.tools import ToolSession
+    from trader_core.cli_utils import print_json
+    from trader_core.errors import ConfigError
+
+    if position is not None and not (math.isfinite(position) and 0.0 <= position <= 1.0):
+        raise ConfigError(f"--position must be a fraction of the portfolio in ETH from 0 to 1, got {position}")
+    tools = ToolSession(rpc_url=rpc_url, policy=policy)
+    snapshot = tools.feed().read()
+    if position is None:
+        eth, usdc, whose = tools.wallet()
+        position = position_fraction(eth, usdc, snapshot.price)
+    else:
+        whose = "given by --position"
+    view = policy_signal(tools.policy, snapshot, position, whose)
+    if json_out:
+        print_json(view.model_dump(mode="json"))
+        return
+    age = "current bar" if not view.bar_age_s else f"closed {human_duration(view.bar_age_s)} ago"
+    typer.echo(f"{view.action} (agreement {view.agreement:.0%}) at {view.price:,.2f} for the bar of "
+               f"{utc(view.bar_time)} ({age}); wallet {100 * view.position:.0f}% in ETH ({view.wallet})")
+    if view.reason:
+        typer.echo(f"holds because {view.reason}")
+    typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars (the policy needs {view.needed_bars})")
 
 
 def bench_agent(
@@ -105,5 +144,5 @@ def bench_agent(
     typer.echo(f"{r.model}: {r.tokens_per_s:.1f} tokens/s")
 
 
-top_level_commands = [chat, ask, run]
+top_level_commands = [chat, ask, run, signal]
 bench_commands = {"agent": bench_agent}

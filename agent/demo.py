@@ -75,9 +75,12 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
         line = backtest_line(policy)
         if line:
             con.print(line)
-        sig = policy.signal(candles=None, position=0.0)
-        con.print(f"signal on the bundled data: {sig.action} (agreement {sig.agreement:.0%}, Q-margin {sig.q_margin:+.3f}) at {sig.price:,.2f}"
-                  + (f"; {sig.reason}" if sig.reason else ""))
+        from agent.market import history_feed, policy_signal, utc
+
+        view = policy_signal(policy, history_feed(policy).read(), 0.0, "flat")
+        con.print(f"on the bundled data's last bar ({utc(view.bar_time)}, close {view.price:,.2f}) the policy says "
+                  f"{view.policy_action}" + (f"; the live agent holds: {view.reason}" if view.reason else
+                                             f" (agreement {view.agreement:.0%}, Q-margin {view.q_margin:+.3f})"))
 
         con.print(Rule("3. local replica chain"))
         from onchain import start_chain

@@ -21,12 +21,27 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from trader_core.errors import LLMError, require
+from trader_core.errors import ConfigError, LLMError, require
 from trader_core.llama_check import ensure_llama_works
 
 # One loaded model per (path, n_ctx): loading is ~0.2 s for SmolLM2 but seconds for a 3B model.
 _CACHE: dict[tuple[str, int], Any] = {}
 _LOCK = threading.Lock()
+
+
+def llm_threads() -> int:
+    """Threads for in-process models: $TRADER_LLM_THREADS, else half the cores (1 on a 2-core box), at most 4."""
+    raw = os.environ.get("TRADER_LLM_THREADS", "").strip()
+    if not raw:
+        return max(1, min(4, (os.cpu_count() or 2) // 2))
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
+    if not 1 <= threads <= 256:
+        raise ConfigError(f"TRADER_LLM_THREADS must be a whole number of threads from 1 to 256, got {raw!r}; "
+                          "unset it to use half the cores")
+    return threads
 
 
 def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None):
@@ -44,8 +59,7 @@ def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None
             llama_cpp = require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
             # Half the cores (1 on a 2-core box): with every core busy, one slow thread stalls llama.cpp's
             # barriers (measured: plan calls 3-10x slower with 2 threads next to a training job on 2 cores).
-            threads = (n_threads or int(os.environ.get("TRADER_LLM_THREADS", 0))
-                       or max(1, min(4, (os.cpu_count() or 2) // 2)))
+            threads = n_threads or llm_threads()
             try:
                 _CACHE[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
                                               chat_format="chatml-function-calling", verbose=False)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.redact import scrub
 from trader_core.errors import ConfigError, LLMError, TraderError
 
 DEFAULT_OLLAMA_MODEL = "trader-qwen-rl"
@@ -195,6 +196,8 @@ class LLM:
             factory = self._queue.pop(0)
             try:
                 backend = factory()
+            except ConfigError:
+                raise  # a bad setting fails every backend alike: say it once instead of falling back
             except TraderError as exc:
                 if not self._quiet_first:
                     self.notify(f"llm: {exc}; falling back to the next backend")
@@ -208,6 +211,13 @@ class LLM:
     @property
     def label(self) -> str:
         return self.current.label
+
+    def set_sampling(self, **params: Any) -> None:
+        """Sampling settings for an in-process GGUF model (temperature, repeat_penalty, max_tokens)."""
+        from agent.llamacpp import LlamaCppChat
+
+        if isinstance(self.current.chat, LlamaCppChat):
+            self.current.chat = self.current.chat.model_copy(update=params)
 
     def fallback(self, exc: Exception) -> bool:
         """Report `exc` once and switch to the next backend; False when none is left."""
@@ -246,8 +256,6 @@ class LLM:
 
 def _short(exc: Exception) -> str:
     """First line of an error, without URLs or key-like strings (server errors can echo either)."""
-    from agent.tools import scrub
-
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return re.sub(r"\b(sk|pk|or)-[A-Za-z0-9_\-]{8,}", "<redacted>", scrub(text))[:200]
 

@@ -1,69 +1,142 @@
-"""Market context for the agent: recent candles (bundled data extended by on-chain prices), position, and the
-trader model's opinion asked in the seed's question format with real numbers.
+"""Market context for the agent: which candle feed the policy reads, the policy's signal as the agent reports it,
+and the trader model asked the seed's question with real numbers.
+
+`policy_signal` is the one place that reads rl's `Signal`: everything else in agent/ uses `PolicyView`. It
+holds (HOLD with the reason) when the feed's latest bar is stale or when the continuous bars up to it do not
+cover the policy's look-back; it never pads a short live history with invented bars.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, Field
+
+from agent.llm import LLM
+from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot
 
 _ACTION = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
 
 
-def base_candles(session: Any):
-    """The bundled default dataset, loaded once per session."""
-    if getattr(session, "_base_candles", None) is None:
-        from trader_core.market_data import DEFAULT_DATASET, load_candles
+class PolicyView(BaseModel):
+    """The policy's decision on the feed's latest bar, with where the bars came from and how old they are."""
 
-        session._base_candles = load_candles(DEFAULT_DATASET)
-    return session._base_candles
-
-
-def extend_candles(candles, prices: list[float]):
-    """Append one flat bar per observed on-chain price, one interval apart after the last bundled bar."""
-    from trader_core.market_data import Candles
-
-    if not prices:
-        return candles
-    step = candles.interval_s or 3600
-    ts = candles.timestamps[-1] + step * np.arange(1, len(prices) + 1, dtype=np.int64)
-    px = np.asarray(prices, dtype=np.float64)
-    opens = np.concatenate([[candles.close[-1]], px[:-1]])
-    vol = None if candles.volume is None else np.concatenate([candles.volume, np.zeros(len(px))])
-    return Candles(np.concatenate([candles.timestamps, ts]), np.concatenate([candles.open, opens]),
-                   np.concatenate([candles.high, np.maximum(opens, px)]),
-                   np.concatenate([candles.low, np.minimum(opens, px)]),
-                   np.concatenate([candles.close, px]), vol, f"{candles.name}+onchain", candles.interval_s)
-
-
-def recent_candles(session: Any, price: float | None = None):
-    """Bundled candles extended by this session's on-chain price observations (and `price`, the latest)."""
-    prices = [p for _, p in getattr(session, "price_history", [])[-48:]]
-    if price is not None:
-        prices.append(float(price))
-    return extend_candles(base_candles(session), prices)
+    action: Literal["BUY", "SELL", "HOLD"]
+    agreement: float = Field(description="share of the policy's ensemble members that chose this action (1.0 for "
+                             "one model; 0 when it holds for safety)")
+    q_margin: float = Field(0.0, description="chosen action's Q-value minus the best other's, in the network's units")
+    reason: str | None = Field(None, description="why it holds: stale data, look-back not covered, model fault")
+    price: float = Field(description="close of the latest bar, USDC per ETH")
+    bar_time: int = Field(description="open time of the latest bar (unix seconds)")
+    bar_age_s: int = Field(description="seconds since that bar closed, on the feed's clock (0: current bar)")
+    stale: bool
+    position: float = Field(description="fraction of the wallet in ETH the policy was given (0..1)")
+    wallet: str = Field(description="whose position: the chain wallet, the paper wallet, or assumed flat")
+    data: str = Field(description="where the candles came from")
+    live_bars: int
+    continuous_bars: int = Field(description="gap-free bars ending at the latest bar")
+    needed_bars: int = Field(description="bars the policy's features need (its look-back)")
+    q_values: list[float] = []
+    features: dict[str, float] = {}
+    raw_action: str = "HOLD"
+    policy_action: Literal["BUY", "SELL", "HOLD"] = Field("HOLD", description="what the policy chose on these bars "
+                                                          "before the stale / look-back check")
 
 
-def position_fraction(portfolio: dict, price: float) -> float:
-    """Fraction of portfolio value held in ETH (ETH + WETH), 0..1."""
-    eth = float(portfolio.get("eth", 0) or 0) + float(portfolio.get("weth", 0) or 0)
-    usdc = float(portfolio.get("usdc", 0) or 0)
+def utc(ts: int | float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(ts)))
+
+
+def human_duration(seconds: float) -> str:
+    s = int(seconds)
+    for unit, size in (("day", 86_400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            n = s / size
+            return f"{n:.0f} {unit}{'s' if unit == 'day' and round(n) != 1 else ''}"
+    return f"{s} s"
+
+
+def history_feed(policy) -> DatasetFeed:
+    """The policy's own training data: the history live bars continue (and what is shown without a chain)."""
+    return DatasetFeed(policy.config.data, policy.config.interval)
+
+
+def chain_feed(chain, history: CandleFeed | None, venue: str = "v2") -> CandleFeed:
+    from onchain.feed import ChainFeed
+
+    return ChainFeed(chain, venue=venue, history=history)
+
+
+def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str) -> PolicyView:
+    """Ask `policy` about the snapshot's latest bar holding `position`; HOLD with a reason on stale or short data."""
+    candles = snapshot.candles
+    if candles.volume is not None and "volume_z" not in policy.feature_names:
+        # a policy trained without volume reads prices only (live chain bars carry swap volume)
+        from dataclasses import replace
+
+        candles = replace(candles, volume=None)
+    # the feed's clock (chain time on a replica, the bar close on a replay) judges staleness, not the wall clock
+    sig = policy.signal(candles=candles, position=position, now=snapshot.now)
+    needed = int(policy.config.features.lookback) + 1
+    view = PolicyView(action=sig.action, agreement=float(sig.agreement),
+                      q_margin=float(sig.q_margin), reason=sig.reason, price=float(sig.price),
+                      bar_time=int(sig.timestamp), bar_age_s=snapshot.age_s, stale=snapshot.stale,
+                      position=round(float(position), 4), wallet=wallet, data=snapshot.source,
+                      live_bars=snapshot.live_bars, continuous_bars=snapshot.continuous_bars, needed_bars=needed,
+                      q_values=[float(q) for q in sig.q_values],
+                      features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
+                      raw_action=sig.raw_action, policy_action=sig.action)
+    bar = human_duration(snapshot.interval_s)
+    if snapshot.stale:
+        hold = (f"the latest bar ({utc(snapshot.last_time)}) closed {human_duration(snapshot.age_s)} ago: the "
+                "market data is stale, the policy does not act on it"
+                + ("; start a chain (`trader chain up`) for live prices" if not snapshot.live_bars else ""))
+        return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
+    if snapshot.continuous_bars < needed:
+        since = utc(candles.timestamps[len(candles) - snapshot.continuous_bars])
+        hold = (f"look-back not covered: {snapshot.continuous_bars} continuous {bar} bar(s) since {since}, the "
+                f"policy needs {needed}; older history is not joined across the gap")
+        return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
+    return view
+
+
+def position_fraction(eth: float, usdc: float, price: float) -> float:
+    """Fraction of a wallet's value held in ETH, 0..1."""
     total = eth * price + usdc
     return 0.0 if total <= 0 else float(min(1.0, max(0.0, eth * price / total)))
 
 
-def market_summary(candles, lookback: int = 24) -> dict:
-    """Price, last volume, volatility (std of hourly log returns) and the change over `lookback` bars."""
+@dataclass(frozen=True)
+class MarketSummary:
+    price: float
+    volume: float | None
+    volatility: float  # std of log returns per bar over the window
+    change_pct: float
+    change_hours: float
+
+
+def market_summary(candles, lookback: int = 24) -> MarketSummary:
+    """Price, last volume, volatility and the change over the last `lookback` bars."""
     close = candles.close[-(lookback + 1):]
     rets = np.diff(np.log(close))
-    hours = lookback * (candles.interval_s or 3600) / 3600
     volume = None if candles.volume is None else float(candles.volume[-1])
-    return {"price": float(candles.close[-1]), "volume": volume,
-            "volatility": float(np.std(rets)) if rets.size else 0.0,
-            "change_pct": float((close[-1] / close[0] - 1) * 100), "change_hours": hours}
+    return MarketSummary(price=float(candles.close[-1]), volume=volume,
+                         volatility=float(np.std(rets)) if rets.size else 0.0,
+                         change_pct=float((close[-1] / close[0] - 1) * 100),
+                         change_hours=(len(close) - 1) * (candles.interval_s or 3600) / 3600)
+
+
+def trader_question(summary: MarketSummary, eth: float, usdc: float) -> str:
+    """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats)."""
+    from finetune.formats import question
+
+    return question({"price": summary.price, "volume": summary.volume, "volatility": summary.volatility,
+                     "price_change": summary.change_pct / 100, "eth": eth, "usdc": usdc})
 
 
 def parse_action(text: str) -> str:
@@ -72,48 +145,37 @@ def parse_action(text: str) -> str:
     return match.group(1).upper() if match else "UNKNOWN"
 
 
-def trader_question(summary: dict, eth: float, usdc: float) -> str:
-    """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats)."""
-    from finetune.formats import question
+class TraderOpinion(BaseModel):
+    question: str
+    answer: str
+    action: str
+    model: str
+    seconds: float
 
-    return question({"price": summary["price"], "volume": summary["volume"], "volatility": summary["volatility"],
-                     "price_change": summary["change_pct"] / 100, "eth": eth, "usdc": usdc})
 
+class TraderModel:
+    """The fine-tuned trader model (Ollama trader-qwen-rl, the project GGUF, else SmolLM2), opened on first use."""
 
-def ask_trader_model(session: Any, question: str | None = None) -> dict:
-    """Ask the trader model (Ollama trader-qwen-rl, the project GGUF, else SmolLM2) with real numbers."""
-    from langchain_core.messages import HumanMessage, SystemMessage
+    def __init__(self, spec: str = "auto", notify: Callable[[str], None] | None = None):
+        self.spec, self.notify = spec, notify
+        self._llm: LLM | None = None
 
-    from agent.llm import LLM
+    @property
+    def llm(self):
+        if self._llm is None:
+            self._llm = LLM(self.spec, notify=self.notify)
+            # the Modelfile's sampling, which the fine-tune was evaluated with
+            self._llm.set_sampling(temperature=0.25, repeat_penalty=1.1, max_tokens=100)
+        return self._llm
 
-    eth = usdc = 0.0
-    price = None
-    if session.chain_up():
-        from onchain import get_portfolio, get_price
+    def ask(self, question: str) -> TraderOpinion:
+        from langchain_core.messages import HumanMessage, SystemMessage
 
-        from agent.tools import to_dict
+        from finetune.formats import SYSTEM_PROMPT, parse_action as parse_recommendation
 
-        price = float(to_dict(get_price(session.chain))["price"])
-        pf = to_dict(get_portfolio(session.chain))
-        eth = float(pf.get("eth", 0) or 0) + float(pf.get("weth", 0) or 0)
-        usdc = float(pf.get("usdc", 0) or 0)
-    summary = market_summary(recent_candles(session, price))
-    if question is None:
-        question = trader_question(summary, eth, usdc)
-    from finetune.formats import SYSTEM_PROMPT, parse_action as parse_recommendation
-
-    if session._trader_llm is None:
-        session._trader_llm = LLM(session.trader_llm_spec, notify=session.notify)
-        from agent.llamacpp import LlamaCppChat
-
-        chat = session._trader_llm.current.chat
-        if isinstance(chat, LlamaCppChat):  # the Modelfile's sampling, which the fine-tune was evaluated with
-            session._trader_llm.current.chat = chat.model_copy(
-                update={"temperature": 0.25, "repeat_penalty": 1.1, "max_tokens": 100})
-    llm = session._trader_llm
-    started = time.perf_counter()
-    text = "".join(llm.stream([SystemMessage(SYSTEM_PROMPT), HumanMessage(question)])).strip()
-    # The fine-tuned model ends with "RECOMMENDATION: X"; other models get the first BUY/SELL/HOLD they wrote.
-    action = parse_recommendation(text) or parse_action(text)
-    return {"question": question, "answer": text, "action": action, "model": llm.label,
-            "seconds": round(time.perf_counter() - started, 3)}
+        started = time.perf_counter()
+        text = "".join(self.llm.stream([SystemMessage(SYSTEM_PROMPT), HumanMessage(question)])).strip()
+        # The fine-tuned model ends with "RECOMMENDATION: X"; other models get the first BUY/SELL/HOLD they wrote.
+        action = parse_recommendation(text) or parse_action(text)
+        return TraderOpinion(question=question, answer=text, action=action, model=self.llm.label,
+                             seconds=round(time.perf_counter() - started, 3))

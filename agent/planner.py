@@ -1,24 +1,31 @@
-"""One conversational turn: a forced planning call, deterministic tool runs, then an answer from the results.
+"""One conversational turn: a forced planning call, a safety review, deterministic tool runs, a checked answer.
 
 Small models do not pick tools reliably on their own, but a forced, grammar-constrained call of `plan` is
 reliable, so the model only *classifies* the request (intent + arguments); this module decides which tools run.
-Capable models may instead use native multi-step tool calling (`mode="native"`). Either way a swap executes
-only through `ToolSession.execute_swap`, which needs a proposal from this session and the user's yes.
+Capable models may instead use native multi-step tool calling (`mode="native"`). Either way:
+- the plan is reviewed against the user's own words (`agent.safety`): a question, a negation, a hypothetical,
+  quoted text or a rule change never trades, and a scripted yes runs only an explicit order, as written;
+- a swap executes only through `ToolSession.execute_swap` (a proposal of this session, its risk verdict, the
+  user's yes), which applies the same safety gate again;
+- the answer is checked figure by figure against the tool results (`agent.grounding`) and replaced by the
+  tools' own facts when it misquotes them.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from agent.facts import CAPABILITIES, key_facts, results_text, summary_answer
+from agent.grounding import check_answer
 from agent.llm import LLM
 from agent.router import keyword_plan
-from agent.tools import ToolCall, ToolSession, risk_ok, risk_reason, validation_message
+from agent.safety import TRADE_INTENTS, MessageCheck, TradeGate, check_message, review_plan
+from agent.tools import ToolCall, ToolSession, validation_message
+from onchain.models import Portfolio, SwapProposal
 from trader_core.errors import LLMError
 
 INTENTS = ("price", "quote", "signal", "portfolio", "propose", "execute", "trades", "explain", "chat")
@@ -32,6 +39,7 @@ class Plan(BaseModel):
     side: Literal["buy", "sell"] | None = None
     amount: float | None = None
     asset: Literal["ETH", "USDC"] | None = None
+    venue: str | None = None  # only ever taken from the user's own words (agent.safety), never from the model
     proposal_id: str | None = None
 
 
@@ -57,14 +65,25 @@ class TurnResult(BaseModel):
     tool_calls: list[ToolCall] = []
     proposal: dict | None = None
     executed: bool = False
+    safety: str | None = None  # why a trade was stopped or not run without asking, if one was
+    corrections: list[str] = []  # what the model's answer misquoted (it was replaced by the tools' facts)
     seconds: float = 0.0
 
     def public(self) -> dict:
         return {"answer": self.answer, "model": self.model,
-                "tool_calls": [c.public() for c in self.tool_calls], "proposal": self.proposal}
+                "tool_calls": [c.public() for c in self.tool_calls], "proposal": self.proposal,
+                "safety": self.safety}
 
 
-_ALL = re.compile(r"\b(all|everything|entire|whole)\b", re.IGNORECASE)
+def safe_plan(plan: Plan, check: MessageCheck, text: str) -> Plan:
+    """A read-only plan for a message whose trade was stopped: what the rules read in it, else a quote of the
+    trade it asks about (questions and hypotheticals), else plain chat."""
+    rules = keyword_plan(text)
+    if rules is not None and rules["intent"] not in TRADE_INTENTS:
+        return Plan.model_validate(rules)
+    if check.kinds <= {"question", "hypothetical"} and plan.side and plan.amount:
+        return Plan(intent="quote", side=plan.side, amount=plan.amount, asset=plan.asset or "ETH")
+    return Plan(intent="chat")
 
 
 class Agent:
@@ -81,8 +100,8 @@ class Agent:
 
     # -- planning ----------------------------------------------------------------------------------
     def context(self) -> str:
-        pending = [pid for pid in self.tools.proposals if pid not in self.tools.executed]
-        return f"pending proposal: {pending[-1]}" if pending else "no pending proposal"
+        pending = self.tools.pending()
+        return f"pending proposal: {pending}" if pending else "no pending proposal"
 
     def plan(self, text: str, emit: Event | None = None) -> tuple[Plan, ToolCall | None, str]:
         """Forced `plan` call -> (plan, note, source). Arguments that fail validation come back as a note (a
@@ -110,8 +129,22 @@ class Agent:
             note = ToolCall(name="plan", args=raw, error=validation_message("plan", exc))
             return Plan(intent="chat"), note, "model"
 
-    def run_plan(self, plan: Plan, text: str, emit: Event) -> list[ToolCall]:
+    def review(self, plan: Plan, check: MessageCheck, text: str) -> tuple[Plan, bool, str | None]:
+        """The safety review after planning -> (plan to run, may a scripted yes execute it, note for the user)."""
+        if plan.intent in TRADE_INTENTS and check.order is not None:
+            # the user's own words decide what is traded, not the planner's reading of them
+            o = check.order
+            plan = plan.model_copy(update={"intent": "propose", "side": o.side, "asset": o.asset, "venue": o.venue,
+                                           "amount": None if o.everything else o.amount})
+        verdict = review_plan(check, plan.intent, plan.side, plan.amount, plan.asset, plan.venue)
+        if plan.intent in TRADE_INTENTS and not verdict.trade:
+            return safe_plan(plan, check, text), False, verdict.reason
+        return plan, verdict.auto_execute, verdict.reason if plan.intent in TRADE_INTENTS else None
+
+    def run_plan(self, plan: Plan, text: str, emit: Event, auto_execute: bool = False,
+                 check: MessageCheck | None = None) -> list[ToolCall]:
         """Run the tools a plan needs, in a fixed order; the model's free text never triggers anything."""
+        check = check or check_message(text)
         calls: list[ToolCall] = []
 
         def run(name: str, args: dict | None = None) -> ToolCall:
@@ -121,13 +154,14 @@ class Agent:
             calls.append(call)
             return call
 
-        trade = {k: v for k, v in (("side", plan.side), ("amount", plan.amount), ("asset", plan.asset))
-                 if v is not None}
-        if plan.intent in ("quote", "propose") and _ALL.search(text) and plan.side == "sell":
+        trade = {k: v for k, v in (("side", plan.side), ("amount", plan.amount), ("asset", plan.asset),
+                                   ("venue", plan.venue)) if v is not None}
+        everything = len(check.mentions) == 1 and check.mentions[0].everything and not check.mentions[0].ambiguous
+        if plan.intent in ("quote", "propose") and everything and plan.side == "sell":
             # "sell all my ETH": the amount is the wallet's balance, read from the chain, not guessed.
             pf = run("get_portfolio")
-            if pf.ok:
-                trade.update(asset="ETH", amount=float(pf.result.get("eth", 0)) + float(pf.result.get("weth", 0)))
+            if isinstance(pf.value, Portfolio):
+                trade.update(asset="ETH", amount=pf.value.eth + pf.value.weth)
         if plan.intent == "price":
             run("get_price")
         elif plan.intent == "quote":
@@ -143,85 +177,94 @@ class Agent:
             run("ask_trader_model")
         elif plan.intent == "propose":
             proposal = run("propose_swap", trade)
-            if proposal.ok and risk_ok(proposal.result) and self.tools.confirm is not None:
-                run("execute_swap", {"proposal_id": str(proposal.result["id"])})
+            ready = isinstance(proposal.value, SwapProposal) and proposal.value.risk.ok
+            if ready and self.tools.confirm is not None and (auto_execute or not self.tools.auto_confirm):
+                run("execute_swap", {"proposal_id": proposal.value.id})
         elif plan.intent == "execute":
-            pid = plan.proposal_id or self._pending()
+            pid = plan.proposal_id or self.tools.pending()
             run("execute_swap", {"proposal_id": pid} if pid else {})
         return calls
-
-    def _pending(self) -> str | None:
-        pending = [pid for pid in self.tools.proposals if pid not in self.tools.executed]
-        return pending[-1] if pending else None
 
     # -- a turn ------------------------------------------------------------------------------------
     def turn(self, text: str, on_event: Event | None = None) -> TurnResult:
         emit = on_event or (lambda kind, payload: None)
         started = time.perf_counter()
         text = text.strip()
-        plan_dict = None
+        check = check_message(text)
+        self.tools.begin_turn(TradeGate.for_message(check))
+        plan_dict, note = None, None
         if self.mode == "native":
             calls = self._native_tools(text, emit)
+            refused = [c for c in calls if c.name in TRADE_INTENTS_TOOLS and not c.ok]
+            note = check.reason() if refused and not check.may_trade else None
         else:
-            plan, note, source = self.plan(text, emit)
+            plan, bad_plan, source = self.plan(text, emit)
+            plan, auto_execute, note = self.review(plan, check, text)
             plan_dict = {**plan.model_dump(exclude_none=True), "source": source}
             emit("plan", plan_dict)
-            calls = ([note] if note else []) + self.run_plan(plan, text, emit)
-        answer = self.answer(text, calls, emit)
+            calls = ([bad_plan] if bad_plan else []) + self.run_plan(plan, text, emit, auto_execute, check)
+            if note and plan.intent == "propose" and (auto_execute or not self.tools.auto_confirm):
+                note = None  # the proposal went to the user's confirmation as usual
+        if note is None and not check.may_trade and check.about_trade:
+            note = check.reason()  # the rules routed it away from a trade before any plan named one: say so
+        answer, corrections = self.answer(text, calls, emit, note)
         proposal = next((c.result for c in reversed(calls) if c.name == "propose_swap" and c.ok), None)
         executed = any(c.name == "execute_swap" and c.ok for c in calls)
         self.history = (self.history + [(text, answer)])[-self.memory_turns:]
-        return TurnResult(answer=answer, model=self.llm.label, plan=plan_dict, tool_calls=calls,
-                          proposal=proposal, executed=executed, seconds=time.perf_counter() - started)
+        return TurnResult(answer=answer, model=self.llm.label, plan=plan_dict, tool_calls=calls, proposal=proposal,
+                          executed=executed, safety=note, corrections=corrections,
+                          seconds=time.perf_counter() - started)
 
-    def answer(self, text: str, calls: list[ToolCall], emit: Event) -> str:
-        """Stream the model's answer written from the tool results; a fixed summary if no model works."""
+    def answer(self, text: str, calls: list[ToolCall], emit: Event, note: str | None = None
+               ) -> tuple[str, list[str]]:
+        """The model's answer from the tool results, checked figure by figure before anyone sees it.
+
+        Returns (answer, corrections): a misquoting answer is replaced by the tools' facts and the
+        corrections say what it got wrong. A trade that was stopped is always said first, in fixed words.
+        """
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
         from prompts import load_prompt, render_prompt
 
         weak = self.llm.current.weak
+        tools_run = [c for c in calls if c.name != "plan"]
+        lead = (note[0].upper() + note[1:].rstrip(".") + ". ") if note else ""
+        facts = summary_answer(tools_run) if tools_run else ""
+        if (tools_run and not any(c.ok for c in tools_run)) or (note and not tools_run):
+            # Nothing to ground an answer on (tools failed, or a stopped trade with nothing to look up): say
+            # what happened in fixed words rather than let a model improvise.
+            answer = (lead + summary_answer(calls)) if tools_run else lead.strip()
+            emit("token", answer)
+            return answer, []
         messages: list = [SystemMessage(load_prompt("system"))]
         for user, reply in ([] if weak else self.history):  # a 135M model only gets confused by history
             messages += [HumanMessage(user), AIMessage(reply)]
-        tools_run = [c for c in calls if c.name != "plan"]
-        if calls:
+        if calls or note:
             messages.append(HumanMessage(render_prompt("answer", question=text,
-                                                       results=results_text(calls, details=not weak))))
+                                                       results=results_text(calls, details=not weak, safety=note))))
         else:  # plain chat: the message itself, no empty "facts" frame
             messages.append(HumanMessage(text))
-        if tools_run and not any(c.ok for c in tools_run):
-            # Nothing to ground an answer on: say what failed rather than let a model improvise numbers.
-            answer = summary_answer(calls)
-            emit("token", answer)
-            return answer
         parts: list[str] = []
-        # A weak model's answer is checked before it is shown (it misquotes numbers); others stream live.
-        live = not weak
         try:
             stop = ["\n\n", "\nUser", "\nuser", "Question:", "Facts from"] + (["\n"] if weak else [])
-            for piece in self.llm.stream(messages, stop=stop):
-                parts.append(piece)
-                if live:
-                    emit("token", piece)
+            parts = list(self.llm.stream(messages, stop=stop))  # buffered: checked before it is shown
         except LLMError as exc:
             emit("notice", str(exc))
         answer = "".join(parts).strip()
-        facts = summary_answer(tools_run) if tools_run else ""
-        if not answer or (weak and tools_run and not grounded(answer, calls)):
-            answer = facts or answer or summary_answer(calls)  # the tools' facts, verbatim
-            emit("token", answer)
-        elif not live:
-            emit("token", answer)
-        elif tools_run and not grounded(answer, calls):
-            extra = f" (from the tools: {facts})"  # a capable model misquoted: the facts go beside it
-            answer += extra
-            emit("token", extra)
-        return answer
+        grounding = check_answer(answer, text, calls, (note,) if note else ())
+        corrections = grounding.problems
+        if not answer or not grounding.ok:
+            answer = facts or (summary_answer(calls) if calls else CAPABILITIES)
+        elif tools_run and not all(k in answer.replace(",", "") for k in key_facts(calls)):
+            # complete but short of the headline figures: a weak model's words go, a capable one's keep the facts
+            answer = facts if weak else f"{answer} (from the tools: {facts})"
+        answer = lead + answer
+        emit("token", answer)
+        return answer, corrections
 
     def _native_tools(self, text: str, emit: Event, max_steps: int = 4) -> list[ToolCall]:
         """Native tool calling: the model calls tools itself; each result (or validation error) goes back
-        to it as a ToolMessage. Execution still goes through the session's confirmation gate."""
+        to it as a ToolMessage. Proposals and executions still pass the session's safety gate and confirmation."""
         from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 
         from prompts import load_prompt
@@ -247,98 +290,14 @@ class Agent:
         return calls
 
 
+TRADE_INTENTS_TOOLS = ("propose_swap", "execute_swap")
+
+
 def _normalise(raw: dict) -> dict:
-    out = {k: v for k, v in raw.items() if v not in (None, "")}
+    out = {k: v for k, v in raw.items() if v not in (None, "") and k != "venue"}
     for key in ("intent", "side"):
         if isinstance(out.get(key), str):
             out[key] = out[key].strip().lower()
     if isinstance(out.get("asset"), str):
         out["asset"] = out["asset"].strip().upper()
     return out
-
-
-def results_text(calls: list[ToolCall], details: bool = True) -> str:
-    """Facts as short sentences (small models paraphrase those well), then the raw JSON for capable models."""
-    if not calls:
-        return "(no tool was needed for this message)"
-    lines = [f"- {summary_answer([c])}" for c in calls]
-    if details:
-        lines += [f"- {c.name}({json.dumps(c.args)}) returned: {c.content()[:600]}" for c in calls]
-    if any(c.name == "propose_swap" and c.ok for c in calls) and not any(c.name == "execute_swap" for c in calls):
-        lines.append("- note: the proposal was NOT executed; it needs the user's confirmation")
-    return "\n".join(lines)
-
-
-def key_numbers(calls: list[ToolCall]) -> list[str]:
-    """What an answer must quote correctly: integer part of prices and amounts, the names of violated limits."""
-    out = []
-    for c in calls:
-        if c.ok and c.name == "propose_swap" and not risk_ok(c.result):
-            out += re.findall(r"\b(max_\w+|daily_loss_limit_usd)\b", risk_reason(c.result))
-        if not c.ok:
-            continue
-        if c.name == "get_price":
-            out.append(str(int(float(c.result["price"]))))
-        elif c.name == "get_quote":
-            out.append(str(int(float(c.result["amount_out"]))))
-        elif c.name == "get_rl_signal":
-            out.append(str(c.result["action"]))
-        elif c.name == "get_portfolio":
-            out.append(str(int(float(c.result["eth"]))))
-        elif c.name == "propose_swap":
-            out.append(str(c.result["id"]))
-        elif c.name == "execute_swap":
-            out.append(str(c.result.get("tx_hash") or "")[:10])
-    return out
-
-
-def grounded(answer: str, calls: list[ToolCall]) -> bool:
-    """Does the answer quote every key figure of the tool results?"""
-    try:
-        keys = key_numbers(calls)
-    except (KeyError, TypeError, ValueError):
-        return False
-    text = answer.replace(",", "")
-    return all(k in text for k in keys)
-
-
-def summary_answer(calls: list[ToolCall]) -> str:
-    """A plain answer straight from the tool results, used when no language model answers."""
-    if not calls:
-        return "I can give prices, quotes, the RL signal, your portfolio, swap proposals and your trades."
-    parts = []
-    for c in calls:
-        try:
-            parts.append(_fact(c))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            parts.append(f"{c.name}: {c.content()[:300]}")
-    return " ".join(parts)
-
-
-def _fact(c: ToolCall) -> str:
-    if not c.ok:
-        return f"{c.name} failed: {c.error}"
-    if c.name == "get_price":
-        return f"ETH is {float(c.result['price']):.2f} USDC on {c.result.get('venue', 'the pool')}."
-    if c.name == "get_quote":
-        r = c.result
-        return (f"{r['amount_in']:g} {r['asset_in']} -> {r['amount_out']:.6g} {r['asset_out']} "
-                f"(impact {r['price_impact_bps']:.1f} bps).")
-    if c.name == "get_rl_signal":
-        r = c.result
-        where = f", wallet {100 * r['position']:.0f}% in ETH" if r.get("position") is not None else ""
-        note = f"; safety switch: {r['reason']}" if r.get("reason") else ""
-        return f"The RL policy says {r['action']} (agreement {r['agreement']:.0%}{where}{note})."
-    if c.name == "get_portfolio":
-        r = c.result
-        return f"Wallet: {r['eth']:.4f} ETH, {r['weth']:.4f} WETH, {r['usdc']:.2f} USDC."
-    if c.name == "propose_swap":
-        r, q = c.result, c.result["quote"]
-        verdict = "passes the risk check" if risk_ok(r) else f"is refused by the risk check: {risk_reason(r)}"
-        return (f"Proposal {r['id']}: {q['side']} {q['amount_in']:g} {q['asset_in']} for at least "
-                f"{r['min_amount_out']:.6g} {q['asset_out']}; it {verdict}.")
-    if c.name == "execute_swap":
-        return f"Swap {c.result.get('status')}: tx {c.result.get('tx_hash')}."
-    if c.name == "get_trades":
-        return f"{len(c.result)} trade(s) in the journal."
-    return f"{c.name}: {c.content()[:300]}"

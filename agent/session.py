@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from agent.llm import LLM
 from agent.planner import Agent
 from agent.tools import ToolSession
+
+if TYPE_CHECKING:
+    from onchain.models import SwapProposal
 
 
 class AgentConfig(BaseModel):
@@ -25,10 +28,13 @@ class AgentConfig(BaseModel):
     router: Literal["auto", "model", "hybrid"] = Field("auto", description="keyword router backing weak models")
 
 
-def build_agent(config: AgentConfig, confirm: Callable[[dict], bool] | None = None,
-                notify: Callable[[str], None] | None = None, chat=None, label: str = "custom") -> Agent:
+def build_agent(config: AgentConfig, confirm: Callable[["SwapProposal"], bool] | None = None,
+                notify: Callable[[str], None] | None = None, chat=None, label: str = "custom",
+                auto_confirm: bool = False) -> Agent:
+    """`confirm` answers each proposal (the REPL's y/N); `auto_confirm` says it answers without a person
+    (`--yes`, `trader run --execute`), which the safety gate allows only for an explicit order."""
     notify = notify or (lambda line: print(line, file=sys.stderr))
     llm = LLM(config.llm, base_url=config.base_url, notify=notify, chat=chat, label=label)
     tools = ToolSession(rpc_url=config.rpc_url, policy=config.policy, trader_llm=config.trader_llm,
-                        confirm=confirm, notify=notify)
+                        confirm=confirm, notify=notify, auto_confirm=auto_confirm)
     return Agent(llm, tools, mode=config.mode, router=config.router)

@@ -1,34 +1,35 @@
 """The agent's tools: LangChain `StructuredTool`s with pydantic argument schemas over rl/ and onchain/.
 
-`ToolSession` holds the state a conversation needs (chain connection, policy, proposals made in this
-session) and runs a tool by name with raw arguments: validation errors and TraderErrors come back as a
-`ToolCall` with `error` set (the text the model sees as a tool message), never as an exception.
-Executing a swap needs a proposal made in this session AND a yes from `confirm` (the REPL's y/N, or
-`--yes`): nothing the model writes can skip that step.
+`ToolSession` holds the state a conversation needs (chain connection, policy, candle feed, proposals made in
+this session) and runs a tool by name with raw arguments: validation errors and TraderErrors come back as a
+`ToolCall` with `error` set (the text the model sees as a tool message), never as an exception. Tools return
+typed objects (`ToolCall.value`); JSON (`ToolCall.result`) is made only for the model and `--json`.
+
+Trading has three locks, in order: the session's `TradeGate` (agent.safety: the user's message must allow a
+trade, and only an explicit order runs on a scripted yes), the proposal's risk verdict, and `confirm` (the
+REPL's y/N, or `--yes`). Nothing a model writes can open them; a declined proposal is journalled `declined`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
+                          policy_signal, position_fraction, trader_question)
+from agent.redact import scrub
+from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
+
+if TYPE_CHECKING:
+    from onchain.models import SwapProposal
 
 Side = Literal["buy", "sell"]
 Asset = Literal["ETH", "USDC"]
-
-
-def _upper(v: Any) -> Any:
-    return v.upper() if isinstance(v, str) else v
-
-
-def _lower(v: Any) -> Any:
-    return v.lower() if isinstance(v, str) else v
 
 
 class _Args(BaseModel):
@@ -83,12 +84,13 @@ TOOL_SPECS: dict[str, tuple[type[BaseModel], str]] = {
 
 
 class ToolCall(BaseModel):
-    """One tool run: what was asked and what came back (result or a one-line error)."""
+    """One tool run: what was asked and what came back (a typed value and its JSON, or a one-line error)."""
 
     name: str
     args: dict[str, Any]
-    result: Any = None
+    result: Any = None  # JSON form of `value`: what the model reads and `--json` prints
     error: str | None = None
+    value: Any = Field(None, exclude=True, repr=False)  # the typed result (PriceQuote, SwapProposal, ...)
 
     @property
     def ok(self) -> bool:
@@ -103,25 +105,20 @@ class ToolCall(BaseModel):
                 "result": self.result if self.error is None else {"error": self.error}}
 
 
-def to_dict(obj: Any) -> Any:
-    """pydantic models / dataclasses / dicts -> plain JSON-able data."""
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "model_dump"):
-        return to_dict(obj.model_dump(mode="json"))
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return to_dict(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_dict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if hasattr(obj, "item"):
-        return to_dict(obj.item())
-    return str(obj)
+def to_json(value: Any) -> Any:
+    """A tool's typed result as JSON data: pydantic models, lists/dicts of them, or plain JSON values.
+    Non-finite floats become null. Anything else is a bug in the tool, said as such."""
+    if isinstance(value, BaseModel):
+        return to_json(value.model_dump(mode="json"))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    raise TypeError(f"a tool returned {type(value).__name__}; tools return pydantic models or JSON data")
 
 
 def validation_message(name: str, exc: ValidationError) -> str:
@@ -132,31 +129,30 @@ def validation_message(name: str, exc: ValidationError) -> str:
     return f"invalid arguments for {name}: " + "; ".join(parts)
 
 
-_SECRET = re.compile(r"(https?|wss?)://\S+|0x[0-9a-fA-F]{64}")
-
-
-def scrub(text: str) -> str:
-    """Remove URLs (RPC endpoints can carry API keys) and 32-byte hex strings (keys) from error text."""
-    return _SECRET.sub("<redacted>", text)
-
-
 class ToolSession:
-    """Tool state for one conversation. `confirm(proposal) -> bool` gates every execution."""
+    """Tool state for one conversation.
+
+    `confirm(proposal) -> bool` is the last gate before a swap is sent; `auto_confirm` says it answers without
+    a person (`--yes`, `trader run --execute`), which the `TradeGate` allows only for an explicit order.
+    """
 
     def __init__(self, rpc_url: str | None = None, policy: str = "default", trader_llm: str = "auto",
-                 confirm: Callable[[dict], bool] | None = None, notify: Callable[[str], None] | None = None):
+                 confirm: Callable[["SwapProposal"], bool] | None = None, notify: Callable[[str], None] | None = None,
+                 auto_confirm: bool = False):
         self.rpc_url = rpc_url
         self.policy_name = policy
-        self.trader_llm_spec = trader_llm
         self.confirm = confirm
+        self.auto_confirm = auto_confirm
         self.notify = notify
-        self.proposals: dict[str, Any] = {}
+        self.gate = TradeGate()  # closed until a turn, a command or an autonomous run opens it
+        self.proposals: dict[str, tuple[ProposeSwapArgs, "SwapProposal"]] = {}
         self.executed: set[str] = set()
-        self.price_history: list[tuple[int, float]] = []
+        self.declined: set[str] = set()  # a declined proposal is final: its quote goes stale, a new one is made
+        self.trader_model = TraderModel(trader_llm, notify)
         self._chain = None
         self._policy = None
-        self._trader_llm = None
-        self._base_candles = None
+        self._history = None
+        self._feed = None
 
     # -- lazily opened resources -------------------------------------------------------------------
     @property
@@ -178,12 +174,37 @@ class ToolSession:
             self._policy = Policy.load(self.policy_name)
         return self._policy
 
+    @property
+    def history(self):
+        """The policy's own dataset: the history live bars continue, and the data shown without a chain."""
+        if self._history is None:
+            self._history = history_feed(self.policy)
+        return self._history
+
+    def feed(self):
+        """The live feed (the pool's swaps continuing the policy's history) when a chain answers, else the history.
+        One feed per connection, so each read fetches only the blocks mined since the last."""
+        if not self.chain_up():
+            return self.history
+        if self._feed is None or self._feed.chain is not self.chain:
+            self._feed = chain_feed(self.chain, self.history)
+        return self._feed
+
     def chain_up(self) -> bool:
         try:
             self.chain  # noqa: B018
             return True
         except TraderError:
             return False
+
+    def pending(self) -> str | None:
+        """The newest proposal of this session that was neither executed nor declined."""
+        open_ = [pid for pid in self.proposals if pid not in self.executed and pid not in self.declined]
+        return open_[-1] if open_ else None
+
+    def begin_turn(self, gate: TradeGate) -> None:
+        """Trading rules for what runs next: a user message's, a command's, or an autonomous run's."""
+        self.gate = gate
 
     # -- dispatch ----------------------------------------------------------------------------------
     def call(self, name: str, args: dict | None = None) -> ToolCall:
@@ -193,24 +214,24 @@ class ToolSession:
             return ToolCall(name=name, args=args, error=f"unknown tool {name!r}; tools: {', '.join(TOOL_SPECS)}")
         schema, _ = TOOL_SPECS[name]
         # Models write "SELL" or "eth": normalise case before validating.
-        if "side" in args:
-            args["side"] = _lower(args["side"])
-        if "asset" in args:
-            args["asset"] = _upper(args["asset"])
+        if isinstance(args.get("side"), str):
+            args["side"] = args["side"].lower()
+        if isinstance(args.get("asset"), str):
+            args["asset"] = args["asset"].upper()
         try:
             parsed = schema.model_validate(args)
         except ValidationError as exc:
             return ToolCall(name=name, args=args, error=validation_message(name, exc))
         clean = parsed.model_dump(exclude_none=True)
         try:
-            result = getattr(self, f"_{name}")(parsed)
+            value = getattr(self, f"_{name}")(parsed)
+            return ToolCall(name=name, args=clean, result=to_json(value), value=value)
         except TraderError as exc:
             if isinstance(exc, ChainUnavailable):
                 self._chain = None  # reconnect next time: `trader chain up` may have restarted it elsewhere
             return ToolCall(name=name, args=clean, error=scrub(str(exc)))
         except Exception as exc:  # a bug in a tool must not kill the conversation
             return ToolCall(name=name, args=clean, error=scrub(f"{name} failed: {type(exc).__name__}: {exc}"))
-        return ToolCall(name=name, args=clean, result=to_dict(result))
 
     def langchain_tools(self) -> list:
         """The tools as LangChain `StructuredTool`s (for native tool calling and schema binding)."""
@@ -226,63 +247,54 @@ class ToolSession:
         return tools
 
     # -- the tools ---------------------------------------------------------------------------------
-    def _get_price(self, a: GetPriceArgs) -> dict:
+    def _get_price(self, a: GetPriceArgs):
         from onchain import get_price
 
-        out = to_dict(get_price(self.chain, **({"venue": a.venue} if a.venue else {})))
-        import time
+        return get_price(self.chain, **({"venue": a.venue} if a.venue else {}))
 
-        self.price_history.append((int(time.time()), float(out["price"])))
-        return out
-
-    def _get_quote(self, a: GetQuoteArgs) -> Any:
+    def _get_quote(self, a: GetQuoteArgs):
         from onchain import get_quote
 
         kw = {"venue": a.venue} if a.venue else {}
         return get_quote(self.chain, a.side, a.amount, a.asset, **kw)
 
-    def _get_portfolio(self, a: GetPortfolioArgs) -> Any:
+    def _get_portfolio(self, a: GetPortfolioArgs):
         from onchain import get_portfolio
 
         return get_portfolio(self.chain, a.address)
 
-    def _get_rl_signal(self, a: GetRLSignalArgs) -> dict:
-        from agent.market import base_candles, extend_candles, position_fraction
+    def wallet(self) -> tuple[float, float, str]:
+        """(ETH incl. WETH, USDC, whose) of the chain wallet; (0, 0, "assumed flat") without a chain."""
+        if not self.chain_up():
+            return 0.0, 0.0, "no chain: position assumed flat"
+        from onchain import get_portfolio
 
-        position, prices, swaps = 0.0, [], 0
-        if self.chain_up():
-            from onchain import get_portfolio, get_price, recent_swaps
+        pf = get_portfolio(self.chain)
+        return pf.eth + pf.weth, pf.usdc, "chain wallet"
 
-            price = float(to_dict(get_price(self.chain))["price"])
-            position = position_fraction(to_dict(get_portfolio(self.chain)), price)
-            try:  # the pool's own recent swaps (replays, this wallet's trades) continue the bundled series
-                prices = [e.price for e in recent_swaps(self.chain, venue="v2")][-48:]
-            except TraderError:
-                prices = []
-            swaps = len(prices)
-            prices.append(price)
-        candles = extend_candles(base_candles(self), prices)
-        sig = to_dict(self.policy.signal(candles=candles, position=position))
-        sig["position"] = round(position, 4)
-        sig["data"] = (f"bundled candles + {swaps} on-chain swap(s) + the pool price" if prices
-                       else "bundled candles")
-        return sig
+    def _get_rl_signal(self, a: GetRLSignalArgs) -> PolicyView:
+        snapshot = self.feed().read()
+        eth, usdc, whose = self.wallet()
+        return policy_signal(self.policy, snapshot, position_fraction(eth, usdc, snapshot.price), whose)
 
-    def _ask_trader_model(self, a: AskTraderModelArgs) -> dict:
-        from agent.market import ask_trader_model
+    def _ask_trader_model(self, a: AskTraderModelArgs) -> TraderOpinion:
+        eth, usdc, _ = self.wallet()
+        question = a.question or trader_question(market_summary(self.feed().read().candles), eth, usdc)
+        return self.trader_model.ask(question)
 
-        return ask_trader_model(self, a.question)
-
-    def _propose_swap(self, a: ProposeSwapArgs) -> Any:
+    def _propose_swap(self, a: ProposeSwapArgs) -> "SwapProposal":
         from onchain import propose_swap
 
+        refused = self.gate.allow_proposal(a.side, a.amount, a.asset, a.venue)
+        if refused:
+            raise SwapRefused(refused)
         kw = {"venue": a.venue} if a.venue else {}
         proposal = propose_swap(self.chain, a.side, a.amount, a.asset, max_slippage_bps=a.max_slippage_bps, **kw)
-        data = to_dict(proposal)
-        self.proposals[str(data["id"])] = proposal
-        return data
+        self.proposals[proposal.id] = (a, proposal)
+        self.gate.proposed.add(proposal.id)
+        return proposal
 
-    def _execute_swap(self, a: ExecuteSwapArgs) -> Any:
+    def _execute_swap(self, a: ExecuteSwapArgs):
         from onchain import execute_swap
 
         pid = a.proposal_id
@@ -292,53 +304,41 @@ class ToolSession:
                               "ask for a proposal first")
         if pid in self.executed:
             raise SwapRefused(f"proposal {pid} was already executed; make a new proposal")
-        proposal = self.proposals[pid]
-        data = to_dict(proposal)
-        if not risk_ok(data):
-            raise SwapRefused(f"proposal {pid} failed its risk check: {risk_reason(data)}")
-        if self.confirm is None or not self.confirm(data):
+        if pid in self.declined:
+            raise SwapRefused(f"proposal {pid} was declined; ask for a new proposal (with a fresh quote)")
+        asked, proposal = self.proposals[pid]
+        if not proposal.risk.ok:
+            raise SwapRefused(f"proposal {pid} failed its risk check: {'; '.join(proposal.risk.reasons)}")
+        refused = self.gate.allow_execution(pid, asked.side, asked.amount, asked.asset, asked.venue,
+                                            auto=self.auto_confirm)
+        if refused:
+            raise SwapRefused(f"proposal {pid} {refused}")
+        if self.confirm is None:
+            raise SwapRefused(f"proposal {pid} needs the user's confirmation (the REPL's y, or --yes); "
+                              "nothing was sent")
+        if not self.confirm(proposal):
+            self.declined.add(pid)
+            self._journal_status(pid, "declined", "declined by the user")
             raise SwapRefused(f"proposal {pid} was not confirmed by the user; nothing was sent")
         receipt = execute_swap(self.chain, proposal)
         self.executed.add(pid)
         return receipt
+
+    @staticmethod
+    def _journal_status(trade_id: str, status: str, reason: str) -> None:
+        from onchain import Journal
+
+        journal = Journal()
+        try:
+            journal.update(trade_id, status=status, reason=reason)
+        finally:
+            journal.close()
 
     def _get_trades(self, a: GetTradesArgs) -> list:
         from onchain import Journal
 
         journal = Journal()
         try:
-            return to_dict(journal.list_trades(limit=a.limit))  # newest first
+            return journal.list_trades(limit=a.limit)  # newest first
         finally:
             journal.close()
-
-
-def _risk(data: dict) -> Any:
-    for key in ("risk", "verdict", "risk_verdict", "risk_check"):
-        if key in data:
-            return data[key]
-    return None
-
-
-def risk_ok(data: dict) -> bool:
-    """A proposal's risk verdict, whatever its shape (bool, {"ok": ...}, {"approved": ...}, "ok"/"refused")."""
-    verdict = _risk(data)
-    if verdict is None:
-        return True
-    if isinstance(verdict, bool):
-        return verdict
-    if isinstance(verdict, dict):
-        for key in ("ok", "approved", "passed", "allowed"):
-            if key in verdict:
-                return bool(verdict[key])
-        return not verdict.get("violations")
-    return str(verdict).lower() in ("ok", "pass", "passed", "approved", "allow", "allowed")
-
-
-def risk_reason(data: dict) -> str:
-    verdict = _risk(data)
-    if isinstance(verdict, dict):
-        for key in ("reason", "reasons", "violations", "message"):
-            if verdict.get(key):
-                v = verdict[key]
-                return "; ".join(map(str, v)) if isinstance(v, list) else str(v)
-    return str(verdict)

@@ -15,11 +15,21 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from tests.conftest import CLEAN_ENV, replica_chain
 
+
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
     """A real replica chain for the whole session; stopped whatever happens."""
     with replica_chain(tmp_path_factory.mktemp("agent_home")) as home:
         yield home
+
+
+@pytest.fixture(scope="session")
+def history_chain(chain_home):
+    """A private replica whose V2 pool walked 120 real hourly closes (real swaps at hourly block times)."""
+    from tests.chain_history import replica_with_history
+
+    with replica_with_history(chain_home, hours=120) as chain_stamps_closes:
+        yield chain_stamps_closes
 
 
 @pytest.fixture(autouse=True)

@@ -58,7 +58,7 @@ def test_user_asks_proposes_declines_proposes_confirms_and_sees_the_trade(chain_
     finally:
         child.close(force=True)
     mine = [r for r in journal_rows() if r["amount_in"] == pytest.approx(0.15) and r["side"] == "sell"]
-    assert sorted(r["status"] for r in mine) == ["confirmed", "proposed"]  # the declined one was never sent
+    assert sorted(r["status"] for r in mine) == ["confirmed", "declined"]  # the declined one was never sent
     assert (chain_home / "chat_history").exists()
 
 
