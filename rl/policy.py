@@ -32,6 +32,7 @@ class Signal(BaseModel):
     timestamp: int
     price: float
     raw_action: str  # the action-set name (e.g. ENTER_LONG); `action` maps it to BUY/SELL/HOLD
+    observation: dict[str, float] = {}  # the exact vector the network saw, by `Policy.observation_names`
 
 
 class Decision(BaseModel):
@@ -48,6 +49,7 @@ class Decision(BaseModel):
     confidence: float
     q_values: list[float]
     features: dict[str, float]
+    observation: dict[str, float] = {}  # the exact vector the network saw, by `Policy.observation_names`
 
 
 def resolve_run(run: str | Path | None) -> Path:
@@ -121,6 +123,17 @@ class Policy:
         from rl.env import target_table
 
         self._targets = target_table(config.env)
+
+    @property
+    def observation_names(self) -> list[str]:
+        """Names of the observation vector's entries, in order: market features (scaled), account state,
+        then the previous action one-hot as `prev_<ACTION>`."""
+        from rl.env import ACCOUNT_FEATURES
+
+        return [*self.feature_names, *ACCOUNT_FEATURES, *(f"prev_{a}" for a in self.action_names)]
+
+    def _named(self, obs: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.observation_names, np.asarray(obs).ravel())}
 
     @classmethod
     def load(cls, run: str | Path | None = "default", which: Literal["best", "last"] = "best") -> "Policy":
@@ -197,7 +210,7 @@ class Policy:
         name = self.action_names[a]
         return Signal(action=to_trade_action(self._targets, a, pos), confidence=float(_softmax(q)[a]),
                       q_values=[float(v) for v in q], features=self._explain(feats, t, env), timestamp=ts,
-                      price=price, raw_action=name)
+                      price=price, raw_action=name, observation=self._named(obs))
 
     # -- rollouts over history (for distillation) ------------------------------------------------------------
     def rollout(self, data: str | None = None, split: str = "train", episodes: int = 20, steps: int = 100,
@@ -232,7 +245,7 @@ class Policy:
                     eth=float(env.units), usdc=float(env.cash),
                     action=to_trade_action(self._targets, a, env.position),
                     confidence=float(_softmax(q)[a]), q_values=[float(v) for v in q],
-                    features=self._explain(feats, t, env)))
+                    features=self._explain(feats, t, env), observation=self._named(obs)))
                 obs, _, terminated, truncated, _ = env.step(a)
                 if terminated or truncated:
                     break
