@@ -71,16 +71,18 @@ PLAN_TOOL = {
 }
 
 
-def system_prompt(context: str = NO_PENDING) -> str:
-    from prompts import render_prompt
+def system_prompt() -> str:
+    from prompts import load_prompt
 
-    return render_prompt("route", context=context).strip()
+    return load_prompt("route").strip()
 
 
 def plan_messages(text: str, context: str = NO_PENDING) -> list[dict[str, Any]]:
-    """The request: a short system prompt with the session context, then the user's message (pass
-    `tools=[PLAN_TOOL]` to the chat template beside it)."""
-    return [{"role": "system", "content": system_prompt(context)}, {"role": "user", "content": text}]
+    """The request: the fixed system prompt, then the session context and the user's message in the user turn
+    (pass `tools=[PLAN_TOOL]` to the chat template beside it). Everything before the user turn is the same for
+    every request, so llama.cpp reuses its evaluated prefix (~390 tokens with the tool block)."""
+    return [{"role": "system", "content": system_prompt()},
+            {"role": "user", "content": f"Context: {context}\nMessage: {text}"}]
 
 
 def tool_call_message(plan: PlanCall) -> dict[str, Any]:
