@@ -29,9 +29,12 @@ def llama_system_info() -> dict:
 
     raw = llama_cpp.llama_print_system_info()
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    feats = sorted({part.split("=")[0].strip() for chunk in text.split("|") for part in chunk.split(";")
-                    if "= 1" in part or "=1" in part.replace(" ", "")})
-    return {"version": getattr(llama_cpp, "__version__", "?"), "text": text.strip(), "features": feats}
+    feats = []
+    for part in text.split("|"):
+        name, _, value = part.rpartition("=")
+        if value.strip() == "1":
+            feats.append(name.split(":")[-1].strip())  # "CPU : SSE3 = 1" -> SSE3
+    return {"version": getattr(llama_cpp, "__version__", "?"), "text": text.strip(), "features": sorted(set(feats))}
 
 
 def _llama_rate(path: str, prompts: list[str], max_tokens: int, threads: int) -> float:
@@ -111,3 +114,51 @@ def run_bench(prompts: int = 4, max_tokens: int = 64, threads: int | None = None
         "threads": threads, "prompts": len(texts), "max_tokens": max_tokens,
         "llama_cpp": llama_system_info(),
     }
+
+
+def _rate_with(model, prompts: list[str], max_tokens: int, threads: int) -> float:
+    from finetune.llm import load_llama
+
+    llm = load_llama(model.gguf, model.lora, n_ctx=1024, n_threads=threads)
+    chat = [[{"role": "user", "content": p}] for p in prompts]
+    llm.create_chat_completion(messages=chat[0], max_tokens=4, temperature=0)
+    tokens, t0 = 0, time.perf_counter()
+    for msgs in chat:
+        tokens += llm.create_chat_completion(messages=msgs, max_tokens=max_tokens, temperature=0)["usage"][
+            "completion_tokens"]
+    return tokens / (time.perf_counter() - t0)
+
+
+def compare_builds(prompts: int = 4, max_tokens: int = 64, threads: int | None = None,
+                   report: Callable[[str], None] = print) -> dict:
+    """trader-qwen-rl built both ways from the shipped adapter, each in a fresh folder: setup seconds (the
+    dequantised base that fusing needs is timed apart: a fresh install pays it once) and tokens/s."""
+    import tempfile
+
+    from finetune.models import dequantize_qwen
+    from finetune.trader_model import ensure_trader_model
+
+    threads = threads or int(os.environ.get("TRADER_LLM_THREADS", 0) or 0) or max(1, min(8, os.cpu_count() or 1))
+    texts = list(PROMPTS[:prompts]) or list(PROMPTS[:1])
+    t0 = time.perf_counter()
+    dequantize_qwen(report=report)
+    out: dict = {"dequantise_base_s": round(time.perf_counter() - t0, 1), "threads": threads}
+    saved = os.environ.get("TRADER_MODELS_DIR")
+    try:
+        for method in ("lora", "fused"):
+            with tempfile.TemporaryDirectory() as tmp:
+                os.environ["TRADER_MODELS_DIR"] = tmp
+                t0 = time.perf_counter()
+                model = ensure_trader_model(method, report=report)
+                setup = time.perf_counter() - t0
+                size = sum(Path(p).stat().st_size for p in (model.gguf, model.lora) if p)
+                report(f"timing generation: {method} ...")
+                out[method] = {"setup_s": round(setup, 1), "tokens_per_s": round(_rate_with(model, texts, max_tokens,
+                                                                                             threads), 2),
+                               "files_mb": round(size / 2**20, 1)}
+    finally:
+        if saved is None:
+            os.environ.pop("TRADER_MODELS_DIR", None)
+        else:
+            os.environ["TRADER_MODELS_DIR"] = saved
+    return out

@@ -150,6 +150,25 @@ def default_model_spec(report: Callable[[str], None] = print) -> str:
     return ensure_trader_model(report=report).spec
 
 
+def ship_adapter(adapter_dir: str | Path, report: dict, command: str, dest: Path = SHIPPED_ADAPTER,
+                 base: str = "qwen2.5-coder-0.5b") -> Path:
+    """Copy a trained adapter into the repository (weights, both configs, train log) with the eval report of the
+    run that made it and the command that reproduces it; machine paths are replaced by the recipe's names."""
+    src = Path(adapter_dir)
+    (dest / "peft").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "peft" / "adapter_model.safetensors", dest / "peft" / "adapter_model.safetensors")
+    peft_cfg = json.loads((src / "peft" / "adapter_config.json").read_text())
+    peft_cfg["base_model_name_or_path"] = base
+    (dest / "peft" / "adapter_config.json").write_text(json.dumps(peft_cfg, indent=2, sort_keys=True) + "\n")
+    ours = json.loads((src / "adapter_config.json").read_text())
+    ours.update({"model": base, "data": "runs/finetune/data/mix", "adapter_path": "runs/finetune/adapters/stage2"})
+    (dest / "adapter_config.json").write_text(json.dumps(ours, indent=2, sort_keys=True) + "\n")
+    if (src / "train_log.json").exists():
+        shutil.copy2(src / "train_log.json", dest / "train_log.json")
+    (dest / "eval_report.json").write_text(json.dumps({"command": command, **report}, indent=1) + "\n")
+    return dest
+
+
 def shipped_report() -> dict:
     """The eval report of the run that produced the shipped adapter ({} when absent)."""
     path = SHIPPED_ADAPTER / "eval_report.json"
