@@ -184,3 +184,12 @@ def test_modelfile_keeps_qwens_tool_template_and_stops_and_prints_the_create_com
     assert not res.registered and res.command == f"ollama create trader-qwen-rl -f {tmp_path.resolve() / 'Modelfile'}"
     with pytest.raises(ConfigError, match="bad Ollama model name"):
         write_modelfile(OllamaConfig(gguf=str(gguf), name="bad name!"))
+
+
+def test_llama_cpp_build_features_are_read_from_the_system_info_line():
+    pytest.importorskip("llama_cpp")
+    from finetune.bench import llama_system_info
+
+    info = llama_system_info()
+    assert info["features"] == sorted(set(info["features"])) and info["text"]
+    assert all(f and ":" not in f and "=" not in f for f in info["features"])
