@@ -55,7 +55,11 @@ def _load_split(tok, path: Path, config: LoraConfig) -> list[tuple[list[int], li
         msgs = rec.get("messages")
         if not msgs or msgs[-1].get("role") != "assistant":
             raise DataError(f"{path}: record {i} is not a chat ending with an assistant message")
-        rows.append(encode(tok, msgs, config.mask_prompt, config.max_seq_length, rec.get("tools")))
+        ids, labels = encode(tok, msgs, config.mask_prompt, config.max_seq_length, rec.get("tools"))
+        if all(x == -100 for x in labels):  # the answer was cut off: training on it would be a silent zero loss
+            raise DataError(f"{path}: record {i} has no answer token left within max_seq_length "
+                            f"{config.max_seq_length}; raise max_seq_length in the LoRA config")
+        rows.append((ids, labels))
     if not rows:
         raise DataError(f"{path} is empty")
     return rows

@@ -23,7 +23,7 @@ MARKER = "range z"  # only the distilled rationale says this; the base model nev
 TEST_LORA = {
     "model": "smollm2-135m", "data": "unused", "fine_tune_type": "lora", "num_layers": 8,
     "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]},
-    "iters": 24, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 256,
+    "iters": 24, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 640,
     "steps_per_report": 2, "steps_per_eval": 24, "val_batches": 2, "save_every": 0, "backend": "peft",
 }
 

@@ -128,3 +128,13 @@ def test_fused_and_gguf_lora_builds_run_the_same_model(tiny_qwen, tmp_path, llam
     q4 = _build_fused(tmp_path / "ad", Path(base.path), tmp_path / "fused-build", report=lambda m: None)
     assert q4.method == "fused" and q4.lora is None and gguf_metadata(q4.gguf)["file_type"] == 15
     assert not (tmp_path / "fused-build" / "fused").exists()  # the float16 intermediate is cleaned up
+
+
+def test_an_answer_cut_off_by_max_seq_length_is_refused_not_trained_as_zero_loss(tiny_qwen, tmp_path):
+    from trader_core.errors import DataError
+
+    data = chat_data(tmp_path, n=9)
+    cfg = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=1, batch_size=1,
+                     max_seq_length=24, backend="peft")
+    with pytest.raises(DataError, match="no answer token left within max_seq_length 24"):
+        train_lora(cfg)
