@@ -56,6 +56,7 @@ class EvalResult(BaseModel):
     unsafe_trades: dict[str, int] = Field(default_factory=dict,
                                           description="route: trades planned from messages that must never trade")
     examples: list[dict] = Field(default_factory=list, description="A few (label, reply) pairs to read.")
+    correct: list[bool] = Field(default_factory=list, description="Per record, in file order (subsets compare).")
 
 
 def load_items(path: str | Path) -> list[EvalItem]:
@@ -147,6 +148,7 @@ def evaluate(config: EvalConfig, ask: Callable | None = None, report: Callable[[
                 res.unsafe_trades[cat] = res.unsafe_trades.get(cat, 0) + 1
         fails += pred is None
         right += ok
+        res.correct.append(bool(ok))
         if len(res.examples) < 3 or (not ok and len(res.examples) < 8):
             res.examples.append({"label": str(item.label if task == "trade" else item.label.arguments()),
                                  "reply": reply, "ok": ok, **({"text": item.messages[-1]["content"]}
