@@ -1,12 +1,19 @@
-"""Fine-tune pipeline: distil the DQN policy into chat data, LoRA-tune (MLX or PEFT), fuse, GGUF, quantize, Ollama.
+"""Fine-tune pipeline: distil the DQN policy (and the agent's `plan` tool call) into an LLM: data, LoRA (MLX or
+PEFT), fuse, GGUF, quantize, Ollama; and `trader-qwen-rl`, built on every install from the embedded Qwen and
+the adapter shipped in `finetune/adapters/trader-qwen-rl/`.
 
 Uses rl/ (the policy it distils); never imports agent/ or onchain/. Nothing heavy is imported here.
 
-API for other packages (the agent's `ask_trader_model`):
-- `finetune.formats.question(state) -> str`: the seed's question for a state dict (price, volume, volatility,
-  price_change, eth, usdc), exactly as the model was trained on it.
-- `finetune.formats.chat_messages(prompt) -> list[dict]`: system + user messages for the request.
-- `finetune.formats.parse_action(text) -> "BUY" | "SELL" | "HOLD" | None`: the last RECOMMENDATION line.
-- `finetune.formats.SYSTEM_PROMPT`: the system prompt used in training and in the Modelfile.
+API for other packages (the agent):
+- `finetune.trader_model.ensure_trader_model(method="lora") -> TraderModel`: the built trader model (cached;
+  rebuilt only when the base GGUF or the adapter change). Load it with
+  `finetune.llm.load_llama(model.gguf, model.lora)`; `model.spec` is its `gguf:` spec, `model.label` its name.
+- `finetune.plan_call`: the planner contract. `plan_messages(text, context)` + `tools=[PLAN_TOOL]` is the request
+  (rendered by the model's own chat template), `parse_plan(reply) -> PlanCall | None` reads the
+  `<tool_call>` reply, `INTENTS`, `TRADE_INTENTS`, `PLAN_SCHEMA`.
+- `finetune.formats.TraderState.from_signal(signal, eth, usdc)` -> `question(state)`: the trader model's question
+  with the policy's whole observation, exactly as trained; `chat_messages(prompt)`, `parse_action(text)`,
+  `SYSTEM_PROMPT`.
+- `finetune.llm`: backends (`chat_fn(spec)`, `load_llama`, `ollama_host`, `ollama_answers`, `public_address`).
 - `finetune.pipeline.run_pipeline(PipelineConfig(...)) -> PipelineResult` (artifacts["gguf_quant"] is the model).
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -143,16 +144,27 @@ def quantize_cmd(
 
 @app.command("ollama")
 def ollama_cmd(
-    gguf: str = typer.Option("runs/finetune/gguf/model-q4_k_m.gguf", help="Quantized GGUF."),
-    name: str = typer.Option("trader-qwen-rl", help="Ollama model name."),
+    gguf: Optional[str] = typer.Option(None, help="Quantized GGUF (default: the built trader-qwen-rl, base + "
+                                                  "GGUF LoRA as FROM + ADAPTER)."),
+    adapter: Optional[str] = typer.Option(None, help="GGUF LoRA to apply on top of --gguf (Modelfile ADAPTER)."),
+    name: Optional[str] = typer.Option(None, help="Ollama model name (default: trader-qwen-rl)."),
+    base_name: str = typer.Option("Qwen2.5-Coder-0.5B-Instruct", help="The real base, said in the Modelfile."),
     out: Optional[str] = typer.Option(None, help="Folder for the Modelfile (default: beside the GGUF)."),
     as_json: bool = JSON,
 ) -> None:
-    """Write the Modelfile; register it when Ollama answers, else print the `ollama create` command."""
+    """Write the Modelfile (Qwen's template with tools, stop tokens); register it when Ollama answers, else
+    print the `ollama create` command."""
     from finetune.ollama_export import OllamaConfig, write_modelfile
     from trader_core.config import resolve_config
 
-    result = write_modelfile(resolve_config(OllamaConfig, dict(gguf=gguf, name=name, out=out)))
+    if gguf is None:
+        from finetune.trader_model import MODEL_NAME, ensure_trader_model
+
+        built = ensure_trader_model(report=_say(as_json))
+        gguf, adapter, name = built.gguf, built.lora, name or MODEL_NAME
+        out = out or str(Path(built.lora or built.gguf).parent)  # the build's folder, not the shared base's
+    result = write_modelfile(resolve_config(OllamaConfig, dict(gguf=gguf, adapter=adapter, name=name,
+                                                               base_name=base_name, out=out)))
     if as_json:
         _emit(result, True)
     else:
@@ -161,85 +173,170 @@ def ollama_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Option(..., help="gguf:PATH | ollama:NAME | hf:DIR"),
-    data: str = typer.Option("runs/finetune/data/rl/test.jsonl", help="Held-out chat JSONL from prepare."),
-    baseline: Optional[str] = typer.Option(None, help="A second model (e.g. the base) on the same states."),
-    limit: Optional[int] = typer.Option(None, help="First N records only."),
+    model: Optional[str] = typer.Option(None, help="gguf:PATH[+LORA.gguf] | hf:DIR | ollama:NAME | openai:MODEL | "
+                                                   "default (exactly the trader model the agent uses)."),
+    data: Optional[str] = typer.Option(None, help="Held-out chat JSONL (trading states or routing phrasings); "
+                                                  "default: RUN/heldout/heldout.jsonl."),
+    baseline: Optional[str] = typer.Option(None, help="A second model (e.g. the base) on the same records."),
+    limit: Optional[int] = typer.Option(None, help="N records spread evenly over the file."),
+    ladder: bool = typer.Option(False, "--ladder", help="Every rung of RUN's export ladder (base, fused HF, f16, "
+                                                        "q4_k_m, GGUF LoRA) on its held-out states and phrasings."),
+    run: str = typer.Option("runs/finetune", help="Pipeline folder (`trader finetune all --out`) for --ladder."),
     as_json: bool = JSON,
 ) -> None:
-    """Agreement of the model's parsed action with the policy's label (accuracy, confusion, parse failures)."""
+    """Agreement with the policy (per position, beside the majority and position-rule baselines), or routing
+    accuracy and unsafe trades for phrasing records."""
     from finetune.evaluate import EvalConfig, evaluate
     from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
+    from trader_core.errors import ConfigError
 
-    res = evaluate(resolve_config(EvalConfig, dict(model=model, data=data, limit=limit)))
-    base = evaluate(resolve_config(EvalConfig, dict(model=baseline, data=data, limit=limit))) if baseline else None
+    say = _say(as_json)
+    if ladder:
+        from finetune.ladder import table
+        from finetune.pipeline import PipelineConfig, run_pipeline
+        from trader_core.config import load_config
+
+        cfg = load_config(PipelineConfig, run, "pipeline_config.json")
+        cfg = cfg.model_copy(update={"eval_limit": limit or cfg.eval_limit or 50})
+        result = run_pipeline(cfg, report=say)
+        if as_json:
+            print_json(result.eval)
+        else:
+            table(result.eval)
+        return
+    if model is None:
+        raise ConfigError("--model is needed (or --ladder): e.g. --model default, --model gguf:PATH")
+    data = data or f"{run}/heldout/heldout.jsonl"
+    results = [evaluate(resolve_config(EvalConfig, dict(model=model, data=data, limit=limit)), report=say)]
+    if baseline:
+        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, data=data, limit=limit)), report=say))
     if as_json:
-        doc = {k: getattr(res, k) for k in ("accuracy", "parse_failure_rate", "confusion", "n")}
-        if base:
-            doc["baseline"] = {k: getattr(base, k) for k in ("accuracy", "parse_failure_rate", "confusion", "n")}
+        keys = ("accuracy", "parse_failure_rate", "n", "task")
+        extra = ("confusion", "per_position", "baselines") if results[0].task == "trade" else \
+            ("intent_accuracy", "per_category", "unsafe_trades")
+        doc = {k: getattr(results[0], k) for k in keys + extra}
+        doc["model"] = results[0].model
+        if baseline:
+            doc["baseline"] = {k: getattr(results[1], k) for k in keys + extra}
         print_json(doc)
         return
-    for r in [res] + ([base] if base else []):
-        print(f"{r.model}: agreement {r.accuracy:.1%} on {r.n} states, parse failures {r.parse_failure_rate:.1%}")
-        for label, row in r.confusion.items():
-            print(f"  policy {label:4s} -> " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    for r in results:
+        if r.task == "trade":
+            pos = ", ".join(f"{k} {v['accuracy']:.1%} (n={int(v['n'])})" for k, v in r.per_position.items())
+            print(f"{r.model}: agreement {r.accuracy:.1%} on {r.n} states ({pos}), parse failures "
+                  f"{r.parse_failure_rate:.1%}; baselines: majority {r.baselines['majority']:.1%}, "
+                  f"position rule {r.baselines['position_rule']:.1%}")
+            for label, row in r.confusion.items():
+                print(f"  policy {label:4s} -> " + "  ".join(f"{k} {v}" for k, v in row.items()))
+        else:
+            print(f"{r.model}: routing {r.accuracy:.1%} on {r.n} phrasings (intent {r.intent_accuracy:.1%}), "
+                  f"parse failures {r.parse_failure_rate:.1%}, trades planned from unsafe messages: "
+                  f"{sum(r.unsafe_trades.values())} {r.unsafe_trades or ''}")
+
+
+@app.command("model")
+def model_cmd(
+    method: str = typer.Option("lora", help="lora (GGUF LoRA on the q4 base) | fused (fuse -> GGUF -> q4_k_m)"),
+    adapter: Optional[str] = typer.Option(None, help="Adapter folder (default: the shipped trader-qwen-rl)."),
+    as_json: bool = JSON,
+) -> None:
+    """Build (once, cached) trader-qwen-rl from the embedded Qwen and the shipped adapter; print where it is."""
+    from finetune.trader_model import ensure_trader_model
+    from trader_core.errors import ConfigError
+
+    if method not in ("lora", "fused"):
+        raise ConfigError(f"--method {method!r}: use lora or fused")
+    model = ensure_trader_model(method, adapter=adapter, report=_say(as_json))
+    if as_json:
+        _emit(model, True)
+    else:
+        print(f"{model.label}\n  gguf: {model.gguf}" + (f"\n  lora: {model.lora}" if model.lora else "")
+              + f"\n  spec: {model.spec}")
 
 
 @app.command("all")
 def all_cmd(
-    base: str = typer.Option("smollm2-135m", help="Base model: smollm2-135m, a HF folder, or Qwen/Qwen2.5-3B."),
+    base: str = typer.Option("smollm2-135m", help="Base model: smollm2-135m (fast), qwen2.5-coder-0.5b (embedded "
+                                                  "Qwen, the trader-qwen-rl recipe), a HF folder, or a hub id."),
     policy: str = typer.Option("default", help="Policy run directory or 'default'."),
     data: str = typer.Option("chainlink-eth-1h", help="Dataset for the rollouts."),
     out: str = typer.Option("runs/finetune", help="Root folder of every artifact."),
-    episodes: int = typer.Option(200, help="Rollout episodes."),
+    episodes: int = typer.Option(1000, help="Rollout episodes (distinct states kept once)."),
     steps: int = typer.Option(100),
     teacher: Optional[str] = typer.Option(None, help="openai:MODEL | ollama:MODEL for stage-1 data."),
     teacher_n: int = typer.Option(100),
-    config: Optional[str] = typer.Option(None, help="LoRA YAML for the RL stage."),
+    config: Optional[str] = typer.Option(None, help="LoRA YAML for the RL stage (default: by base)."),
     iters: Optional[int] = typer.Option(None, help="Override LoRA iterations."),
     backend: Optional[str] = typer.Option(None, help="auto | mlx | peft"),
-    name: str = typer.Option("trader-qwen-rl", help="Ollama model name."),
-    eval_limit: int = typer.Option(50, help="Held-out states to evaluate (0 = skip)."),
+    name: Optional[str] = typer.Option(None, help="Ollama model name (default says the base)."),
+    route_n: Optional[int] = typer.Option(None, help="Routing phrasings (default 400 for a tool-calling base)."),
+    eval_limit: int = typer.Option(50, help="Held-out states evaluated per rung (0 = skip eval)."),
+    route_eval_limit: int = typer.Option(100, help="Held-out phrasings evaluated per rung."),
+    ladder: Optional[str] = typer.Option(None, help="Comma-separated rungs (default: base,hf,f16,q4_k_m,gguf_lora)."),
+    ship: bool = typer.Option(False, "--ship", help="Copy the adapter and its eval report into "
+                                                    "finetune/adapters/trader-qwen-rl (the model every install builds)."),
     as_json: bool = JSON,
 ) -> None:
-    """The whole chain in one command; finished, valid stages are skipped."""
+    """The whole chain in one command; a stage is skipped only when its inputs' content is unchanged."""
     from finetune.pipeline import PipelineConfig, run_pipeline
     from trader_core.config import resolve_config
 
-    cfg = resolve_config(PipelineConfig, dict(base=base, policy=policy, data=data, out=out, episodes=episodes,
-                                              steps=steps, teacher=teacher, teacher_n=teacher_n, config=config,
-                                              iters=iters, backend=backend, name=name, eval_limit=eval_limit))
+    cfg = resolve_config(PipelineConfig, dict(
+        base=base, policy=policy, data=data, out=out, episodes=episodes, steps=steps, teacher=teacher,
+        teacher_n=teacher_n, config=config, iters=iters, backend=backend, name=name, route_n=route_n,
+        eval_limit=eval_limit, route_eval_limit=route_eval_limit,
+        ladder=[r.strip() for r in ladder.split(",") if r.strip()] if ladder else None))
     result = run_pipeline(cfg, report=_say(as_json))
+    if ship:
+        from finetune.models import is_qwen
+        from finetune.trader_model import ship_adapter
+        from trader_core.errors import ConfigError
+
+        if not is_qwen(cfg.base):
+            raise ConfigError("--ship is for the trader-qwen-rl recipe: use --base qwen2.5-coder-0.5b")
+        command = "trader finetune all " + " ".join(sys.argv[sys.argv.index("all") + 1:]) if "all" in sys.argv \
+            else "trader finetune all --base qwen2.5-coder-0.5b --ship"
+        where = ship_adapter(result.artifacts["adapters"], {"pipeline": cfg.model_dump(mode="json"),
+                                                            "stages_s": result.stages_s, "eval": result.eval}, command)
+        _say(as_json)(f"shipped the adapter and its eval report to {where}")
     if as_json:
         _emit(result, True)
         return
+    from finetune.ladder import table
+
     print("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stages_s.items()))
-    for key, ev in result.eval.items():
-        print(f"{key:10s} agreement {ev['accuracy']:.1%} on {ev['n']} held-out states "
-              f"(parse failures {ev['parse_failure_rate']:.1%})")
+    table(result.eval)
     print(f"model: {result.artifacts['gguf_quant']}\nModelfile: {result.artifacts['modelfile']}")
 
 
 def bench_llm(
-    iters: int = typer.Option(30, help="LoRA iterations of the timed pipeline run."),
-    prompts: int = typer.Option(4, help="Prompts generated by each backend."),
+    prompts: int = typer.Option(4, help="Prompts generated by each runtime."),
     max_tokens: int = typer.Option(64, help="Tokens generated per prompt."),
-    out: Optional[str] = typer.Option(None, help="Work folder (default: a fresh one under TRADER_HOME/bench)."),
+    threads: Optional[int] = typer.Option(None, help="Threads for both runtimes (default: TRADER_LLM_THREADS or all)."),
+    builds: bool = typer.Option(False, "--builds", help="Also build trader-qwen-rl both ways (GGUF LoRA at load, "
+                                                        "fused q4_k_m) in fresh folders: setup seconds, tokens/s."),
     as_json: bool = JSON,
 ) -> None:
-    """q4_k_m (llama.cpp) vs f16 (transformers) generation tokens/s, and the wall time of each stage."""
-    from finetune.bench import run_bench
+    """Embedded Qwen tokens/s: q4_k_m and f16 GGUF (llama.cpp), f16 (transformers); the build's CPU features."""
+    from finetune.bench import compare_builds, run_bench
     from trader_core.cli_utils import print_json
 
-    res = run_bench(iters=iters, prompts=prompts, max_tokens=max_tokens, out=out, report=_say(as_json))
+    res = run_bench(prompts=prompts, max_tokens=max_tokens, threads=threads, report=_say(as_json))
+    if builds:
+        res["trader_builds"] = compare_builds(prompts=prompts, max_tokens=max_tokens, threads=threads,
+                                              report=_say(as_json))
     if as_json:
         print_json(res)
-    else:
-        print(f"q4_k_m (llama.cpp): {res['q4_k_m_tokens_per_s']:.1f} tok/s   f16 (transformers): "
-              f"{res['f16_tokens_per_s']:.1f} tok/s   ratio {res['ratio']:.1f}x (target >= 3x)")
-        for stage, s in res["stages_s"].items():
-            print(f"  {stage:16s} {s:8.1f} s")
+        return
+    print(f"{res['model']}, {res['threads']} thread(s): q4_k_m {res['q4_k_m_tokens_per_s']:.1f} tok/s, "
+          f"f16 GGUF {res['f16_tokens_per_s']:.1f} tok/s ({res['q4_vs_f16']:.1f}x, target >= 2x), "
+          f"transformers f16 {res['hf_f16_tokens_per_s']:.1f} tok/s ({res['q4_vs_hf_f16']:.1f}x, target >= 3x)")
+    print(f"llama.cpp {res['llama_cpp']['version']}: {', '.join(res['llama_cpp']['features'])}")
+    for method, b in (res.get("trader_builds") or {}).items():
+        if isinstance(b, dict):
+            print(f"trader-qwen-rl {method}: setup {b['setup_s']:.0f} s, {b['tokens_per_s']:.1f} tok/s, "
+                  f"{b['files_mb']:.0f} MB")
 
 
 bench_commands: dict = {"llm": bench_llm}

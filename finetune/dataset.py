@@ -16,9 +16,11 @@ from pydantic import BaseModel, Field
 from finetune import formats
 from finetune.artifacts import config_matches
 from trader_core.config import save_config
-from trader_core.errors import DataError
+from trader_core.errors import ConfigError, DataError
 
 CONFIG = "prepare_config.json"
+ROUTE_CONFIG = "route_config.json"
+MIX_CONFIG = "mix_config.json"
 SPLITS = ("train", "valid", "test")
 
 
@@ -87,7 +89,9 @@ def prepare(config: PrepareConfig) -> PrepareResult:
     stats: dict[str, SplitStats] = {}
     for name, recs in parts.items():
         formats.write_jsonl(out / f"{name}.jsonl",
-                            ({"messages": formats.chat_messages(r["prompt"], r["response"])} for r in recs))
+                            ({"messages": formats.chat_messages(r["prompt"], r["response"]),
+                              "meta": {"task": "trade", "position": r.get("position"),
+                                       "timestamp": int(r["timestamp"])}} for r in recs))
         stats[name] = SplitStats(
             n=len(recs),
             actions=dict(sorted(Counter(formats.parse_action(r["response"]) for r in recs).items())),
@@ -117,3 +121,79 @@ def labels(path: str | Path) -> list[tuple[list[dict], str]]:
             raise DataError(f"{path}: record {i} has no RECOMMENDATION line in its answer")
         pairs.append((msgs[:-1], label))
     return pairs
+
+
+class RouteDataConfig(BaseModel):
+    """Generated phrasings labelled with the `plan` call (finetune.routing): train/valid from the training
+    templates, test from the held-out templates only."""
+
+    n_train: int = Field(900, ge=1, description="Training phrasings.")
+    n_valid: int = Field(60, ge=1, description="Validation phrasings (training templates, unseen texts).")
+    n_test: int = Field(300, ge=1, description="Test phrasings from held-out templates.")
+    seed: int = 0
+    out: str = Field("runs/finetune/data/route", description="Output folder (train/valid/test.jsonl).")
+
+
+def route_data(config: RouteDataConfig) -> PrepareResult:
+    from finetune import routing
+
+    train = routing.generate(config.n_train, seed=config.seed)
+    seen = {(e.text, e.context) for e in train}
+    valid = [e for e in routing.generate(config.n_valid * 2, seed=config.seed + 1)
+             if (e.text, e.context) not in seen][: config.n_valid]
+    test = routing.generate(config.n_test, heldout=True, seed=config.seed + 2)
+    out = Path(config.out)
+    stats = {}
+    for name, examples in (("train", train), ("valid", valid), ("test", test)):
+        formats.write_jsonl(out / f"{name}.jsonl", (routing.to_chat(e) for e in examples))
+        stats[name] = SplitStats(n=len(examples), actions=dict(sorted(Counter(e.label.intent for e in examples).items())),
+                                 first="", last="", mean_prompt_chars=round(sum(len(e.text) for e in examples)
+                                                                             / max(1, len(examples)), 1),
+                                 mean_response_chars=0.0)
+    result = PrepareResult(out=str(out), splits=stats)
+    (out / "stats.json").write_text(json.dumps(result.model_dump(), indent=2) + "\n")
+    save_config(config, out, ROUTE_CONFIG)
+    return result
+
+
+def route_data_done(config: RouteDataConfig) -> bool:
+    out = Path(config.out)
+    return all((out / f"{s}.jsonl").exists() for s in SPLITS) and config_matches(out, ROUTE_CONFIG, config)
+
+
+class MixConfig(BaseModel):
+    """One LoRA data folder from several (trading + routing): train and valid concatenated, shuffled."""
+
+    inputs: list[str] = Field(..., description="Folders holding train.jsonl and valid.jsonl.")
+    repeat: list[int] | None = Field(None, description="Times each input's train records appear (default 1 each).")
+    out: str = Field("runs/finetune/data/mix", description="Output folder.")
+    seed: int = 0
+
+
+def mix(config: MixConfig) -> PrepareResult:
+    import random
+
+    rng = random.Random(config.seed)
+    out = Path(config.out)
+    stats = {}
+    repeat = config.repeat or [1] * len(config.inputs)
+    if len(repeat) != len(config.inputs) or min(repeat) < 1:
+        raise ConfigError(f"repeat needs one count >= 1 per input ({len(config.inputs)}), got {repeat}")
+    for split in ("train", "valid"):
+        rows = [rec for folder, times in zip(config.inputs, repeat)
+                for rec in formats.read_jsonl(Path(folder) / f"{split}.jsonl") * (times if split == "train" else 1)]
+        if not rows:
+            raise DataError(f"no {split} records in {', '.join(config.inputs)}")
+        rng.shuffle(rows)
+        formats.write_jsonl(out / f"{split}.jsonl", rows)
+        tasks = Counter((r.get("meta") or {}).get("task", "?") for r in rows)
+        stats[split] = SplitStats(n=len(rows), actions=dict(sorted(tasks.items())), first="", last="",
+                                  mean_prompt_chars=0.0, mean_response_chars=0.0)
+    result = PrepareResult(out=str(out), splits=stats)
+    save_config(config, out, MIX_CONFIG)
+    return result
+
+
+def mix_done(config: MixConfig) -> bool:
+    out = Path(config.out)
+    return all((out / f"{s}.jsonl").exists() for s in ("train", "valid")) and config_matches(out, MIX_CONFIG, config)

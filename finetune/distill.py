@@ -1,9 +1,13 @@
 """`trader finetune distill`: the trained policy's real decisions -> prompt/response records (JSONL).
 
-The policy is rolled over historical states of the train split; each visited state becomes the seed's
-question with that state's true numbers, and the answer is a rationale from the same numbers plus the
-policy's own action and agreement. Classes are balanced by *sampling states* (dropping surplus states of
+The policy is rolled over historical states of the train split; each visited state becomes a question
+carrying the policy's whole observation in words plus the seed's framing, and the answer is a rationale
+from numbers the question shows, then the policy's own action. States whose questions read the same are
+kept once (rollouts revisit bars). Classes are balanced by *sampling states* (dropping surplus states of
 the common actions), never by changing a label.
+
+`heldout_states` writes the evaluation set the same way from a split the model never trains on (the
+policy's test split by default): class-balanced states of unseen market data.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +27,8 @@ from trader_core.errors import DataError
 
 OUTPUT = "distill.jsonl"
 CONFIG = "distill_config.json"
+HELDOUT = "heldout.jsonl"
+HELDOUT_CONFIG = "heldout_config.json"
 
 
 class DistillConfig(BaseModel):
@@ -50,28 +56,49 @@ def decision_to_record(decision: Any) -> dict[str, Any]:
     """One policy decision (pydantic model or dict) -> a training record; the label is the policy's action."""
     state = decision.model_dump() if hasattr(decision, "model_dump") else dict(decision)
     state["action"] = str(state["action"]).upper()
+    obs = state.get("observation") or {}
     return {
         "timestamp": int(state["timestamp"]),
         "prompt": formats.question(state),
         "response": formats.response(state),
         "action": state["action"],
         "agreement": float(state["agreement"]), "q_margin": float(state["q_margin"]),
+        "position": position_of(obs),
         "source": "policy",
         "state": {k: state.get(k) for k in ("price", "volume", "volatility", "price_change", "eth", "usdc",
-                                            "q_values")},
+                                            "q_values", "observation")},
     }
 
 
-def balance_by_sampling(records: list[dict], max_ratio: float, seed: int) -> list[dict]:
-    """Keep every state of the rarest action and a seeded random subset of the others (time order kept)."""
+def position_of(observation: dict[str, float]) -> str:
+    """'flat', 'holding' or 'short': the wallet position the policy saw (the position baseline's key)."""
+    pos = float(observation.get("position", 0.0))
+    return "holding" if pos >= 0.5 else "short" if pos <= -0.5 else "flat"
+
+
+def unique_prompts(records: list[dict]) -> list[dict]:
+    """First record of every distinct question (rollouts from many starts revisit the same bars)."""
+    seen: set[str] = set()
+    out = []
+    for rec in records:
+        if rec["prompt"] not in seen:
+            seen.add(rec["prompt"])
+            out.append(rec)
+    return out
+
+
+def balance_by_sampling(records: list[dict], max_ratio: float, seed: int, limit: int | None = None) -> list[dict]:
+    """Keep every state of the rarest action and a seeded random subset of the others (time order kept);
+    `limit` caps every action (the rarest too)."""
     import numpy as np
 
     by_action: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         by_action.setdefault(rec["action"], []).append(i)
-    if len(by_action) < 2:
+    if len(by_action) < 2 and limit is None:
         return list(records)
     cap = int(max(1, min(len(v) for v in by_action.values())) * max_ratio)
+    cap = cap if limit is None else min(cap, limit)
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     for action in sorted(by_action):
@@ -92,7 +119,7 @@ def distill(config: DistillConfig) -> DistillResult:
                                steps=config.steps, seed=config.seed)
     if not decisions:
         raise DataError(f"the policy produced no decisions on {config.data!r}; use more steps or another dataset")
-    records = sorted((decision_to_record(d) for d in decisions), key=lambda r: r["timestamp"])
+    records = unique_prompts(sorted((decision_to_record(d) for d in decisions), key=lambda r: r["timestamp"]))
     raw = Counter(r["action"] for r in records)
     if config.balance:
         records = balance_by_sampling(records, config.max_ratio, config.seed)
@@ -109,3 +136,42 @@ def distill(config: DistillConfig) -> DistillResult:
 def is_done(config: DistillConfig) -> bool:
     """Output exists and was produced by this exact config (used by `all` to skip)."""
     return (Path(config.out) / OUTPUT).exists() and config_matches(config.out, CONFIG, config)
+
+
+class HeldoutConfig(BaseModel):
+    """States for evaluation only, from a split the LoRA never sees."""
+
+    run: str = Field("default", description="Policy run directory, or 'default' for the bundled policy.")
+    data: str = Field("chainlink-eth-1h", description="Dataset name or candle CSV path.")
+    split: Literal["val", "test"] = Field("test", description="The policy's held-out split to roll over.")
+    episodes: int = Field(400, ge=1, description="Rollout episodes (the policy trades rarely).")
+    steps: int = Field(100, ge=1)
+    seed: int = 0
+    per_action: int = Field(111, ge=1, description="At most this many states of each action (class-balanced).")
+    out: str = Field("runs/finetune/heldout", description="Output directory (heldout.jsonl, chat format).")
+
+
+def heldout_states(config: HeldoutConfig) -> DistillResult:
+    """Class-balanced chat records of unseen states: each action keeps min(per_action, rarest) states."""
+    from rl.policy import Policy
+
+    t0 = time.perf_counter()
+    decisions = Policy.load(config.run).rollout(data=config.data, split=config.split, episodes=config.episodes,
+                                                steps=config.steps, seed=config.seed)
+    records = unique_prompts(sorted((decision_to_record(d) for d in decisions), key=lambda r: r["timestamp"]))
+    if not records:
+        raise DataError(f"the policy produced no decisions on the {config.split} split of {config.data!r}")
+    raw = Counter(r["action"] for r in records)
+    kept = balance_by_sampling(records, 1.0, config.seed, limit=config.per_action)
+    out = Path(config.out)
+    formats.write_jsonl(out / HELDOUT, ({"messages": formats.chat_messages(r["prompt"], r["response"]),
+                                         "meta": {"task": "trade", "position": r["position"],
+                                                  "timestamp": r["timestamp"]}} for r in kept))
+    save_config(config, out, HELDOUT_CONFIG)
+    counts = Counter(r["action"] for r in kept)
+    return DistillResult(path=str(out / HELDOUT), n=len(kept), counts=dict(sorted(counts.items())),
+                         raw_counts=dict(sorted(raw.items())), seconds=round(time.perf_counter() - t0, 2))
+
+
+def heldout_done(config: HeldoutConfig) -> bool:
+    return (Path(config.out) / HELDOUT).exists() and config_matches(config.out, HELDOUT_CONFIG, config)

@@ -1,4 +1,5 @@
-"""`trader finetune fuse | gguf | quantize`: adapters -> merged HF folder -> f16 GGUF -> q4_k_m GGUF.
+"""`trader finetune fuse | gguf | quantize`: adapters -> merged HF folder -> f16 GGUF -> q4_k_m GGUF; and the
+other way to run an adapter in llama.cpp: `convert_lora_to_gguf` (a GGUF LoRA applied at load).
 
 Fusing always goes to a Hugging Face folder first and llama.cpp's own converter makes the GGUF:
 `mlx_lm.fuse --export-gguf` writes files llama.cpp cannot load.
@@ -18,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from finetune.artifacts import config_matches
-from finetune.lora import OPENBLAS, PEFT_SUBDIR, read_adapter_config
+from finetune.lora_config import OPENBLAS, PEFT_SUBDIR, read_adapter_config
 from finetune.models import fix_rope_theta, llama_cpp_dir, resolve_base
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, DependencyMissing, ModelError
@@ -45,6 +46,13 @@ class QuantizeConfig(BaseModel):
     gguf: str = Field(..., description="Input GGUF (f16).")
     quant: Literal["q4_k_m", "q5_k_m", "q8_0", "q4_0"] = "q4_k_m"
     out: str | None = Field(None, description="Output file; default: beside the input, model-<quant>.gguf.")
+
+
+class LoraGgufConfig(BaseModel):
+    adapter_path: str = Field(..., description="Folder written by `trader finetune lora` (PEFT backend).")
+    base_config: str = Field(..., description="Folder with the base model's config.json (weights not needed).")
+    out: str = Field(..., description="Output GGUF LoRA file.")
+    outtype: Literal["f16", "f32", "bf16", "q8_0"] = "f16"
 
 
 class ExportResult(BaseModel):
@@ -127,6 +135,27 @@ def gguf_done(config: GgufConfig) -> bool:
     return gguf_path(config).exists() and config_matches(config.out, GGUF_CONFIG, config)
 
 
+def convert_lora_to_gguf(config: LoraGgufConfig) -> ExportResult:
+    """llama.cpp's convert_lora_to_gguf.py on a PEFT adapter -> a GGUF LoRA (`Llama(..., lora_path=...)`)."""
+    t0 = time.perf_counter()
+    peft_dir = Path(config.adapter_path) / PEFT_SUBDIR
+    if not (peft_dir / "adapter_model.safetensors").exists():
+        raise ConfigError(f"{config.adapter_path} holds no PEFT adapter ({PEFT_SUBDIR}/adapter_model.safetensors); "
+                          "train it with `trader finetune lora --backend peft`")
+    if not (Path(config.base_config) / "config.json").exists():
+        raise ConfigError(f"{config.base_config} has no config.json (the base model's architecture)")
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    script = llama_cpp_dir() / "convert_lora_to_gguf.py"
+    proc = subprocess.run([sys.executable, str(script), str(peft_dir), "--base", str(config.base_config),
+                           "--outfile", str(out), "--outtype", config.outtype], capture_output=True, text=True)
+    (out.parent / "convert_lora.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not out.exists():
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()] or ["no output"]
+        raise ModelError(f"convert_lora_to_gguf failed: {lines[-1]} (log: {out.parent / 'convert_lora.log'})")
+    return _result(out, t0)
+
+
 def quantized_path(config: QuantizeConfig) -> Path:
     if config.out:
         return Path(config.out)
@@ -146,6 +175,14 @@ def quantize(config: QuantizeConfig) -> ExportResult:
     if not src.exists():
         raise ConfigError(f"{src} does not exist; run `trader finetune gguf` first")
     out = quantized_path(config)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the output file's path, e.g. {out / f'model-{config.quant}.gguf'}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    if config.out and out.exists() and out.resolve() != src.resolve():
+        raise ConfigError(f"--out {out} already exists; remove it or choose another file")
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"--out {out} is the input file; choose another file")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANT_TYPES[config.quant])
     params.nthread = os.cpu_count() or 1

@@ -1,7 +1,10 @@
-"""`trader finetune all`: distill -> (teacher) -> prepare -> LoRA (1-2 stages) -> fuse -> GGUF -> quantize
--> Modelfile -> eval, in one command. Each stage skips itself when its output exists and was made by
-the same resolved config, so a re-run after a crash (or with one setting changed) redoes only what
-changed.
+"""`trader finetune all`: distill -> (teacher) -> prepare (+ routing phrasings) -> LoRA (1-2 stages) -> fuse ->
+GGUF -> quantize (+ GGUF LoRA) -> Modelfile -> eval at every rung of the ladder, in one command.
+
+Every stage is keyed by a content hash of its inputs (`finetune.artifacts.stage_key`): its resolved config,
+the files it reads (policy, market data, base model, generator code) and the keys of the stages it builds on.
+A finished stage whose key is unchanged is skipped, so a re-run after a crash redoes nothing twice, and a
+change anywhere (`--episodes`, `--base`, a retrained policy) redoes exactly the stages downstream of it.
 """
 
 from __future__ import annotations
@@ -13,21 +16,23 @@ from typing import Callable
 from pydantic import BaseModel, Field
 
 from finetune import dataset, distill, export, lora
-from finetune.artifacts import config_matches
-from finetune.models import SMALL_MODEL
+from finetune.artifacts import content_digest, read_key, stage_key, write_key
+from finetune.models import QWEN_MODEL, SMALL_MODEL
 from trader_core.config import save_config
 from trader_core.market_data import DEFAULT_DATASET
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
+RUNGS = ("base", "hf", "f16", "q4_k_m", "gguf_lora")
 
 
 class PipelineConfig(BaseModel):
-    base: str = Field(SMALL_MODEL, description="Base model: 'smollm2-135m', a HF folder, or a hub id (Qwen/Qwen2.5-3B).")
+    base: str = Field(SMALL_MODEL, description=f"Base model: '{SMALL_MODEL}', '{QWEN_MODEL}' (embedded), a HF "
+                                               "folder, or a hub id.")
     policy: str = Field("default", description="Policy run directory or 'default'.")
     data: str = Field(DEFAULT_DATASET, description="Market dataset for the rollouts.")
     out: str = Field("runs/finetune", description="Root folder of every artifact.")
-    episodes: int = 200
-    steps: int = 100
+    episodes: int = Field(1000, ge=1, description="Rollout episodes (distinct states are kept once).")
+    steps: int = Field(100, ge=1)
     seed: int = 0
     teacher: str | None = Field(None, description="openai:MODEL | ollama:MODEL for stage-1 data (optional).")
     teacher_n: int = 100
@@ -36,15 +41,34 @@ class PipelineConfig(BaseModel):
     iters: int | None = Field(None, description="Override the YAML's iters (both stages).")
     backend: str | None = Field(None, description="auto | mlx | peft (override the YAML).")
     quant: str = "q4_k_m"
-    name: str = "trader-qwen-rl"
-    eval_limit: int = Field(50, ge=0, description="Test states to evaluate (0 = skip eval).")
+    name: str | None = Field(None, description="Ollama model name; default says the base: trader-qwen-rl, "
+                                               "trader-smollm2-rl, trader-<folder>-rl.")
+    route_n: int | None = Field(None, ge=0, description="Routing phrasings to train on (the plan tool call); "
+                                                        "default 400 when the base's chat template has tools.")
+    trade_repeat: int = Field(2, ge=1, description="Times each trading record appears in the LoRA's data.")
+    heldout_split: str = Field("test", description="The policy's split the held-out states come from.")
+    heldout_episodes: int = Field(400, ge=1)
+    heldout_per_action: int = Field(111, ge=1, description="Held-out states per action (class-balanced).")
+    eval_limit: int = Field(50, ge=0, description="Held-out states evaluated per rung (0 = skip eval).")
+    route_eval_limit: int = Field(100, ge=0, description="Held-out phrasings evaluated per rung.")
+    ladder: list[str] = Field(list(RUNGS), description=f"Rungs to evaluate: {', '.join(RUNGS)}.")
 
 
 class PipelineResult(BaseModel):
     stages_s: dict[str, float]
     skipped: list[str]
     artifacts: dict[str, str]
-    eval: dict[str, dict] = Field(default_factory=dict)
+    eval: dict[str, dict] = Field(default_factory=dict, description="rung -> task -> EvalResult")
+
+
+class Stage(BaseModel):
+    """One step of the plan: `run` makes `outputs`; skipped when they exist and `key` is unchanged."""
+
+    model_config = {"arbitrary_types_allowed": True}
+    name: str
+    run: Callable[[], object]
+    outputs: list[str]
+    key: str
 
 
 def _lora_config(file: str, cfg: PipelineConfig, data: Path, adapters: Path, resume: Path | None) -> lora.LoraConfig:
@@ -61,17 +85,55 @@ def _lora_config(file: str, cfg: PipelineConfig, data: Path, adapters: Path, res
     return conf
 
 
-def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> PipelineResult:
-    """Run every stage in order, skipping valid finished ones; returns per-stage wall times."""
+def base_digest(name: str) -> str:
+    """Content identity of a base model: the embedded ones by their GGUF, a folder by its files."""
+    from finetune.model_store import QWEN_Q4
+    from finetune.models import is_qwen, is_small, smollm2_gguf
+
+    if is_qwen(name):
+        return QWEN_Q4.sha256  # verified against this hash when assembled
+    if is_small(name):
+        return content_digest(smollm2_gguf())
+    path = Path(name).expanduser()
+    return content_digest(path) if path.is_dir() else f"hub:{name}"
+
+
+def route_count(cfg: PipelineConfig) -> int:
+    if cfg.route_n is not None:
+        return cfg.route_n
+    from finetune.models import template_has_tools
+
+    return 400 if template_has_tools(cfg.base) else 0
+
+
+def default_yaml(base: str) -> str:
+    from finetune.models import is_qwen, is_small
+
+    name = "smollm2.yaml" if is_small(base) else "qwen_trader.yaml" if is_qwen(base) else "stage2_rl.yaml"
+    return str(CONFIGS_DIR / name)
+
+
+def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
+    """Every stage with its key, in order (eval stages appended by `finetune.ladder`)."""
+    from finetune import plan_call, routing
+    from finetune.models import base_gguf as embedded_gguf
+    from rl.policy import resolve_run
+    from trader_core.market_data import resolve_dataset
+
     root = Path(cfg.out)
-    small = cfg.base.lower().startswith("smollm2")
-    rl_yaml = cfg.config or str(CONFIGS_DIR / ("smollm2.yaml" if small else "stage2_rl.yaml"))
+    rl_yaml = cfg.config or default_yaml(cfg.base)
+    policy_d = content_digest(resolve_run(cfg.policy))
+    data_d = content_digest(resolve_dataset(cfg.data)[0])
+    base_d = base_digest(cfg.base)
+    code_d = stage_key({}, *(content_digest(Path(m.__file__)) for m in (distill, dataset, routing)))
+    stages: list[Stage] = []
+
     d_cfg = distill.DistillConfig(run=cfg.policy, data=cfg.data, episodes=cfg.episodes, steps=cfg.steps,
                                   seed=cfg.seed, out=str(root / "distill"))
-    rl_data = dataset.PrepareConfig(inputs=[str(root / "distill" / distill.OUTPUT)], out=str(root / "data" / "rl"))
-    stage1 = None
-    plan: list[tuple[str, Callable[[], object], Callable[[], bool]]] = [
-        ("distill", lambda: distill.distill(d_cfg), lambda: distill.is_done(d_cfg))]
+    distill_key = stage_key(d_cfg, policy_d, data_d, code_d)
+    stages.append(Stage(name="distill", run=lambda: distill.distill(d_cfg), key=distill_key,
+                        outputs=[str(root / "distill" / distill.OUTPUT)]))
+    stage1, stage1_key = None, ""
     if cfg.teacher:
         from finetune import teacher
 
@@ -80,79 +142,161 @@ def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> 
         t_data = dataset.PrepareConfig(inputs=[str(root / "teacher" / teacher.OUTPUT)],
                                        out=str(root / "data" / "teacher"))
         # stage 2 resumes stage 1, so both share one shape: the small model uses its own YAML for both
+        small = cfg.base.lower().startswith("smollm2")
         s1_yaml = cfg.stage1_config or (rl_yaml if small else str(CONFIGS_DIR / "stage1_teacher.yaml"))
         stage1 = _lora_config(s1_yaml, cfg, Path(t_data.out), root / "adapters" / "stage1", None)
-        plan += [("teacher", lambda: teacher.run_teacher(t_cfg),
-                  lambda: (Path(t_cfg.out) / teacher.OUTPUT).exists()
-                  and config_matches(t_cfg.out, teacher.CONFIG, t_cfg)),
-                 ("prepare_teacher", lambda: dataset.prepare(t_data), lambda: dataset.is_done(t_data)),
-                 ("lora_stage1", lambda: lora.train_lora(stage1), lambda: lora.is_done(stage1))]
-    stage2 = _lora_config(rl_yaml, cfg, Path(rl_data.out), root / "adapters" / "stage2",
+        t_key = stage_key(t_cfg, distill_key)
+        tp_key = stage_key(t_data, t_key, code_d)
+        stage1_key = stage_key(stage1, tp_key, base_d)
+        stages += [Stage(name="teacher", run=lambda: teacher.run_teacher(t_cfg), key=t_key,
+                         outputs=[str(Path(t_cfg.out) / teacher.OUTPUT)]),
+                   Stage(name="prepare_teacher", run=lambda: dataset.prepare(t_data), key=tp_key,
+                         outputs=[str(Path(t_data.out) / "train.jsonl")]),
+                   Stage(name="lora_stage1", run=lambda: lora.train_lora(stage1), key=stage1_key,
+                         outputs=[stage1.adapter_path + "/" + lora.LOG])]
+
+    rl_data = dataset.PrepareConfig(inputs=[str(root / "distill" / distill.OUTPUT)], out=str(root / "data" / "rl"))
+    prep_key = stage_key(rl_data, distill_key, code_d)
+    stages.append(Stage(name="prepare", run=lambda: dataset.prepare(rl_data), key=prep_key,
+                        outputs=[str(Path(rl_data.out) / f"{s}.jsonl") for s in dataset.SPLITS]))
+    lora_data, data_key = Path(rl_data.out), prep_key
+    n_route = route_count(cfg)
+    r_cfg = dataset.RouteDataConfig(n_train=max(1, n_route), seed=cfg.seed, out=str(root / "data" / "route"))
+    route_key = stage_key(r_cfg, code_d, content_digest(Path(plan_call.__file__)))
+    if n_route:
+        m_cfg = dataset.MixConfig(inputs=[rl_data.out, r_cfg.out], repeat=[cfg.trade_repeat, 1], seed=cfg.seed,
+                                  out=str(root / "data" / "mix"))
+        mix_key = stage_key(m_cfg, prep_key, route_key)
+        stages += [Stage(name="route_data", run=lambda: dataset.route_data(r_cfg), key=route_key,
+                         outputs=[str(Path(r_cfg.out) / f"{s}.jsonl") for s in dataset.SPLITS]),
+                   Stage(name="mix", run=lambda: dataset.mix(m_cfg), key=mix_key,
+                         outputs=[str(Path(m_cfg.out) / f"{s}.jsonl") for s in ("train", "valid")])]
+        lora_data, data_key = Path(m_cfg.out), mix_key
+        result.artifacts["route_test"] = str(Path(r_cfg.out) / "test.jsonl")
+
+    stage2 = _lora_config(rl_yaml, cfg, lora_data, root / "adapters" / "stage2",
                           Path(stage1.adapter_path) if stage1 else None)
+    lora_key = stage_key(stage2, data_key, base_d, stage1_key)
     f_cfg = export.FuseConfig(adapter_path=stage2.adapter_path, save_path=str(root / "fused"))
+    fuse_key = stage_key(f_cfg, lora_key, base_d)
     g_cfg = export.GgufConfig(model=f_cfg.save_path, out=str(root / "gguf"))
+    gguf_key = stage_key(g_cfg, fuse_key)
     q_cfg = export.QuantizeConfig(gguf=str(export.gguf_path(g_cfg)), quant=cfg.quant)
-    plan += [("prepare", lambda: dataset.prepare(rl_data), lambda: dataset.is_done(rl_data)),
-             ("lora", lambda: lora.train_lora(stage2), lambda: lora.is_done(stage2)),
-             ("fuse", lambda: export.fuse(f_cfg), lambda: export.fuse_done(f_cfg)),
-             ("gguf", lambda: export.convert_to_gguf(g_cfg), lambda: export.gguf_done(g_cfg)),
-             ("quantize", lambda: export.quantize(q_cfg), lambda: export.quantize_done(q_cfg))]
+    quant_key = stage_key(q_cfg, gguf_key)
+    stages += [
+        Stage(name="lora", run=lambda: lora.train_lora(stage2), key=lora_key,
+              outputs=[str(Path(stage2.adapter_path) / lora.LOG)]),
+        Stage(name="fuse", run=lambda: export.fuse(f_cfg), key=fuse_key,
+              outputs=[str(Path(f_cfg.save_path) / "config.json")]),
+        Stage(name="gguf", run=lambda: export.convert_to_gguf(g_cfg), key=gguf_key,
+              outputs=[str(export.gguf_path(g_cfg))]),
+        Stage(name="quantize", run=lambda: export.quantize(q_cfg), key=quant_key,
+              outputs=[str(export.quantized_path(q_cfg))]),
+    ]
+    base_file = embedded_gguf(cfg.base, report=lambda m: None) if cfg.eval_limit else None
+    if lora.pick_backend(stage2.backend) == "peft" and base_file is not None and "gguf_lora" in cfg.ladder:
+        from finetune.trader_model import base_config_dir
+
+        lg_cfg = export.LoraGgufConfig(adapter_path=stage2.adapter_path, base_config=str(root / "base-config"),
+                                       out=str(root / "gguf" / "lora-f16.gguf"))
+
+        def lora_gguf():
+            base_config_dir(base_file, Path(lg_cfg.base_config))
+            return export.convert_lora_to_gguf(lg_cfg)
+
+        stages.append(Stage(name="lora_gguf", run=lora_gguf, key=stage_key(lg_cfg, lora_key, base_d),
+                            outputs=[lg_cfg.out]))
+        result.artifacts["gguf_lora"] = lg_cfg.out
+        result.artifacts["base_gguf"] = str(base_file)
     from finetune.ollama_export import OllamaConfig, write_modelfile
 
-    o_cfg = OllamaConfig(gguf=str(export.quantized_path(q_cfg)), name=cfg.name)
-    plan.append(("ollama", lambda: write_modelfile(o_cfg), lambda: False))
-    result = PipelineResult(stages_s={}, skipped=[], artifacts={
+    o_cfg = OllamaConfig(gguf=str(export.quantized_path(q_cfg)), name=cfg.name or model_name(cfg.base),
+                         base_name=_base_name(cfg.base))
+    stages.append(Stage(name="ollama", run=lambda: write_modelfile(o_cfg), key="", outputs=[]))
+    result.artifacts.update({
         "distill": str(Path(d_cfg.out) / distill.OUTPUT), "data": rl_data.out, "adapters": stage2.adapter_path,
         "fused": f_cfg.save_path, "gguf_f16": str(export.gguf_path(g_cfg)),
         "gguf_quant": str(export.quantized_path(q_cfg)), "modelfile": str(Path(o_cfg.gguf).parent / "Modelfile")})
     if cfg.eval_limit:
-        plan += _eval_plan(cfg, root, result)
-    for i, (name, run, done) in enumerate(plan, 1):
-        if done():
-            result.skipped.append(name)
-            report(f"[{i}/{len(plan)}] {name}: already done, skipped")
+        from finetune.ladder import eval_stages
+
+        h_cfg = distill.HeldoutConfig(run=cfg.policy, data=cfg.data, split=cfg.heldout_split,
+                                      episodes=cfg.heldout_episodes, steps=cfg.steps, seed=cfg.seed,
+                                      per_action=cfg.heldout_per_action, out=str(root / "heldout"))
+        heldout_key = stage_key(h_cfg, policy_d, data_d, code_d)
+        stages.append(Stage(name="heldout", run=lambda: distill.heldout_states(h_cfg), key=heldout_key,
+                            outputs=[str(Path(h_cfg.out) / distill.HELDOUT)]))
+        result.artifacts["heldout"] = str(Path(h_cfg.out) / distill.HELDOUT)
+        model_keys = {"base": base_d, "hf": fuse_key, "f16": gguf_key, "q4_k_m": quant_key,
+                      "gguf_lora": stage_key({}, lora_key, base_d)}
+        data_keys = {"trade": heldout_key, "route": route_key if n_route else ""}
+        stages += eval_stages(cfg, result, model_keys, data_keys, Stage)
+    return stages
+
+
+def model_name(base: str) -> str:
+    """The Ollama name says the real base: trader-qwen-rl only when the base is Qwen."""
+    import re
+
+    from finetune.models import is_qwen, is_small
+
+    if is_qwen(base):
+        return "trader-qwen-rl"
+    if is_small(base):
+        return "trader-smollm2-rl"
+    slug = re.sub(r"[^a-z0-9]+", "-", (Path(base).name or base).lower()).strip("-") or "model"
+    return f"trader-{slug}-rl"
+
+
+def _base_name(base: str) -> str:
+    from finetune.models import is_qwen, is_small
+
+    if is_qwen(base):
+        return "Qwen2.5-Coder-0.5B-Instruct"
+    if is_small(base):
+        return "SmolLM2-135M-Instruct"
+    return Path(base).name or base
+
+
+def is_fresh(stage: Stage, root: Path) -> bool:
+    """Outputs exist and were made from inputs with the same content (an empty key always re-runs)."""
+    return bool(stage.key) and read_key(root, stage.name) == stage.key and all(Path(o).exists() for o in stage.outputs)
+
+
+def stale_stages(cfg: PipelineConfig) -> list[str]:
+    """The stages a run of `cfg` would do (outputs missing, or an input changed), without running any."""
+    stages = plan_stages(cfg, PipelineResult(stages_s={}, skipped=[], artifacts={}))
+    return [s.name for s in stages if not is_fresh(s, Path(cfg.out))]
+
+
+def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> PipelineResult:
+    """Run every stage in order, skipping finished ones whose key is unchanged; returns per-stage wall times."""
+    root = Path(cfg.out)
+    result = PipelineResult(stages_s={}, skipped=[], artifacts={})
+    stages = plan_stages(cfg, result)
+    for i, stage in enumerate(stages, 1):
+        if is_fresh(stage, root):
+            result.skipped.append(stage.name)
+            report(f"[{i}/{len(stages)}] {stage.name}: up to date, skipped")
             continue
-        report(f"[{i}/{len(plan)}] {name} ...")
+        report(f"[{i}/{len(stages)}] {stage.name} ...")
         t0 = time.perf_counter()
-        out = run()
-        result.stages_s[name] = round(time.perf_counter() - t0, 2)
-        report(f"[{i}/{len(plan)}] {name}: {result.stages_s[name]:.1f} s" + _summary(out))
+        out = stage.run()
+        result.stages_s[stage.name] = round(time.perf_counter() - t0, 2)
+        if stage.key:
+            write_key(root, stage.name, stage.key)
+        report(f"[{i}/{len(stages)}] {stage.name}: {result.stages_s[stage.name]:.1f} s" + _summary(out))
+    if cfg.eval_limit:
+        from finetune.ladder import collect
+
+        result.eval = collect(root, cfg.ladder)
     save_config(cfg, root, "pipeline_config.json")
     (root / "pipeline_result.json").write_text(result.model_dump_json(indent=2) + "\n")
     return result
 
 
 def _summary(out: object) -> str:
-    for key in ("n", "path", "message"):
+    for key in ("accuracy", "n", "path", "message"):
         if hasattr(out, key):
             return f" ({key}: {getattr(out, key)})"
     return ""
-
-
-def _eval_plan(cfg: PipelineConfig, root: Path, result: PipelineResult) -> list:
-    """Base model through the same GGUF path, then both evaluated on the same held-out states."""
-    from finetune.evaluate import EvalConfig, evaluate
-    from finetune.models import local_model_dir
-
-    test = str(Path(result.artifacts["data"]) / "test.jsonl")
-    bg_cfg = export.GgufConfig(model="", out=str(root / "base-gguf"))
-
-    def base_gguf():
-        bg = bg_cfg.model_copy(update={"model": str(local_model_dir(cfg.base))})
-        export.convert_to_gguf(bg)
-        q = export.QuantizeConfig(gguf=str(export.gguf_path(bg)), quant=cfg.quant)
-        return export.quantize(q)
-
-    def base_done() -> bool:
-        q = export.QuantizeConfig(gguf=str(export.gguf_path(bg_cfg)), quant=cfg.quant)
-        return export.quantized_path(q).exists()
-
-    def run_eval(key: str, gguf: str):
-        res = evaluate(EvalConfig(model=f"gguf:{gguf}", data=test, limit=cfg.eval_limit))
-        result.eval[key] = res.model_dump()
-        return res
-
-    base_q = str(export.quantized_path(export.QuantizeConfig(gguf=str(export.gguf_path(bg_cfg)), quant=cfg.quant)))
-    return [("base_gguf", base_gguf, base_done),
-            ("eval_fine_tuned", lambda: run_eval("fine_tuned", result.artifacts["gguf_quant"]), lambda: False),
-            ("eval_base", lambda: run_eval("base", base_q), lambda: False)]

@@ -47,6 +47,7 @@ class Signal(BaseModel):
     age_s: float | None = None  # seconds from the latest bar's close to `now`
     price: float
     raw_action: str  # the action-set name (e.g. ENTER_LONG); `action` maps it to BUY/SELL/HOLD
+    observation: dict[str, float] = {}  # the exact vector the network saw, by `Policy.observation_names`
 
 
 class Decision(BaseModel):
@@ -64,6 +65,7 @@ class Decision(BaseModel):
     q_margin: float
     q_values: list[float]
     features: dict[str, float]
+    observation: dict[str, float] = {}  # the exact vector the network saw, by `Policy.observation_names`
 
 
 def iso(ts: float) -> str:
@@ -139,6 +141,16 @@ class Policy:
     @property
     def uses_volume(self) -> bool:
         return "volume_z" in self.feature_names
+
+    def observation_names(self) -> list[str]:
+        """Names of the observation vector's entries, in order: market features (scaled), account state,
+        then the previous action one-hot as `prev_<ACTION>`."""
+        from rl.env import ACCOUNT_FEATURES
+
+        return [*self.feature_names, *ACCOUNT_FEATURES, *(f"prev_{a}" for a in self.action_names)]
+
+    def _named(self, obs: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.observation_names, np.asarray(obs).ravel())}
 
     @classmethod
     def load(cls, run: str | Path | None = "default", which: Literal["best", "last"] | None = None,
@@ -274,7 +286,7 @@ class Policy:
         return Signal(action=to_trade_action(self._targets, d.action, pos), agreement=d.agreement,
                       q_margin=d.q_margin, q_values=[float(v) for v in d.q_mean], members=len(self.models),
                       features=explained, timestamp=ts, time=iso(ts), age_s=age, price=price,
-                      raw_action=self.action_names[d.action])
+                      raw_action=self.action_names[d.action], observation=self._named(obs))
 
     # -- rollouts over history (for distillation) ------------------------------------------------------------
     def rollout(self, data: str | None = None, split: str = "train", episodes: int = 20, steps: int = 100,
@@ -309,7 +321,7 @@ class Policy:
                     eth=float(env.units), usdc=float(env.cash),
                     action=to_trade_action(self._targets, d.action, env.position),
                     agreement=d.agreement, q_margin=d.q_margin, q_values=[float(v) for v in d.q_mean],
-                    features=self._explain(feats, t, env)))
+                    features=self._explain(feats, t, env), observation=self._named(obs)))
                 obs, _, terminated, truncated, _ = env.step(d.action)
                 if terminated or truncated:
                     break

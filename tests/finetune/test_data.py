@@ -14,20 +14,63 @@ from finetune.teacher import clean_reply
 from trader_core.errors import ConfigError, DataError
 
 
+OBS = {"ret_0": 0.6012, "ret_1": -1.2, "ret_2": 0.2, "ret_3": -0.14, "ret_4": 0.19, "ret_5": 0.25, "ret_6": 0.31,
+       "ret_7": -0.66, "realised_vol": 1.93, "hl_range": 2.4, "ema_fast_dist": -0.8, "ema_slow_dist": -1.1,
+       "position": 1.0, "unrealised_pnl": -0.0121, "time_in_trade": 0.26, "drawdown": 0.034,
+       "prev_HOLD": 0.0, "prev_BUY": 1.0, "prev_SELL": 0.0}
+RAW = {"realised_vol": 0.0085, "hl_range": 0.0112, "ema_fast_dist": -0.0043, "ema_slow_dist": -0.0121,
+       "price_change_24": 0.021}
+
+
 def state(action="BUY", ts=1_700_000_000, change=0.021, **kw):
     base = dict(timestamp=ts, price=1834.5, volume=None, volatility=0.0085, price_change=change, eth=1.25,
-                usdc=1234.56, action=action, agreement=0.72, q_margin=0.12, q_values=[0.10, 0.31, 0.19], features={})
+                usdc=1234.56, action=action, agreement=0.72, q_margin=0.12, q_values=[0.10, 0.31, 0.19], features=dict(RAW),
+                observation=dict(OBS))
     return {**base, **kw}
 
 
-def test_question_and_response_carry_the_states_true_numbers():
+def test_question_carries_the_policys_whole_observation_and_the_seeds_framing():
     rec = decision_to_record(state())
-    assert rec["prompt"].startswith("Given ETH price is $1,834.50 with volume of n/a and volatility of 0.85%")
-    assert "recent price change of +2.10%" in rec["prompt"] and "1.2500 ETH and 1,234.56 USDC" in rec["prompt"]
-    lines = rec["response"].splitlines()
-    assert lines[-1] == "RECOMMENDATION: BUY (agreement 0.72)"
-    assert "Trend: up (+2.10% over 24h)" in lines[0] and "Q-value margin over the next action: 0.120" in lines[0]
-    assert "Position: 65% in ETH" in lines[0]  # 1.25*1834.5 / (1.25*1834.5 + 1234.56)
+    prompt = rec["prompt"]
+    assert "+0.60 -1.20 +0.20 -0.14 +0.19 +0.25 +0.31 -0.66" in prompt  # the 8 scaled returns, newest first
+    assert "volatility 0.85%/bar (z +1.93)" in prompt and "range 1.12% (z +2.40)" in prompt
+    assert "vs fast EMA -0.43%, vs slow EMA -1.21%" in prompt and "volume z n/a" in prompt
+    # account state as the env observes it: log PnL -> %, bars / 100 -> bars, previous action from the one-hot
+    assert "wallet holding ETH; unrealised PnL -1.20%; 26 bars in the trade; drawdown 3.40%; previous action BUY" \
+        in prompt
+    assert prompt.splitlines()[-1].startswith("Given ETH price is $1,834.50 with volume of n/a and volatility of 0.85%")
+    assert "recent price change of +2.10%" in prompt and "1.2500 ETH and 1,234.56 USDC" in prompt
+    assert rec["position"] == "holding"
+
+
+def test_answer_uses_only_numbers_the_question_shows_and_no_q_values():
+    import re
+
+    for action, obs in (("SELL", OBS), ("BUY", {**OBS, "position": 0.0, "unrealised_pnl": 0.0, "time_in_trade": 0.0})):
+        rec = decision_to_record(state(action, observation=obs))
+        lines = rec["response"].splitlines()
+        assert lines[-1] == f"RECOMMENDATION: {action}"
+        assert "Q-value" not in rec["response"] and "agreement" not in rec["response"]
+        numbers = re.findall(r"[+-]?\d+\.\d+%?", lines[0])
+        assert numbers and all(n.lstrip("+") in rec["prompt"] or n in rec["prompt"] for n in numbers), numbers
+
+
+def test_without_an_observation_the_question_is_the_seeds_own():
+    st = state()
+    st.pop("observation")
+    rec = decision_to_record(st)
+    assert rec["prompt"].startswith("Given ETH price is $1,834.50") and "policy sees" not in rec["prompt"]
+    assert rec["response"].splitlines()[-1] == "RECOMMENDATION: BUY"
+
+
+def test_trader_state_from_a_live_signal():
+    from rl.policy import Signal
+
+    sig = Signal(action="HOLD", agreement=0.4, q_margin=0.05, q_values=[0.1, 0.0, -0.1], features=RAW, timestamp=1,
+                 time="1970-01-01T00:00:01Z", price=1834.5,
+                 raw_action="HOLD", observation=OBS)
+    st = formats.TraderState.from_signal(sig, eth=1.25, usdc=1234.56)
+    assert formats.question(st) == decision_to_record(state())["prompt"]
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -121,15 +164,33 @@ def test_teacher_replies_are_cleaned_or_rejected():
     assert clean_reply("I think you should buy") is None
 
 
-def test_modelfile_has_the_sampling_parameters_and_prints_the_create_command(tmp_path, monkeypatch):
+def test_modelfile_keeps_qwens_tool_template_and_stops_and_prints_the_create_command(tmp_path, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # nothing listens on the discard port
     gguf = tmp_path / "model-q4_k_m.gguf"
     gguf.write_bytes(b"GGUF")
     res = write_modelfile(OllamaConfig(gguf=str(gguf)))
     text = (tmp_path / "Modelfile").read_text()
-    assert f"FROM {gguf.resolve()}" in text and formats.SYSTEM_PROMPT in text
-    for line in ("temperature 0.25", "top_p 0.9", "top_k 40", "repeat_penalty 1.1", "num_ctx 4096"):
+    assert f"FROM {gguf.resolve()}" in text and formats.SYSTEM_PROMPT in text and "ADAPTER" not in text
+    assert "Qwen2.5-Coder-0.5B-Instruct" in text.splitlines()[0]  # the model says its real base
+    for piece in ("{{- if .Tools }}", "<tools>", '{"type": "function", "function": {{ .Function }}}',
+                  "<tool_call>", "{{ range .ToolCalls }}", "<tool_response>"):
+        assert piece in text
+    for line in ("temperature 0.0", "top_p 0.9", "top_k 40", "repeat_penalty 1.0", "num_ctx 4096",
+                 'stop "<|im_end|>"', 'stop "<|im_start|>"', 'stop "<|endoftext|>"'):
         assert f"PARAMETER {line}\n" in text
+    lora = tmp_path / "lora.gguf"
+    lora.write_bytes(b"GGUF")
+    write_modelfile(OllamaConfig(gguf=str(gguf), adapter=str(lora), out=str(tmp_path / "with_adapter")))
+    assert f"ADAPTER {lora.resolve()}" in (tmp_path / "with_adapter" / "Modelfile").read_text()
     assert not res.registered and res.command == f"ollama create trader-qwen-rl -f {tmp_path.resolve() / 'Modelfile'}"
     with pytest.raises(ConfigError, match="bad Ollama model name"):
         write_modelfile(OllamaConfig(gguf=str(gguf), name="bad name!"))
+
+
+def test_llama_cpp_build_features_are_read_from_the_system_info_line():
+    pytest.importorskip("llama_cpp")
+    from finetune.bench import llama_system_info
+
+    info = llama_system_info()
+    assert info["features"] == sorted(set(info["features"])) and info["text"]
+    assert all(f and ":" not in f and "=" not in f for f in info["features"])

@@ -1,6 +1,7 @@
 """The whole chain on the real SmolLM2-135M-Instruct: distill (real policy) -> prepare -> LoRA (PEFT, loss
 must fall) -> fuse -> GGUF f16 -> q4_k_m -> llama.cpp generation; the fine-tuned format must survive
-4-bit quantization, and a second `all` run must skip every finished stage.
+4-bit quantization, a second `all` run must skip every finished stage, and a changed input (by content, not
+path) must redo exactly the stages downstream of it.
 """
 
 import json
@@ -13,16 +14,16 @@ import yaml
 
 from finetune import formats
 from finetune.export import gguf_metadata
-from finetune.pipeline import PipelineConfig, run_pipeline
+from finetune.pipeline import PipelineConfig, run_pipeline, stale_stages
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
-MARKER = "Q-value margin"  # only the distilled answers say this; the base model never does
+MARKER = "range z"  # only the distilled rationale says this; the base model never does
 
 # Few steps at a high rate: enough for the answer format to take, cheap on 2 CPU cores.
 TEST_LORA = {
     "model": "smollm2-135m", "data": "unused", "fine_tune_type": "lora", "num_layers": 8,
     "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]},
-    "iters": 24, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 256,
+    "iters": 24, "batch_size": 2, "learning_rate": 2.0e-3, "mask_prompt": True, "max_seq_length": 640,
     "steps_per_report": 2, "steps_per_eval": 24, "val_batches": 2, "save_every": 0, "backend": "peft",
 }
 
@@ -33,7 +34,8 @@ def chain(small_model, llama_dir, policy_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     (root / "lora.yaml").write_text(yaml.safe_dump(TEST_LORA))
     cfg = PipelineConfig(base="smollm2-135m", policy=policy_run, out=str(root / "run"), episodes=100, steps=60,
-                         config=str(root / "lora.yaml"), eval_limit=4)
+                         config=str(root / "lora.yaml"), eval_limit=4, heldout_episodes=40, heldout_per_action=4,
+                         ladder=["base", "q4_k_m"])
     return cfg, run_pipeline(cfg, report=lambda msg: None)
 
 
@@ -62,22 +64,26 @@ def test_gguf_metadata_and_quantization(chain):
 
 def test_fine_tuned_format_survives_4bit_quantization(chain):
     _, res = chain  # the eval stage generated these with llama.cpp from the q4_k_m GGUFs
-    tuned = [e["reply"] for e in res.eval["fine_tuned"]["examples"]]
-    base = [e["reply"] for e in res.eval["base"]["examples"]]
-    assert len(tuned) == len(base) == 3
+    tuned = [e["reply"] for e in res.eval["q4_k_m"]["trade"]["examples"]]
+    base = [e["reply"] for e in res.eval["base"]["trade"]["examples"]]
+    assert len(tuned) >= 3 and len(base) >= 3
     assert sum(MARKER in r for r in tuned) >= 2, tuned
     assert sum(formats.parse_action(r) is not None for r in tuned) >= 2, tuned
     assert not any(MARKER in r for r in base), base
-    assert res.eval["fine_tuned"]["parse_failure_rate"] <= 0.25
+    assert res.eval["q4_k_m"]["trade"]["parse_failure_rate"] <= 0.25
 
 
-def test_eval_reports_agreement_for_both_models(chain):
+def test_eval_reports_agreement_per_position_beside_the_baselines(chain):
     _, res = chain
-    for key in ("fine_tuned", "base"):
-        ev = res.eval[key]
+    for rung in ("q4_k_m", "base"):
+        ev = res.eval[rung]["trade"]
         assert ev["n"] == 4 and 0 <= ev["accuracy"] <= 1 and 0 <= ev["parse_failure_rate"] <= 1
         assert sum(sum(row.values()) for row in ev["confusion"].values()) == 4
-    assert res.eval["fine_tuned"]["parse_failure_rate"] < res.eval["base"]["parse_failure_rate"] + 1e-9
+        assert sum(v["n"] for v in ev["per_position"].values()) == 4
+        assert set(ev["baselines"]) == {"majority", "position_rule"}
+        assert ev["baselines"]["majority"] <= ev["baselines"]["position_rule"] <= 1
+    assert res.eval["q4_k_m"]["trade"]["baselines"] == res.eval["base"]["trade"]["baselines"]  # the same states
+    assert res.eval["q4_k_m"]["trade"]["parse_failure_rate"] < res.eval["base"]["trade"]["parse_failure_rate"] + 1e-9
 
 
 def test_eval_cli_json_contract_and_bad_input(chain):
@@ -89,7 +95,9 @@ def test_eval_cli_json_contract_and_bad_input(chain):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert set(doc) == {"accuracy", "parse_failure_rate", "confusion", "n"} and doc["n"] == 2
+    assert set(doc) == {"accuracy", "parse_failure_rate", "confusion", "n", "task", "per_position", "baselines",
+                        "model"} and doc["n"] == 2 and doc["task"] == "trade"
+    assert set(doc["baselines"]) == {"majority", "position_rule"}
     bad = subprocess.run([sys.executable, "-m", "agent.cli", "finetune", "eval", "--model", "nope:x",
                           "--data", test], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: model spec 'nope:x'")
@@ -98,6 +106,33 @@ def test_eval_cli_json_contract_and_bad_input(chain):
 
 def test_second_run_skips_every_finished_stage(chain):
     cfg, _ = chain
+    assert stale_stages(cfg) == ["ollama"]  # evaluations included: same models, same states
     again = run_pipeline(cfg.model_copy(update={"eval_limit": 0}), report=lambda msg: None)
     assert {"distill", "prepare", "lora", "fuse", "gguf", "quantize"} <= set(again.skipped)
     assert set(again.stages_s) == {"ollama"}
+
+
+def test_changing_episodes_redoes_every_stage_built_on_the_data(chain):
+    cfg, _ = chain
+    stale = stale_stages(cfg.model_copy(update={"episodes": cfg.episodes + 1, "eval_limit": 0}))
+    assert stale == ["distill", "prepare", "lora", "fuse", "gguf", "quantize", "ollama"]
+
+
+def test_changing_the_base_redoes_lora_fuse_gguf_quantize_but_not_the_data(chain, tmp_path):
+    cfg, _ = chain
+    base = tmp_path / "other-base"
+    base.mkdir()
+    (base / "config.json").write_text('{"model_type": "llama"}')
+    (base / "model.safetensors").write_bytes(b"weights v1")
+    other = cfg.model_copy(update={"base": str(base), "eval_limit": 0, "route_n": 0})
+    assert stale_stages(other) == ["lora", "fuse", "gguf", "quantize", "ollama"]
+    # same path, new content: the keys follow the content, not the path
+    from finetune.pipeline import PipelineResult, plan_stages
+
+    def keys():
+        return {s.name: s.key for s in plan_stages(other, PipelineResult(stages_s={}, skipped=[], artifacts={}))}
+
+    before = keys()
+    (base / "model.safetensors").write_bytes(b"weights v2")
+    after = keys()
+    assert [n for n in before if before[n] != after[n]] == ["lora", "fuse", "gguf", "quantize"]

