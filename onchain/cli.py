@@ -12,11 +12,14 @@ import typer
 
 from trader_core.cli_utils import print_json
 
-chain_app = typer.Typer(help="Run a local Anvil chain (mainnet fork or offline replica).", no_args_is_help=True)
+chain_app = typer.Typer(help="Run a local Anvil chain (mainnet or Base; fork or offline replica).",
+                        no_args_is_help=True)
 
 RPC_OPT = typer.Option(None, "--rpc-url", help="Node URL (default: the chain from `trader chain up`).")
 JSON_OPT = typer.Option(False, "--json", help="Strict JSON on stdout.")
-VENUE_OPT = typer.Option("v2", "--venue", help="v2 (Router02 / pair) or v3 (SwapRouter / 0.05% pool).")
+VENUE_OPT = typer.Option(None, "--venue", help="v2 (Router02 / pair) or v3 (SwapRouter / 0.05% pool) on mainnet; "
+                         "v4 (Universal Router / ETH-USDC 0.05% pool) on Base. Default: v2 on mainnet, v4 on Base.",
+                         show_default=False)
 
 
 def _info_json(info) -> dict:
@@ -32,20 +35,24 @@ def up(
     state: Optional[str] = typer.Option(None, "--state", help="Persist the chain to this file (anvil --state)."),
     price: Optional[float] = typer.Option(None, "--price", help="Replica seed price, USDC per ETH "
                                           "(default: latest close of the bundled dataset)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close seeds the replica."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close (Base: latest swap) seeds "
+                                       "the replica."),
+    network: str = typer.Option("mainnet", "--network", help="mainnet (V2/V3, chain id 1) or base (Uniswap V4, "
+                                "chain id 8453)."),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Start anvil on 127.0.0.1 (mainnet fork or offline replica) and record it for later commands."""
+    """Start anvil on 127.0.0.1 (fork or offline replica of mainnet or Base) and record it for later commands."""
     from onchain.chain import status
     from onchain.manage import start_chain
 
     before = status()
-    info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data)
+    info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data,
+                       network=network)
     if json_out:
         print_json(_info_json(info))
         return
     again = before is not None and before.running and before.pid == info.pid
-    what = f"{info.mode} (chain id {info.chain_id})"
+    what = f"{info.network} {info.mode} (chain id {info.chain_id})"
     if info.mode == "replica":
         what += f", seeded at {info.price:,.2f} USDC/ETH"
     elif info.fork_url:
@@ -106,18 +113,35 @@ def fund_cmd(
 @chain_app.command("replay")
 def replay_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="Bundled dataset name or candle CSV path."),
-    steps: int = typer.Option(50, "--steps", help="Replay the last N closes."),
-    speed: float = typer.Option(0.0, "--speed", help="Candles per second (0 = as fast as possible)."),
-    venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both."),
+    steps: int = typer.Option(50, "--steps", help="Replay the last N closes (Base: the last N swaps)."),
+    speed: float = typer.Option(0.0, "--speed", help="Candles (Base: swaps) per second (0 = as fast as possible)."),
+    venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both. "
+                                        "On Base the V4 pool."),
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Move the replica pools along a real historical price path with real (arbitrage) swaps."""
+    """Move the replica pools along a real historical price path with real swaps (on Base: the real V4 swap
+    sequence of univ4-base-eth-swaps, with its real timestamp spacing)."""
     from onchain.chain import connect
+    from onchain.networks import BASE, network_of
+
+    chain = connect(rpc_url)
+    if network_of(chain) is BASE:
+        from onchain.v4_replay import replay_swaps
+
+        r = replay_swaps(chain, data=data, steps=steps, speed=speed)
+        if json_out:
+            print_json(r.model_dump())
+        else:
+            typer.echo(f"replayed {r.swaps} real swaps of {r.data} on V4: {r.start_price:,.2f} -> "
+                       f"{r.end_price:,.2f} USDC/ETH (target {r.target_end:,.2f}, max error {r.max_error_bps:.2g} bps), "
+                       f"block times {r.first_timestamp}..{r.last_timestamp}"
+                       + (f" (real times + {r.time_offset_s} s)" if r.time_offset_s else " (real times)"))
+        return
     from onchain.replay import replay
 
     venues = (venue.lower(),) if venue else ("v2", "v3")
-    result = replay(connect(rpc_url), data=data, steps=steps, speed=speed, venues=venues)
+    result = replay(chain, data=data, steps=steps, speed=speed, venues=venues)
     if json_out:
         print_json(result.model_dump())
     else:
@@ -128,7 +152,7 @@ def replay_cmd(
 # --- top-level market commands ----------------------------------------------------------------------------
 
 def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
-    """Mid price of ETH in USDC from V2 reserves or V3 slot0."""
+    """Mid price of ETH in USDC from V2 reserves, V3 slot0 or V4 StateView.getSlot0."""
     from onchain.chain import connect
     from onchain.uniswap import get_price
 
@@ -147,7 +171,7 @@ def quote(
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Exact quote for a size (Router02 getAmountsOut / QuoterV2) with price impact."""
+    """Exact quote for a size (Router02 getAmountsOut / QuoterV2 / V4Quoter) with price impact."""
     from onchain.chain import connect
     from onchain.uniswap import get_quote, parse_order
 
@@ -174,7 +198,8 @@ def swap(
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Exact-input swap through Router02 or SwapRouter, with guards, simulation and a journal row."""
+    """Exact-input swap through Router02, SwapRouter or the Universal Router (V4, Permit2 for USDC), with guards,
+    simulation and a journal row."""
     from onchain.chain import connect
     from onchain.journal import Journal
     from onchain.swap import execute_swap, load_risk_limits, propose_swap

@@ -18,7 +18,7 @@ from onchain.artifacts import load_artifact
 from onchain.rpc import calldata, decode
 from trader_core.errors import ChainError
 
-REPLICA_VERSION = "1"
+REPLICA_VERSION = "2"  # 2: the periphery real clients call (onchain.periphery) is deployed too
 # (artifact, address, real deployer, real nonce, constructor types, constructor args)
 DEPLOYMENTS = [
     ("WETH9", C.WETH, "0x4F26FfBe5F04ED43630fdC30A87638d53D0b0876", 446, [], []),

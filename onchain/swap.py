@@ -2,6 +2,8 @@
 locally, send, wait, decode the Swap event). Every step is journalled before it can be lost.
 
 Exact-input only: `sell X ETH` spends X ETH; `buy X ETH` solves the USDC input for ~X ETH and spends that.
+V4 (Base) goes through the Universal Router; its USDC input is authorised by a Permit2 permit signed at execution
+(onchain.v4_swap), the ERC-20 approval going to Permit2 instead of the router.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from eth_utils import keccak
 from pydantic import BaseModel, Field
 
 from onchain import chain as C
+from onchain import v4_swap
 from onchain.journal import Journal, default_journal
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
+from onchain.networks import PERMIT2, network_of
 from onchain.replica import wait_receipt
 from onchain.rpc import RpcError, calldata, decode, mapping_slot, word
 from onchain.uniswap import FEE_BPS, V2_SWAP_TOPIC, V3_SWAP_TOPIC, from_raw, get_quote, parse_order
@@ -63,7 +67,9 @@ def check_chain(chain: C.Chain, allow_live: bool) -> None:
 
 
 def _router_call(q: Quote, min_out_raw: int, account: str, deadline: int) -> tuple[str, str, int]:
-    """(to, data, value) for an exact-input swap; ETH legs are wrapped/unwrapped by the routers."""
+    """(to, data, value) for an exact-input swap; ETH legs are wrapped/unwrapped by the routers (not on V4)."""
+    if q.venue == "v4":
+        return v4_swap.router_call(q, min_out_raw, deadline)
     if q.venue == "v2":
         if q.side == "sell":
             data = calldata("swapExactETHForTokens(uint256,address[],address,uint256)",
@@ -88,12 +94,14 @@ def _allowance_override(owner: str, spender: str, amount: int) -> dict:
     return {C.USDC: {"stateDiff": {slot: word(amount)}}}
 
 
-def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
+def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str | None = None,
                  max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
                  journal: Journal | None = None, allow_live: bool = False) -> SwapProposal:
     """Quote + every guard + gas estimate. Bad input, a non-local chain or a missing key raise SwapRefused;
     risk and balance problems come back as `risk.ok=False` with reasons (journalled `refused`)."""
     side, amount, asset, venue = parse_order(side, amount, asset, venue)
+    net = network_of(chain)
+    venue = net.venue(venue)
     if not (isinstance(max_slippage_bps, int) and 0 < max_slippage_bps <= 5_000):
         raise SwapRefused(f"max slippage must be 1..5000 bps, got {max_slippage_bps!r}")
     if not (isinstance(deadline_s, (int, float)) and math.isfinite(deadline_s) and 0 < deadline_s <= 86_400):
@@ -104,18 +112,22 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     journal = journal or default_journal()
 
     q = get_quote(chain, side, amount, asset, venue)
-    router = C.V2_ROUTER if venue == "v2" else C.V3_ROUTER
+    # who must hold the USDC allowance: the router, or Permit2 on V4 (which then allows the router per swap)
+    router = {"v2": C.V2_ROUTER, "v3": C.V3_ROUTER, "v4": PERMIT2}[venue]
     bal = calldata("balanceOf(address)", account)
-    eth_raw, usdc_raw, allowance, block = chain.rpc.batch([
+    eth_raw, usdc_raw, allowance, block, *permit2 = chain.rpc.batch([
         ("eth_getBalance", [account, "latest"]),
-        ("eth_call", [{"to": C.USDC, "data": bal}, "latest"]),
-        ("eth_call", [{"to": C.USDC, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
+        ("eth_call", [{"to": net.usdc, "data": bal}, "latest"]),
+        ("eth_call", [{"to": net.usdc, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
         ("eth_getBlockByNumber", ["latest", False]),
-    ])
+    ] + ([v4_swap.permit2_allowance_call(account)] if venue == "v4" else []))
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
     # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
     deadline = max(int(block["timestamp"], 16), int(time.time())) + int(deadline_s)
     min_out_raw = q.amount_out_raw * (10_000 - max_slippage_bps) // 10_000
+    if min_out_raw <= 0:  # a zero minimum would accept any price
+        raise SwapRefused(f"{q.amount_in:.6g} {q.asset_in} is too small: the minimum output after "
+                          f"{max_slippage_bps} bps slippage rounds to 0 {q.asset_out}; trade a larger amount")
     to, data, value = _router_call(q, min_out_raw, account, deadline)
     needs_approval = q.asset_in == "USDC" and int(allowance, 16) < q.amount_in_raw
 
@@ -139,6 +151,9 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     if not reasons:
         tx = {"from": account, "to": to, "data": data, "value": hex(value)}
         override = _allowance_override(account, router, q.amount_in_raw) if needs_approval else None
+        if venue == "v4" and q.asset_in == "USDC":  # the Permit2 allowance the execution-time permit will set
+            nonce = v4_swap.decode_permit2_allowance(permit2[0])[2]
+            override = v4_swap.estimate_overrides(account, q.amount_in_raw, deadline, nonce, needs_approval)
         try:
             params = [tx, "pending"] + ([override] if override else [])
             gas_estimate = int(chain.rpc("eth_estimateGas", *params), 16)
@@ -163,6 +178,10 @@ _HINTS = {
     "Transaction too old": "the deadline passed before the swap was mined",
     "INSUFFICIENT_OUTPUT_AMOUNT": "the price moved beyond max slippage",
     "Too little received": "the price moved beyond max slippage",
+    "TransactionDeadlinePassed": "the deadline passed before the swap was mined",
+    "V4TooLittleReceived": "the price moved beyond max slippage",
+    "AllowanceExpired": "the Permit2 allowance expired before the swap was mined",
+    "SignatureExpired": "the Permit2 permit expired before the swap was mined",
 }
 
 
@@ -181,6 +200,8 @@ def _sign_send(chain: C.Chain, acct, tx: dict) -> str:
 
 def decode_swap(receipt: dict, side: str, venue: str) -> tuple[float, float] | None:
     """(amount_in, amount_out) in token units from the pool's Swap event; None if there is none."""
+    if venue == "v4":
+        return v4_swap.amounts_from_receipt(receipt, side)
     pool, topic = (C.V2_PAIR, V2_SWAP_TOPIC) if venue == "v2" else (C.V3_POOL, V3_SWAP_TOPIC)
     for log in receipt.get("logs", []):
         if log["address"].lower() != pool.lower() or not log["topics"] or log["topics"][0] != topic:
@@ -253,18 +274,26 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     fees = {"maxFeePerGas": 2 * int(gas_price_hex, 16) + tip, "maxPriorityFeePerGas": tip}
     base = {"type": 2, "chainId": chain.chain_id, **fees}
 
+    if q.venue == "v4" and q.asset_in == "USDC":  # the Permit2 permit for exactly this swap, until its deadline
+        permit_nonce = v4_swap.decode_permit2_allowance(chain.rpc.batch([v4_swap.permit2_allowance_call(acct.address)])[0])[2]
+        permit = v4_swap.signed_permit(acct, chain.chain_id, q.amount_in_raw, proposal.deadline, permit_nonce)
+        data = v4_swap.swap_call(False, q.amount_in_raw, proposal.min_amount_out_raw, proposal.deadline, permit)
+        proposal = proposal.model_copy(update={"data": data, "gas_limit": None})  # re-estimated below
     call = {"from": acct.address, "to": proposal.to, "data": proposal.data, "value": hex(proposal.value)}
     if simulate:  # before the approval too: a swap that would revert sends nothing at all
         overrides = [_allowance_override(acct.address, proposal.to, q.amount_in_raw)] if proposal.needs_approval else []
+        if q.venue == "v4" and proposal.needs_approval:
+            overrides = [v4_swap.usdc_allowance_override(acct.address)]
         try:
             chain.rpc("eth_call", call, "pending", *overrides)
         except RpcError as exc:
             reason = explain(exc.revert_reason, proposal)
             _fail(journal, proposal, reason)
             raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
-    if proposal.needs_approval:  # exact-amount approval, never unlimited
-        approve = {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": 80_000,
-                   "data": calldata("approve(address,uint256)", proposal.to, q.amount_in_raw)}
+    if proposal.needs_approval:  # exact-amount approval, never unlimited (V4: Permit2 once; permits bound it)
+        token, approve_data = (v4_swap.approve_permit2_call() if q.venue == "v4" else
+                               (C.USDC, calldata("approve(address,uint256)", proposal.to, q.amount_in_raw)))
+        approve = {**base, "nonce": nonce, "to": token, "value": 0, "gas": 80_000, "data": approve_data}
         if int(wait_receipt(chain, _sign_send(chain, acct, approve))["status"], 16) != 1:
             _fail(journal, proposal, "USDC approve reverted")
             raise TransactionFailed("USDC approve reverted; check the USDC balance")
@@ -308,7 +337,7 @@ def _revert_reason(chain: C.Chain, call: dict, receipt: dict) -> str:
     return "reverted on chain"
 
 
-def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
+def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str | None = None,
          max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
          journal: Journal | None = None, allow_live: bool = False) -> SwapReceipt:
     """propose_swap + execute_swap in one call (refusals raise SwapRefused)."""
