@@ -134,8 +134,8 @@ def replay_cmd(
             print_json(r.model_dump())
         else:
             typer.echo(f"replayed {r.swaps} real swaps of {r.data} on V4: {r.start_price:,.2f} -> "
-                       f"{r.end_price:,.2f} USDC/ETH (target {r.target_end:,.2f}, max error {r.max_error_bps:.2g} bps), "
-                       f"block times {r.first_timestamp}..{r.last_timestamp}"
+                       f"{r.end_price:,.2f} USDC/ETH (target {r.target_end:,.2f}, max error "
+                       f"{r.max_error_bps:.2g} bps), block times {r.first_timestamp}..{r.last_timestamp}"
                        + (f" (real times + {r.time_offset_s} s)" if r.time_offset_s else " (real times)"))
         return
     from onchain.replay import replay
@@ -283,15 +283,18 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
 
 def bench_chain_cmd(n_quotes: int = typer.Option(300, "--quotes"), n_swaps: int = typer.Option(100, "--swaps"),
                     json_out: bool = JSON_OPT) -> None:
-    """Quote latency and swaps/s through our API vs a lean raw web3.py loop (private replica)."""
+    """Quote latency and swaps/s through our API vs a lean raw web3.py loop (private replica); V2, V3 and V4
+    (private Base replica) side by side."""
     from onchain.bench import bench_chain
 
     b = bench_chain(n_quotes=n_quotes, n_swaps=n_swaps)
     if json_out:
         print_json(b.model_dump())
     else:
-        typer.echo(f"quote p50 {b.quote_p50_ms:.2f} ms (p95 {b.quote_p95_ms:.2f}, v3 p50 {b.v3_quote_p50_ms:.2f}); "
-                   f"swaps/s {b.swaps_per_s:.1f} vs raw web3 {b.raw_swaps_per_s:.1f} ({b.api_vs_raw:.2f}x)")
+        typer.echo(f"quote p50 {b.quote_p50_ms:.2f} ms (p95 {b.quote_p95_ms:.2f}, v3 p50 {b.v3_quote_p50_ms:.2f}, "
+                   f"v4 p50 {b.v4_quote_p50_ms:.2f}); swaps/s v2 {b.swaps_per_s:.1f} vs raw web3 "
+                   f"{b.raw_swaps_per_s:.1f} ({b.api_vs_raw:.2f}x), v3 {b.v3_swaps_per_s:.1f}, "
+                   f"v4 {b.v4_swaps_per_s:.1f} (USDC in via Permit2 {b.v4_usdc_swaps_per_s:.1f})")
 
 
 top_level_commands: list = [price, quote, swap, portfolio, trades]

@@ -275,7 +275,8 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     base = {"type": 2, "chainId": chain.chain_id, **fees}
 
     if q.venue == "v4" and q.asset_in == "USDC":  # the Permit2 permit for exactly this swap, until its deadline
-        permit_nonce = v4_swap.decode_permit2_allowance(chain.rpc.batch([v4_swap.permit2_allowance_call(acct.address)])[0])[2]
+        allowance_now = chain.rpc.batch([v4_swap.permit2_allowance_call(acct.address)])[0]
+        permit_nonce = v4_swap.decode_permit2_allowance(allowance_now)[2]
         permit = v4_swap.signed_permit(acct, chain.chain_id, q.amount_in_raw, proposal.deadline, permit_nonce)
         data = v4_swap.swap_call(False, q.amount_in_raw, proposal.min_amount_out_raw, proposal.deadline, permit)
         proposal = proposal.model_copy(update={"data": data, "gas_limit": None})  # re-estimated below

@@ -101,7 +101,8 @@ def get_price(chain: C.Chain, venue: str | None = None) -> PriceQuote:
     """Mid price in USDC per ETH from V2 reserves, V3 slot0 or V4 StateView.getSlot0 (None: network default)."""
     venue = network_of(chain).venue(venue)
     if venue == "v4":
-        return PriceQuote(venue="v4", price=v4.price_from_sqrt(v4.decode_slot0(chain.rpc.batch([v4.slot0_call()])[0])[0]))
+        sqrt_p = v4.decode_slot0(chain.rpc.batch([v4.slot0_call()])[0])[0]
+        return PriceQuote(venue="v4", price=v4.price_from_sqrt(sqrt_p))
     if venue == "v2":
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], chain.call(C.V2_PAIR, _GET_RESERVES))
         return PriceQuote(venue="v2", price=price_from_reserves(r0, r1))

@@ -20,7 +20,7 @@ MAX_FEE_PIPS = 1_000_000
 MIN_TICK, MAX_TICK = -887272, 887272
 MIN_SQRT_PRICE, MAX_SQRT_PRICE = 4295128739, 1461446703485210103287273052203988599511112347855
 # full range for tick spacing 10 (what the replica's position covers)
-FULL_RANGE = (MIN_TICK // V4_TICK_SPACING * V4_TICK_SPACING + V4_TICK_SPACING, MAX_TICK // V4_TICK_SPACING * V4_TICK_SPACING)
+FULL_RANGE = (-(-MIN_TICK // V4_TICK_SPACING) * V4_TICK_SPACING, MAX_TICK // V4_TICK_SPACING * V4_TICK_SPACING)
 
 POOL_KEY = (NATIVE, BASE_USDC, V4_FEE, V4_TICK_SPACING, NATIVE)  # (currency0, currency1, fee, tickSpacing, hooks)
 POOL_KEY_TYPE = "(address,address,uint24,int24,address)"
@@ -105,7 +105,10 @@ def swap_exact_out(sqrt_p: int, liquidity: int, amount_out: int, zero_for_one: b
                    fee_pips: int = V4_FEE) -> tuple[int, int]:
     """(amount_in including the LP fee, sqrt price after) of an exact-output swap inside one range."""
     nxt = next_sqrt_from_output(sqrt_p, liquidity, amount_out, zero_for_one)
-    amount_in = amount0_delta(nxt, sqrt_p, liquidity, True) if zero_for_one else amount1_delta(sqrt_p, nxt, liquidity, True)
+    if zero_for_one:
+        amount_in = amount0_delta(nxt, sqrt_p, liquidity, True)
+    else:
+        amount_in = amount1_delta(sqrt_p, nxt, liquidity, True)
     return amount_in + _div_up(amount_in * fee_pips, MAX_FEE_PIPS - fee_pips), nxt
 
 

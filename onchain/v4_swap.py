@@ -47,6 +47,7 @@ def codec():
     return RouterCodec()
 
 
+@functools.lru_cache(maxsize=1)
 def pool_key():
     return codec().encode.v4_pool_key(NATIVE, BASE_USDC, V4_FEE, V4_TICK_SPACING)
 

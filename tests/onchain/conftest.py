@@ -8,12 +8,43 @@ import time
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, replica_chain
+from tests.conftest import CLEAN_ENV, clean_env, replica_chain
+from trader_core.errors import DependencyMissing
+
 
 @pytest.fixture(scope="session")
 def chain_home(tmp_path_factory):
     with replica_chain(tmp_path_factory.mktemp("trader_home")) as home:
         yield home
+
+
+@pytest.fixture(scope="session")
+def base_home(tmp_path_factory):
+    """TRADER_HOME of the Base replica: its cached build lives here, so `chain up --network base` loads it."""
+    return tmp_path_factory.mktemp("base_home")
+
+
+@pytest.fixture(scope="session")
+def base_chain(base_home):
+    """A private offline Base replica (chain id 8453, Uniswap V4) for the session; always stopped."""
+    from onchain.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    from onchain.manage import PrivateReplica
+
+    mp = clean_env(base_home)
+    try:
+        replica = PrivateReplica(network="base")
+        chain = replica.__enter__()
+    finally:
+        mp.undo()
+    try:
+        yield chain
+    finally:
+        replica.__exit__()
 
 
 @pytest.fixture(autouse=True)
