@@ -178,6 +178,10 @@ def test_v4_swap_goes_to_the_universal_router_and_moves_balances_by_the_quote(ba
         assert int(tx["value"], 16) == 0 and sent["commands"] == bytes([0x0A, 0x10])
         assert d_usdc == -q.amount_in_raw and d_eth == q.amount_out_raw - gas
     assert get_portfolio(base_chain, base_trader).weth == 0
+    # the real PoolManager's Swap event carries the swapper's deltas (negative = paid in), as the bundled data do
+    logs = base_chain.rpc("eth_getTransactionReceipt", receipt.tx_hash)["logs"]
+    a0, a1 = next(v4.decode_swap_log(g) for g in logs if g["topics"][0] == v4.SWAP_TOPIC)[:2]
+    assert (a0, a1) == ((-q.amount_in_raw, q.amount_out_raw) if side == "sell" else (q.amount_out_raw, -q.amount_in_raw))
     assert receipt.amount_out == pytest.approx(q.amount_out, rel=1e-12)
     row = journal.get(proposal.id)
     assert row["status"] == "confirmed" and row["venue"] == "v4" and row["chain_id"] == 8453
