@@ -120,7 +120,7 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
         ("eth_call", [{"to": net.usdc, "data": bal}, "latest"]),
         ("eth_call", [{"to": net.usdc, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
         ("eth_getBlockByNumber", ["latest", False]),
-    ] + ([v4_swap.permit2_allowance_call(account)] if venue == "v4" else []))
+    ] + ([v4_swap.permit2_allowance_call(account)] if venue == "v4" and q.asset_in == "USDC" else []))
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
     # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
     deadline = max(int(block["timestamp"], 16), int(time.time())) + int(deadline_s)

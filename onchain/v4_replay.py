@@ -31,7 +31,7 @@ WEEK = 7 * 86_400
 class SwapReplayResult(BaseModel):
     data: str
     swaps: int
-    skipped: int  # recorded swaps that left the price unchanged (nothing to move)
+    skipped: int  # recorded swaps whose price move is below one unit of output here (nothing to replay)
     start_price: float
     end_price: float
     target_end: float
@@ -85,13 +85,22 @@ def _prepare(chain: C.Chain, arb: str) -> None:
     permit2_allow(chain, arb, BASE_UNIVERSAL_ROUTER)
 
 
-def _swap_to(chain: C.Chain, arb: str, sqrt_p: int, liquidity: int, target: int, deadline: int) -> None:
-    """One Universal Router swap that moves the pool from sqrt_p to target (single full-range liquidity)."""
+def _swap_to(chain: C.Chain, arb: str, sqrt_p: int, liquidity: int, target: int, deadline: int,
+             stamp: int | None = None) -> bool:
+    """One Universal Router swap that moves the pool from sqrt_p to target (single full-range liquidity), mined
+    at block time `stamp` if given; False (nothing sent) when the move is too small to pay out a single unit."""
+    if target == sqrt_p:
+        return False
     zero_for_one, amount_in = v4.input_to_reach(sqrt_p, target, liquidity)
     expected_out, _ = v4.swap_exact_in(sqrt_p, liquidity, amount_in, zero_for_one)
+    if expected_out <= 0:
+        return False
     min_out = max(1, expected_out * 99 // 100)  # the replay bot keeps a slippage bound too
     data = v4_swap.swap_call(zero_for_one, amount_in, min_out, deadline)
+    if stamp is not None:
+        chain.rpc("evm_setNextBlockTimestamp", stamp)
     send_as(chain, arb, BASE_UNIVERSAL_ROUTER, data, value=amount_in if zero_for_one else 0, gas=600_000)
+    return True
 
 
 def replay_swaps(chain: C.Chain, data: str | None = None, steps: int = 50, speed: float = 0.0) -> SwapReplayResult:
@@ -113,19 +122,16 @@ def replay_swaps(chain: C.Chain, data: str | None = None, steps: int = 50, speed
     offset = time_offset(rows[0].timestamp, chain.block_timestamp())
     # start where the real pool stood just before the first replayed swap
     before = recorded[-steps - 1].sqrt_price_x96 if len(recorded) > steps else None
-    if before is not None and before != sqrt_p:
-        _swap_to(chain, arb, sqrt_p, liquidity, before, chain.block_timestamp() + 3600)
+    if before is not None and _swap_to(chain, arb, sqrt_p, liquidity, before, chain.block_timestamp() + 3600):
         sqrt_p = v4.read_pool(chain)[0]
     swaps = skipped = 0
     worst = 0.0
     for i, row in enumerate(rows):
         t0 = time.monotonic()
-        if row.sqrt_price_x96 == sqrt_p:
+        stamp = row.timestamp + offset
+        if not _swap_to(chain, arb, sqrt_p, liquidity, row.sqrt_price_x96, stamp + 600, stamp):
             skipped += 1
             continue
-        stamp = row.timestamp + offset
-        chain.rpc("evm_setNextBlockTimestamp", stamp)
-        _swap_to(chain, arb, sqrt_p, liquidity, row.sqrt_price_x96, stamp + 600)
         swaps += 1
         sqrt_p = v4.read_pool(chain)[0]
         worst = max(worst, abs(v4.price_from_sqrt(sqrt_p) / v4.price_from_sqrt(row.sqrt_price_x96) - 1) * 1e4)

@@ -35,8 +35,8 @@ SWAP_EXACT_IN_SINGLE = 0x06
 COMMAND_TYPE_MASK = 0x3F
 _EXECUTE_SELECTOR = keccak(text="execute(bytes,bytes[],uint256)")[:4]
 # IV4Router.ExactInputSingleParams: v4-periphery 1.0 (the deployed routers) and UR 2.1.1+ (the library's layout)
-_DEPLOYED_EXACT_IN_SINGLE = f"({v4.POOL_KEY_TYPE},bool,uint128,uint128,bytes)"
-_LIBRARY_EXACT_IN_SINGLE = f"({v4.POOL_KEY_TYPE},bool,uint128,uint128,uint256,bytes)"
+DEPLOYED_EXACT_IN_SINGLE = f"({v4.POOL_KEY_TYPE},bool,uint128,uint128,bytes)"
+LIBRARY_EXACT_IN_SINGLE = f"({v4.POOL_KEY_TYPE},bool,uint128,uint128,uint256,bytes)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,11 +96,11 @@ def for_deployed_router(data: str) -> str:
     params = list(params)
     for j, action in enumerate(actions):
         if action == SWAP_EXACT_IN_SINGLE:
-            key, zero_for_one, amount_in, min_out, min_hop, hook_data = abi_decode([_LIBRARY_EXACT_IN_SINGLE],
+            key, zero_for_one, amount_in, min_out, min_hop, hook_data = abi_decode([LIBRARY_EXACT_IN_SINGLE],
                                                                                    params[j])[0]
             if min_hop != 0:
                 raise ChainError("the deployed Universal Router has no per-hop price limit; leave it at 0")
-            params[j] = abi_encode([_DEPLOYED_EXACT_IN_SINGLE], [(key, zero_for_one, amount_in, min_out, hook_data)])
+            params[j] = abi_encode([DEPLOYED_EXACT_IN_SINGLE], [(key, zero_for_one, amount_in, min_out, hook_data)])
     inputs[at] = abi_encode(["bytes", "bytes[]"], [actions, params])
     return "0x" + (_EXECUTE_SELECTOR + abi_encode(["bytes", "bytes[]", "uint256"], [commands, inputs, deadline])).hex()
 
@@ -109,7 +109,7 @@ def read_swap(data: str) -> dict:
     """Decode our execute() call as the deployed router reads it (strict ABI): the swap, its limits, deadline."""
     commands, inputs, deadline, at = _v4_swap_input(bytes.fromhex(data[2:]))
     actions, params = abi_decode(["bytes", "bytes[]"], inputs[at])
-    key, zero_for_one, amount_in, min_out, hook_data = abi_decode([_DEPLOYED_EXACT_IN_SINGLE], params[0])[0]
+    key, zero_for_one, amount_in, min_out, hook_data = abi_decode([DEPLOYED_EXACT_IN_SINGLE], params[0])[0]
     return {"commands": bytes(commands), "actions": bytes(actions), "pool_key": key, "zero_for_one": zero_for_one,
             "amount_in": amount_in, "amount_out_minimum": min_out, "hook_data": hook_data, "deadline": deadline,
             "settle_all": abi_decode(["address", "uint256"], params[1]),

@@ -262,7 +262,7 @@ def test_library_bytes_need_the_deployed_layout():
     commands, inputs, _ = abi_decode(["bytes", "bytes[]", "uint256"], bytes.fromhex(lib[10:]))
     params = abi_decode(["bytes", "bytes[]"], inputs[0])[1]
     with pytest.raises(DecodingError):
-        abi_decode([v4_swap._DEPLOYED_EXACT_IN_SINGLE], params[0])
+        abi_decode([v4_swap.DEPLOYED_EXACT_IN_SINGLE], params[0])
     ours = v4_swap.read_swap(v4_swap.for_deployed_router(lib))
     assert (ours["zero_for_one"], ours["amount_in"], ours["amount_out_minimum"], ours["hook_data"]) == \
         (True, 10**18, 5, b"")

@@ -71,6 +71,7 @@ def test_mainnet_periphery_is_wired_for_real(chain):
     assert decode(["uint256"], chain.call(MULTICALL3, calldata("getChainId()")))[0] == 1
 
 
+@pytest.mark.slow
 def test_viem_reads_quotes_and_swaps_on_the_mainnet_replica(chain):
     quote_v3 = get_quote(chain, "sell", 1.0, "ETH", "v3").amount_out_raw
     reserves = decode(["uint112", "uint112", "uint32"], chain.call(C.V2_PAIR, calldata("getReserves()")))
@@ -83,6 +84,7 @@ def test_viem_reads_quotes_and_swaps_on_the_mainnet_replica(chain):
     assert int(out["swapRouter02UsdcReceived"]) == quote_v3
 
 
+@pytest.mark.slow
 def test_viem_reads_and_quotes_the_base_replica(base_chain):
     sqrt_p, tick, liquidity = v4.read_pool(base_chain)
     quote = get_quote(base_chain, "sell", 1.0, "ETH").amount_out_raw
@@ -92,6 +94,7 @@ def test_viem_reads_and_quotes_the_base_replica(base_chain):
     assert int(out["v4QuoteOneEth"]) == quote
 
 
+@pytest.mark.slow
 def test_chain_up_network_base_end_to_end(base_chain, base_home):
     """`trader chain up --network base` (from the cached build), then price, quote and a swap on v4 by default."""
     try:
@@ -118,6 +121,7 @@ def test_chain_up_network_base_end_to_end(base_chain, base_home):
         trader("chain", "down", home=base_home)
 
 
+@pytest.mark.slow
 def test_fork_path_checks_the_network_and_forks_base(chain, base_chain, tmp_path, monkeypatch):
     """The `--network base --fork-url` code path, offline: forking the local replicas instead of a real node."""
     from onchain.manage import start_chain, stop_chain
@@ -142,21 +146,22 @@ def test_replay_follows_the_real_v4_swap_path_with_real_spacing(base_chain):
     from trader_core.market_data import load_candles
 
     steps = 40
-    recorded = load_swaps()
-    rows = recorded[-steps:]
-    moved, prev = [], recorded[-steps - 1].sqrt_price_x96
-    for r in rows:  # a recorded swap that left the price where it was has nothing to replay
-        if r.sqrt_price_x96 != prev:
-            moved.append(r)
-        prev = r.sqrt_price_x96
+    rows = load_swaps()[-steps:]
     result = replay_swaps(base_chain, steps=steps)
-    assert result.swaps == len(moved) and result.skipped == steps - len(moved)
+    assert result.swaps + result.skipped == steps and result.skipped <= 2  # moves too small to pay out a unit
     assert result.end_price == pytest.approx(v4.price_from_sqrt(rows[-1].sqrt_price_x96), rel=1e-9)
     assert result.max_error_bps < 1e-3
     assert result.time_offset_s % WEEK == 0
     events = [e for e in recent_swaps(base_chain, blocks=steps + 5) if e.timestamp >= result.first_timestamp]
-    assert [e.timestamp for e in events] == [r.timestamp + result.time_offset_s for r in moved]
-    assert [round(e.price, 6) for e in events] == [round(v4.price_from_sqrt(r.sqrt_price_x96), 6) for r in moved]
+    assert len(events) == result.swaps
+    # walk the recorded swaps in order: each on-chain swap is the next recorded one (bar the skipped), mined at
+    # its recorded time and leaving the pool at its recorded price
+    pending = iter(rows)
+    for e in events:
+        r = next(pending)
+        while not (e.timestamp == r.timestamp + result.time_offset_s and
+                   e.price == pytest.approx(v4.price_from_sqrt(r.sqrt_price_x96), rel=1e-9)):
+            r = next(pending)
     # the agent's candles from the chain have the real candles' shape (same closes, shifted in time)
     real = load_candles("univ4-base-eth-swaps", interval="5m")
     live = swaps_to_candles(events, "5m")
