@@ -268,3 +268,16 @@ def test_library_bytes_need_the_deployed_layout():
         (True, 10**18, 5, b"")
     with pytest.raises(Exception, match="amountOutMinimum 0"):
         v4_swap.swap_call(True, 10**18, 0, 2**40)
+
+
+def test_the_live_candle_feed_reads_the_v4_pool_on_base(base_chain):
+    """The agent's feed takes the network's own pool by default (Base has no v2 pair: asking it was an error)."""
+    from onchain.feed import ChainFeed
+
+    _whale_swap(base_chain, zero_for_one=True, amount_in=10**18)  # a real swap through the Universal Router
+    feed = ChainFeed(base_chain)
+    snap = feed.read()
+    assert feed.venue == "v4" and "chain v4 swaps" in snap.source and snap.live_bars >= 1
+    assert snap.price == pytest.approx(get_price(base_chain).price, rel=1e-9)
+    with pytest.raises(SwapRefused, match="venue v2 is not on base"):
+        ChainFeed(base_chain, venue="v2")
