@@ -79,12 +79,12 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
     n_actions = len(incumbent.action_names)
 
     def guarded(obs, env):  # the safety switch on the candidate: its raw Q-values, checked on every state
-        q = candidate.decide(obs).q_mean
-        if not np.isfinite(q).all():
+        d = candidate.decide(obs)  # the candidate's own decision rule (an ensemble votes)
+        if not np.isfinite(d.q_mean).all():
             if "non-finite Q-values" not in safety:
                 safety.append("non-finite Q-values")
             return 0
-        a = int(np.argmax(q))
+        a = int(d.action)
         if not 0 <= a < n_actions:
             safety.append(f"action {a} outside the action set")
             return 0
