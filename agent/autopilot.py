@@ -223,8 +223,11 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     from agent.online import learn_dir_exists
 
     resume = cfg.learn and learn_dir_exists(cfg.out)
-    if resume:
+    if resume:  # before anything slow starts: a run that cannot resume says so in a second
+        from rl.online.replay_store import ReplayStore
+
         _check_same_run(cfg)
+        ReplayStore(Path(cfg.out).expanduser() / "learn" / "replay.sqlite").close()
     out = run_dir(cfg.out, resume)
     if cfg.learn and not resume:
         _check_writable(out)
