@@ -285,8 +285,8 @@ def _start_learning(cfg: RunConfig, out: Path, tools, notify):
     from rl.online.gate import GateConfig
     from rl.online.learner import LearnerConfig
 
-    online = OnlineSession(out, tools.policy, LearnerConfig(history=cfg.learn_history,
-                                                            candidate_every=cfg.candidate_every),
+    online = OnlineSession(out, tools.policy, cfg.policy, LearnerConfig(history=cfg.learn_history,
+                                                                        candidate_every=cfg.candidate_every),
                            GateConfig(window_bars=cfg.gate_window), notify)
     last = online.last()
     first = 0 if last is None else last.tick + 1
@@ -355,7 +355,7 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
             if online is not None:
                 from rl.online.replay_store import Fill
 
-                online.observe_market(snap.candles)
+                online.observe_market(snap.candles, tick)
                 held = wallet if mode == "paper" else traded
                 online.record(tick, signal.observation, d.action if fill is not None else "HOLD", position,
                               fill or Fill.none(price), snap.last_time, price, Wallet(held["eth"], held["usdc"]),
@@ -365,7 +365,7 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
             if emit:
                 emit(d)
             if online is not None:
-                notify(f"tick {tick}: {online.status(tick)}")
+                notify(f"tick {tick}: {online.status()}")
             if tick + 1 < cfg.iterations and interval:
                 time.sleep(interval)
 

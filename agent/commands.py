@@ -154,5 +154,23 @@ def bench_agent(
     typer.echo(f"{r.model}: {r.tokens_per_s:.1f} tokens/s")
 
 
+def bench_learn(
+    decisions: int = typer.Option(150, "--decisions", help="decisions timed per block"),
+    json_out: bool = typer.Option(False, "--json", help="print the measurements as JSON"),
+) -> None:
+    """Decision latency p95 with the online learner training beside the loop vs without it (same process)."""
+    from agent.learn_bench import bench_learn as run_bench
+    from trader_core.cli_utils import print_json
+
+    r = run_bench(decisions=decisions)
+    if json_out:
+        print_json(r.model_dump())
+        return
+    typer.echo(f"decision latency p95: {r.p95_with_ms:.2f} ms with the learner vs {r.p95_without_ms:.2f} ms without: "
+               f"ratio {r.p95_ratio:.2f}x (target <= 1.20); p50 {r.p50_with_ms:.2f} vs {r.p50_without_ms:.2f} ms")
+    typer.echo(f"learner: {r.learner_steps} gradient steps during the block ({r.learner_steps_per_s:.0f}/s); machine "
+               f"drift between the two blocks without it: {r.drift_ratio:.2f}x")
+
+
 top_level_commands = [chat, ask, run, signal]
-bench_commands = {"agent": bench_agent}
+bench_commands = {"agent": bench_agent, "learn": bench_learn}

@@ -3,27 +3,28 @@
 Per tick the loop calls `OnlineSession.serving()` (the policy to ask, swapped when the gate promotes or a
 rollback lands), then `record()` once the tick's fill is known. `record` first completes the previous decision
 (its reward from the realised fill, marked at this bar, and this tick's observation as its next state), then
-appends this decision - all in SQLite before the next decision is made. The learner runs in its own thread; the
-loop never waits for it. Everything a restart needs (rows, wallet, learner step, priorities, serving policy)
-is on disk under RUN_DIR/learn/.
+appends this decision - all in SQLite before the next decision is made. The learner runs in its own process
+(`rl.online.worker`); the loop never waits for it. Everything a restart needs (rows, wallet, learner step,
+priorities, serving policy) is on disk under RUN_DIR/learn/.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rl.online.gate import GateConfig, GateDecision, run_gate
-from rl.online.learner import Learner, LearnerConfig, LearnerThread, load_candidate
+from rl.online.gate import GateConfig
+from rl.online.learner import LearnerConfig
 from rl.online.replay_store import Fill, LiveDecision, ReplayStore
-from rl.online.serving import LEARN_DIR, append_promotion, promote, read_serving
-from rl.online.transitions import env_action, history_transitions, live_reward
+from rl.online.serving import LEARN_DIR, read_serving
+from rl.online.transitions import env_action, live_reward
+from rl.online.worker import RUN_ID, WorkerArgs, policy_from, start_worker, write_window
 
-RUN_ID = "run"  # one learning run per run directory; the key is (run id, tick)
+LOOKBACK_SLACK = 16  # bars beyond window + look-back written for the gate
 
 
 @dataclass
@@ -40,60 +41,50 @@ def learn_dir_exists(out: str | Path | None) -> bool:
 
 
 class OnlineSession:
-    def __init__(self, run_dir: Path, incumbent, learner_cfg: LearnerConfig, gate_cfg: GateConfig,
+    def __init__(self, run_dir: Path, incumbent, policy_name: str, learner_cfg: LearnerConfig, gate_cfg: GateConfig,
                  notify=lambda line: None, tensorboard: bool = True):
-        from rl.policy import Policy
-
         self.run_dir, self.incumbent, self.notify = Path(run_dir), incumbent, notify
-        self.learn_dir = self.run_dir / LEARN_DIR
-        self.learn_dir.mkdir(exist_ok=True)
-        self.store = ReplayStore(self.learn_dir / "replay.sqlite")
-        self.learner_cfg = learner_cfg.model_copy(update={"gamma": incumbent.config.gamma})
-        self.gate_cfg = gate_cfg
-        self._policy_cls = Policy
-        self._lock = threading.Lock()
-        self.latest_candles = None
-        self.latest_bar: int | None = None
-        self.promotions = 0
-        self.last_gate: GateDecision | None = None
+        (self.run_dir / LEARN_DIR).mkdir(exist_ok=True)
+        self.store = ReplayStore(self.run_dir / LEARN_DIR / "replay.sqlite")
+        self.args = WorkerArgs(run_dir=str(self.run_dir), policy=policy_name, gate=gate_cfg,
+                               learner=learner_cfg.model_copy(update={"gamma": incumbent.config.gamma}),
+                               parent_pid=os.getpid(), tensorboard=tensorboard)
+        self.obs_dim = len(incumbent.observation_names)
+        self._window_bars = gate_cfg.window_bars + incumbent.config.features.lookback + LOOKBACK_SLACK
         self._serving_version = -1
         self._serving = incumbent
+        self.proc = self._stop = None
         self.serving()
-        self.writer = _summary_writer(self.learn_dir / "tb") if tensorboard else None
-        self.obs_dim = len(incumbent.observation_names)
-        self.thread = LearnerThread(self._make_learner, self.learn_dir / "candidates", self._on_candidate,
-                                    self._held_out_from, self._log)
 
-    # -- resume ------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
     def last(self) -> LiveDecision | None:
         return self.store.last_decision(RUN_ID)
 
     def start(self) -> None:
-        self.thread.start()
+        self.store.set_meta({"learner_error": ""})
+        self.proc, self._stop = start_worker(self.args)
 
-    def stop(self) -> None:
-        self.thread.stop()
-        if self.writer:
-            self.writer.close()
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.proc is not None:
+            self._stop.set()
+            self.proc.join(timeout)
+            if self.proc.is_alive():
+                self.proc.terminate()
 
     # -- the serving policy --------------------------------------------------------------------------------
-    def _policy_from(self, checkpoint: Path):
-        inc = self.incumbent
-        return self._policy_cls([load_candidate(checkpoint)], inc.config, checkpoint.parent, inc.member_dirs)
-
     def serving(self):
         """The policy serving now (re-read when serving.json's version changes: a promotion or a rollback)."""
         state = read_serving(self.run_dir)
         if state.version != self._serving_version:
             entry = state.current
-            policy = self.incumbent if entry.kind == "incumbent" else self._policy_from(self.run_dir / entry.checkpoint)
-            with self._lock:
-                self._serving, self._serving_version = policy, state.version
+            self._serving = (self.incumbent if entry.kind == "incumbent"
+                             else policy_from(self.incumbent, self.run_dir / entry.checkpoint))
+            self._serving_version = state.version
             if state.version:
                 self.notify(f"serving policy: {entry.kind}" + (f" (learner step {entry.step})" if entry.step else ""))
         return self._serving
 
-    # -- the decision loop's side ---------------------------------------------------------------------------
+    # -- per tick ------------------------------------------------------------------------------------------
     def record(self, tick: int, obs: dict[str, float], trade: str, position: float, fill: Fill, bar_time: int,
                price: float, wallet: Wallet, decision_json: str) -> None:
         """Complete the previous decision with this bar, then append this one (both before the next decision)."""
@@ -101,11 +92,9 @@ class OnlineSession:
         prev = self.store.last_decision(RUN_ID)
         if prev is not None and not prev.complete and prev.tick < tick:
             self.complete_previous(prev, vec, price)
-        cfg = self.incumbent.config
-        action = env_action(trade, position, cfg.env.action_names)
+        action = env_action(trade, position, self.incumbent.config.env.action_names)
         self.store.record_decision(RUN_ID, tick, vec, action, fill, bar_time, price, wallet.eth, wallet.usdc,
                                    usable=bool(obs) and len(obs) == self.obs_dim, decision=decision_json)
-        self.latest_bar = bar_time
 
     def complete_previous(self, prev: LiveDecision, next_obs: np.ndarray, price: float) -> None:
         fill = self.store.fill_of(RUN_ID, prev.tick)
@@ -115,77 +104,22 @@ class OnlineSession:
         reward = live_reward(before, w.value(price), fill, cfg.env.cost_penalty, cfg.reward_scale)
         self.store.complete(RUN_ID, prev.tick, reward, next_obs)
 
-    def observe_market(self, candles) -> None:
-        self.latest_candles = candles  # one reference swap; the gate reads it from the learner thread
+    def observe_market(self, candles, tick: int) -> None:
+        """Hand the gate the recent bars (every few ticks: the window moves one bar per tick)."""
+        if tick % 4 == 0:
+            write_window(self.run_dir, candles, self._window_bars)
 
-    def status(self, tick: int) -> str:
-        lrn = self.thread.learner
-        if self.thread.error is not None:
-            return f"learner stopped: {self.thread.error}"
-        if lrn is None:
+    def status(self) -> str:
+        error = self.store.get_meta("learner_error")
+        if error:
+            return f"learner stopped: {error}"
+        raw = self.store.get_meta("learner_status")
+        if raw is None:
             return "learner: preparing the training-data replay"
-        gate = self.last_gate
-        g = "no gate yet" if gate is None else ("promoted" if gate.promoted else "kept incumbent")
-        return (f"learn: step {lrn.step}, buffer {len(lrn.per)}, loss {lrn.last_loss:.4f}, |TD| {lrn.last_td:.3f}, "
-                f"promotions {self.promotions}, last gate {g}, serving v{self._serving_version}")
-
-    # -- the learner thread's side --------------------------------------------------------------------------
-    def _make_learner(self) -> Learner:
-        store = ReplayStore(self.store.path)  # its own connection: SQLite connections are not shared by threads
-        cfg = self.learner_cfg
-        if cfg.history and store.count(RUN_ID, "history") == 0:
-            h = history_transitions(self.incumbent, cfg.history, seed=cfg.seed)
-            store.add_history(RUN_ID, h.obs, h.actions, h.rewards, h.next_obs, h.dones)
-        return Learner(store, self.obs_dim, len(self.incumbent.action_names), cfg, self.learn_dir / "learner.pt")
-
-    def _held_out_from(self) -> int | None:
-        """Live rows whose bar is inside the gate's window are not trained on until the window moves past them."""
-        if self.latest_bar is None:
-            return None
-        interval = int(self.incumbent.interval_s or 3600)
-        return self.latest_bar - self.gate_cfg.window_bars * interval
-
-    def _on_candidate(self, learner: Learner, checkpoint: Path) -> None:
-        candles = self.latest_candles
-        if candles is None:
-            return
-        candidate = self._policy_from(checkpoint)
-        with self._lock:
-            serving = self._serving
-        name = str(checkpoint.relative_to(self.run_dir))
-        decision = run_gate(candidate, serving, candles, self.gate_cfg, learner.step, name)
-        record = decision.model_dump()
-        record["incumbent"] = "incumbent" if serving is self.incumbent else str(read_serving(self.run_dir).current.checkpoint)
-        if decision.promoted:
-            promote(self.run_dir, checkpoint, learner.step)
-            self.promotions += 1
-        append_promotion(self.run_dir, record)
-        self.last_gate = decision
-        if self.writer:
-            self.writer.add_scalar("gate/promoted", float(decision.promoted), learner.step)
-            self.writer.add_scalar("gate/promotions", self.promotions, learner.step)
-            if decision.candidate_metrics and decision.incumbent_metrics:
-                self.writer.add_scalar("gate/candidate_sharpe", decision.candidate_metrics.sharpe, learner.step)
-                self.writer.add_scalar("gate/incumbent_sharpe", decision.incumbent_metrics.sharpe, learner.step)
-
-    def _log(self, learner: Learner) -> None:
-        if self.writer is None:
-            return
-        w, s = self.writer, learner.step
-        w.add_scalar("learner/loss", learner.last_loss, s)
-        w.add_scalar("learner/td_error", learner.last_td, s)
-        w.add_scalar("learner/priority_max", learner.per.max_priority, s)
-        w.add_scalar("learner/priority_total", learner.per.tree.total, s)
-        w.add_scalar("learner/buffer", len(learner.per), s)
-
-
-def _summary_writer(folder: Path):
-    """TensorBoard scalars when tensorboard is installed; the run works the same without it."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(folder))
+        s = json.loads(raw)
+        return (f"learn: step {s['step']}, buffer {s['buffer']}, loss {s['loss']:.4f}, |TD| {s['td']:.3f}, "
+                f"promotions {self.store.get_meta('promotions', '0')}, last gate "
+                f"{self.store.get_meta('last_gate', 'none yet')}, serving v{self._serving_version}")
 
 
 def paper_fill(side: str, quote_price: float, amount_in: float, amount_out: float, fee: float,

@@ -6,16 +6,14 @@ another policy's actions wrongly. So the learner trains a DQN-family candidate o
 action set, starting from the incumbent's training data (env rollouts on the train split) plus every live fill;
 it serves only when the gate says it is no worse than the incumbent on the most recent held-out window.
 
-`Learner` is the synchronous core (ingest, step, checkpoint, candidate); `LearnerThread` runs it beside the
-loop. The decision path never waits on it: the loop only appends rows to SQLite and reads a version number.
+`Learner` is the synchronous core (ingest, step, checkpoint, candidate); `rl.online.worker` runs it in its own
+process beside the loop. The decision path never waits on it: the loop only appends rows to SQLite and reads a
+version number.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -176,47 +174,3 @@ class Learner:
         _save_torch(path, {"q": self.q.state_dict(), "obs_dim": self.obs_dim, "n_actions": self.n_actions,
                            "hidden": list(self.cfg.hidden), "step": self.step})
         return path
-
-
-class LearnerThread(threading.Thread):
-    """Runs `Learner` steps until stopped; every `candidate_every` steps hands a checkpoint to `on_candidate`
-    (the gate). Exceptions stop the thread and are kept in `.error` for the loop to report."""
-
-    def __init__(self, make_learner: Callable[[], Learner], candidates_dir: Path,
-                 on_candidate: Callable[[Learner, Path], None], held_out_from: Callable[[], int | None],
-                 log: Callable[[Learner], None] | None = None):
-        super().__init__(name="online-learner", daemon=True)
-        self.make_learner, self.candidates_dir = make_learner, Path(candidates_dir)
-        self.on_candidate, self.held_out_from, self.log = on_candidate, held_out_from, log
-        self.stop_event = threading.Event()
-        self.learner: Learner | None = None
-        self.error: BaseException | None = None
-        self.ready = threading.Event()
-
-    def run(self) -> None:
-        try:
-            lrn = self.learner = self.make_learner()
-            self.ready.set()
-            cfg = lrn.cfg
-            while not self.stop_event.is_set():
-                if lrn.step % 50 == 0:
-                    lrn.ingest(self.held_out_from())
-                if lrn.train_step() is None:
-                    self.stop_event.wait(0.05)
-                    continue
-                if self.log and lrn.step % 50 == 0:
-                    self.log(lrn)
-                if lrn.step % cfg.checkpoint_every == 0:
-                    lrn.save()
-                if lrn.step % cfg.candidate_every == 0:
-                    self.on_candidate(lrn, lrn.write_candidate(self.candidates_dir))
-                if cfg.step_pause_s:
-                    time.sleep(cfg.step_pause_s)
-            lrn.save()
-        except BaseException as exc:  # noqa: BLE001 - reported by the loop, never silently lost
-            self.error = exc
-            self.ready.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.stop_event.set()
-        self.join(timeout)

@@ -64,7 +64,7 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     from rl.online.serving import promote, read_serving
 
     out, db = tmp_path / "run", tmp_path / "run" / "learn" / "replay.sqlite"
-    args = [*TRADER, *RUN, "--iterations", "40", "--interval", "0.15s", "--out", str(out)]
+    args = [*TRADER, *RUN, "--iterations", "80", "--interval", "0.2s", "--out", str(out)]
     env = _env(tmp_path / "home")
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(first, db, min_rows=6, min_step=100)  # mid-run, after the learner auto-saved
@@ -82,15 +82,15 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     assert "resuming at tick" in third.stderr and "serving policy: candidate" in third.stderr
 
     ticks = _rows(db)
-    assert ticks == list(range(40))  # transitions stored == decisions made: 0 lost, 0 duplicated
+    assert ticks == list(range(80))  # transitions stored == decisions made: 0 lost, 0 duplicated
     decisions = [json.loads(x) for x in (out / "decisions.jsonl").read_text().splitlines()]
-    assert [d["tick"] for d in decisions] == list(range(40))
+    assert [d["tick"] for d in decisions] == list(range(80))
     con = sqlite3.connect(db)
     incomplete = con.execute("SELECT count(*) FROM transitions WHERE source = 'live' AND next_obs IS NULL").fetchone()
     bars = [r[0] for r in con.execute("SELECT bar_time FROM transitions WHERE source = 'live' ORDER BY tick")]
     con.close()
     assert incomplete[0] == 1  # only the last decision waits for a next bar
-    assert len(set(bars)) == 40 and bars == sorted(bars)  # the replay resumed at the right bar each time
+    assert len(set(bars)) == 80 and bars == sorted(bars)  # the replay resumed at the right bar each time
     assert _meta(db, "learner_step") >= step_at_kill  # the learner's step count resumed, never restarted
     steps = [int(line.split("learn: step ")[1].split(",")[0]) for line in third.stderr.splitlines()
              if "learn: step " in line]
