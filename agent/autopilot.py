@@ -348,7 +348,9 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
                               status="stale" if frozen else "none", position=round(position, 4))
             fill = None
             if action != "HOLD" and mode != "observe":
-                fill = _act(tools, d, wallet, live)
+                # a learning run's paper fills are keyed by (run, tick): a tick redone after a kill replaces its row
+                key = f"paper-{_run_key(out)}-{tick}" if online is not None else None
+                fill = _act(tools, d, wallet, live, key)
             if mode == "paper":
                 d.equity_usd = round(wallet["eth"] * price + wallet["usdc"], 2)
             history.append(d)
@@ -370,7 +372,13 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
                 time.sleep(interval)
 
 
-def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool, fill) -> None:
+def _run_key(out: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:10]
+
+
+def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool, fill, key: str | None) -> None:
     """Paper trades go to the same SQLite journal as real ones, with status `paper` (never `confirmed`, so
     they count neither as swaps nor toward the daily-loss kill switch), with the fill's execution quality."""
     import uuid
@@ -381,7 +389,7 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool,
     try:
         asset_in = trade["asset"]
         journal.insert({
-            "id": f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if live else None,
+            "id": key or f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if live else None,
             "side": trade["side"], "asset_in": asset_in, "asset_out": "ETH" if asset_in == "USDC" else "USDC",
             "amount_in": trade["amount"], "quoted_out": got, "amount_out": got, "spot_price": d.price,
             "status": "paper", "reason": d.reason[:200], **_quality_columns(fill),
@@ -396,7 +404,7 @@ def _quality_columns(fill) -> dict:
             "gas_usd": fill.gas_usd}
 
 
-def _act(tools, d: TradeDecision, paper: dict, live: bool):
+def _act(tools, d: TradeDecision, paper: dict, live: bool, key: str | None = None):
     """Trade; the realised `Fill` (quote vs executed price, fee, impact, gas), or None when nothing traded."""
     from agent.online import paper_fill
 
@@ -425,7 +433,7 @@ def _act(tools, d: TradeDecision, paper: dict, live: bool):
         d.status = "paper"
         d.detail = f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
         fill = paper_fill(side, quote_price, trade["amount"], got, PAPER_FEE)
-        _journal_paper(tools, d, trade, got, live, fill)
+        _journal_paper(tools, d, trade, got, live, fill, key)
         return fill
     tools.begin_turn(TradeGate.for_autonomous_run())  # the user opted in with --execute; risk limits still apply
     proposal = tools.call("propose_swap", trade)

@@ -114,30 +114,33 @@ class Learner:
                                  "the learner from the replay store") from None
         else:
             self.target.load_state_dict(self.q.state_dict())
-        saved = self.store.priorities()
-        self.ingest(priorities=saved)
+        self._saved_priorities = self.store.priorities()  # applied as the rows are ingested
 
     def save(self) -> None:
         _save_torch(self.state_path, {"q": self.q.state_dict(), "target": self.target.state_dict(),
                                       "opt": self.opt.state_dict(), "step": self.step})
         self.store.save_learner({"learner_step": str(self.step)}, self.per.state())
 
-    def ingest(self, live_before_bar: int | None = None, priorities: dict[int, float] | None = None) -> int:
-        """Add the store's complete transitions not seen yet to the prioritised buffer."""
+    def ingest(self, live_before_bar: int | None = None) -> int:
+        """Add the store's complete transitions not seen yet to the prioritised buffer; returns how many."""
         ids = self.store.ready_ids(self.last_id, live_before_bar)
         if not ids:
             return 0
+        added = 0
         for chunk in range(0, len(ids), 2048):
             part = ids[chunk:chunk + 2048]
             b = self.store.batch(part)
             for j, rid in enumerate(part):
-                slot = self.per.add(rid, (priorities or {}).get(rid))
+                if rid in self.per.slot_of:  # seen before a held-out row: keep its learned priority
+                    continue
+                slot = self.per.add(rid, self._saved_priorities.pop(rid, None))
+                added += 1
                 self._obs[slot], self._next[slot] = b.obs[j], b.next_obs[j]
                 self._act[slot], self._rew[slot], self._done[slot] = b.actions[j], b.rewards[j], b.dones[j]
         # rows not ready yet (no next observation, or held out for the gate) are picked up on a later call
         pending = self.store.first_pending_id(self.last_id, live_before_bar)
         self.last_id = ids[-1] if pending is None else min(ids[-1], pending - 1)
-        return len(ids)
+        return added
 
     # -- one gradient step ---------------------------------------------------------------------------------
     def train_step(self) -> float | None:

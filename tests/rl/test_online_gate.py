@@ -34,7 +34,9 @@ def _learner(tmp_path, history, incumbent, **cfg) -> Learner:
     if store.count("run", "history") == 0:
         store.add_history("run", history.obs, history.actions, history.rewards, history.next_obs, history.dones)
     config = LearnerConfig(batch_size=64, target_every=100, step_pause_s=0, **cfg)
-    return Learner(store, history.obs.shape[1], len(incumbent.action_names), config, tmp_path / "learner.pt")
+    lrn = Learner(store, history.obs.shape[1], len(incumbent.action_names), config, tmp_path / "learner.pt")
+    lrn.ingest()
+    return lrn
 
 
 def _windows(incumbent, n=3, bars=72):

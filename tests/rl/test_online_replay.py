@@ -115,3 +115,20 @@ def test_fill_slippage_sign():
     assert Fill("sell", 100.0, 99.7, 100.0).slippage_bps == pytest.approx(30.0)
     assert Fill("buy", 100.0, 99.0, 100.0).slippage_bps == pytest.approx(-100.0)  # better than quoted
     assert Fill.none(5.0).slippage_bps == 0.0
+
+
+def test_learner_ingest_keeps_priorities_of_rows_seen_before_a_held_out_one(tmp_path):
+    from rl.online.learner import Learner, LearnerConfig
+
+    st = ReplayStore(tmp_path / "r.sqlite")
+    for tick in range(3):  # live rows first: tick 2 is inside the gate window
+        st.record_decision("run", tick, [tick, 0], 0, Fill.none(1.0), 3600 * tick, 1.0, 0.0, 1.0)
+        st.complete("run", tick, 0.0, [tick + 1, 0])
+    st.add_history("run", np.zeros((4, 2)), np.zeros(4), np.zeros(4), np.ones((4, 2)), np.zeros(4))
+    lrn = Learner(st, 2, 2, LearnerConfig(batch_size=2, capacity=64, history=0), tmp_path / "l.pt")
+    assert len(lrn.per) == 0  # nothing before the first ingest names the held-out window
+    assert lrn.ingest(live_before_bar=3600 * 2) == 6 and len(lrn.per) == 6
+    lrn.per.update(range(6), [0.5] * 6)
+    lrn.ingest(live_before_bar=3600 * 2)  # the history after the held-out row comes back: already known
+    np.testing.assert_allclose(lrn.per.probabilities(), [1 / 6] * 6)
+    assert lrn.ingest(live_before_bar=None) == 1 and len(lrn.per) == 7  # the window moved on: tick 2 joins
