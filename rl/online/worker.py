@@ -107,6 +107,7 @@ class _Loop:
                                                                                    incumbent, stop)
         self.promotions = int(store.get_meta("promotions", "0"))
         self.writer = _summary_writer(run_dir / LEARN_DIR / "tb") if args.tensorboard else None
+        self.published = 0.0
 
     def alive(self) -> bool:
         return not self.stop.is_set() and os.getppid() == self.args.parent_pid
@@ -125,7 +126,7 @@ class _Loop:
             if lrn.train_step() is None:
                 time.sleep(0.1)
                 continue
-            if lrn.step % 50 == 0:
+            if time.monotonic() - self.published >= 0.5:  # the loop's status line reads it; cheap, not per step
                 self.publish()
             if lrn.step % cfg.checkpoint_every == 0 or lrn.step % cfg.candidate_every == 0:
                 lrn.save()  # a candidate always has its learner state saved with it
@@ -136,9 +137,12 @@ class _Loop:
         if self.stop.is_set():  # a clean stop saves; a vanished parent means a kill: keep the last auto-save
             lrn.save()
         self.publish()
+        if self.writer:
+            self.writer.close()
 
     def publish(self) -> None:
         lrn = self.lrn
+        self.published = time.monotonic()
         self.store.set_meta({"learner_status": json.dumps({"step": lrn.step, "buffer": len(lrn.per),
                                                            "loss": lrn.last_loss, "td": lrn.last_td})})
         if self.writer:

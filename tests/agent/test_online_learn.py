@@ -96,6 +96,20 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
              if "learn: step " in line]
     assert steps and steps[0] >= step_at_kill
     assert read_serving(out).current.kind in ("candidate", "incumbent")
+    tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = tb.EventAccumulator(str(out / "learn" / "tb"))
+    events.Reload()
+    assert {"learner/loss", "learner/td_error", "learner/priority_max"} <= set(events.Tags()["scalars"])
+
+
+@pytest.mark.slow  # spawns the learner process and times three blocks of decisions
+def test_bench_learn_times_both_sides_in_one_process(tmp_path, monkeypatch):
+    from agent.learn_bench import bench_learn
+
+    monkeypatch.setenv("TRADER_HOME", str(tmp_path))
+    r = bench_learn(decisions=40, history=300)
+    assert r.p95_without_ms > 0 and r.p95_with_ms > 0 and r.learner_steps > 0
+    assert r.p95_ratio == pytest.approx(r.p95_with_ms / r.p95_without_ms)
 
 
 @pytest.mark.parametrize("extra, needle", [
