@@ -220,17 +220,17 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
         raise ConfigError("--learn learns from fills and --observe makes none; drop one (use --paper trading "
                           "to learn without risk)")
     mode = "observe" if cfg.observe else "execute" if cfg.execute else "paper"
-    from agent.online import learn_dir_exists
+    from agent.online import check_same_run, check_writable, learn_dir_exists
 
     resume = cfg.learn and learn_dir_exists(cfg.out)
     if resume:  # before anything slow starts: a run that cannot resume says so in a second
         from rl.online.replay_store import ReplayStore
 
-        _check_same_run(cfg)
+        check_same_run(cfg.out, cfg.model_dump())
         ReplayStore(Path(cfg.out).expanduser() / "learn" / "replay.sqlite").close()
     out = run_dir(cfg.out, resume)
     if cfg.learn and not resume:
-        _check_writable(out)
+        check_writable(out)
     agent = build_agent(cfg, confirm=(lambda p: True) if cfg.execute else None, chat=chat, auto_confirm=cfg.execute)
     tools = agent.tools
     notify = tools.notify or (lambda line: None)
@@ -243,7 +243,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     wallet: dict[str, float] | None = None
     history: list[TradeDecision] = []
     said: str | None = None
-    online, first_tick = _start_learning(cfg, out, tools, notify) if cfg.learn else (None, 0)
+    online, first_tick = _start_learning(cfg, out, tools.policy, notify) if cfg.learn else (None, 0)
     if online is not None and first_tick:
         last = online.last()
         wallet = {"eth": last.wallet_eth, "usdc": last.wallet_usdc}
@@ -260,43 +260,14 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     return history
 
 
-def _check_same_run(cfg: RunConfig) -> None:
-    """A resumed run must be the run that stopped: same policy, data, feed and trade size."""
-    from trader_core.paths import read_text_file
-
-    saved = json.loads(read_text_file(Path(cfg.out).expanduser() / "config.json", "the run's config.json"))
-    keys = ("policy", "data", "feed", "trade_eth", "iterations", "execute", "learn")
-    diff = [k for k in keys if saved.get(k) != getattr(cfg, k)]
-    if diff:
-        raise ConfigError(f"--out {cfg.out} holds a learning run with other settings ({', '.join(diff)}); rerun "
-                          "with the same options to resume it, or pass a new --out")
-
-
-def _check_writable(out: Path) -> None:
-    import os
-
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: cannot write into the run folder; pass a folder you can write")
-
-
-def _start_learning(cfg: RunConfig, out: Path, tools, notify):
-    """The learning session (resumed from RUN_DIR/learn when it exists) and the first tick to run."""
-    from agent.online import OnlineSession
+def _start_learning(cfg: RunConfig, out: Path, incumbent, notify):
+    from agent.online import start_learning
     from rl.online.gate import GateConfig
     from rl.online.learner import LearnerConfig
 
-    online = OnlineSession(out, tools.policy, cfg.policy, LearnerConfig(history=cfg.learn_history,
-                                                                        candidate_every=cfg.candidate_every),
-                           GateConfig(window_bars=cfg.gate_window), notify)
-    last = online.last()
-    first = 0 if last is None else last.tick + 1
-    if first:  # decisions.jsonl is rebuilt from the store: a decision is made once it is stored, never twice
-        from trader_core.paths import atomic_write_text
-
-        rows = online.store.decisions("run")
-        atomic_write_text(out / "decisions.jsonl", "".join(r + "\n" for r in rows))
-    online.start()
-    return online, first
+    return start_learning(out, incumbent, cfg.policy, LearnerConfig(history=cfg.learn_history,
+                                                                    candidate_every=cfg.candidate_every),
+                          GateConfig(window_bars=cfg.gate_window), notify)
 
 
 def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, said, online, first_tick, emit,

@@ -122,6 +122,43 @@ class OnlineSession:
                 f"{self.store.get_meta('last_gate', 'none yet')}, serving v{self._serving_version}")
 
 
+RESUME_KEYS = ("policy", "data", "feed", "trade_eth", "iterations", "execute", "learn")
+
+
+def check_same_run(out: str | Path, settings: dict) -> None:
+    """A resumed run must be the run that stopped: `settings` (the new run's `RESUME_KEYS`) equal the saved ones."""
+    from trader_core.errors import ConfigError
+    from trader_core.paths import read_text_file
+
+    saved = json.loads(read_text_file(Path(out).expanduser() / "config.json", "the run's config.json"))
+    diff = [k for k in RESUME_KEYS if saved.get(k) != settings.get(k)]
+    if diff:
+        raise ConfigError(f"--out {out} holds a learning run with other settings ({', '.join(diff)}); rerun "
+                          "with the same options to resume it, or pass a new --out")
+
+
+def check_writable(out: Path) -> None:
+    from trader_core.errors import ConfigError
+
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write into the run folder; pass a folder you can write")
+
+
+def start_learning(out: Path, incumbent, policy_name: str, learner: LearnerConfig, gate: GateConfig,
+                   notify) -> tuple[OnlineSession, int]:
+    """The learning session (resumed from RUN_DIR/learn when it exists, its worker started) and the first tick."""
+    online = OnlineSession(out, incumbent, policy_name, learner, gate, notify)
+    last = online.last()
+    first = 0 if last is None else last.tick + 1
+    if first:  # decisions.jsonl is rebuilt from the store: a decision is made once it is stored, never twice
+        from trader_core.paths import atomic_write_text
+
+        rows = online.store.decisions(RUN_ID)
+        atomic_write_text(out / "decisions.jsonl", "".join(r + "\n" for r in rows))
+    online.start()
+    return online, first
+
+
 def paper_fill(side: str, quote_price: float, amount_in: float, amount_out: float, fee: float,
                gas_usd: float = 0.0) -> Fill:
     """The Fill of a paper or quoted trade: executed price from the amounts, fee at the pool's rate, and the rest

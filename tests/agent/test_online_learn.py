@@ -115,10 +115,12 @@ def test_bench_learn_times_both_sides_in_one_process(tmp_path, monkeypatch):
 @pytest.mark.parametrize("extra, needle", [
     (["--observe"], "--learn learns from fills and --observe makes none"),
     (["--paper", "--execute"], "--paper excludes --execute"),
+    (["--out", "/proc/no-such-run"], "cannot create the folder"),  # unwritable, even for root
 ])
 def test_bad_learn_options_are_one_line(tmp_path, extra, needle):
+    out = [] if "--out" in extra else ["--out", str(tmp_path / "run")]
     res = subprocess.run([*TRADER, "run", "--learn", "--feed", "replay", "--no-model", "--iterations", "2",
-                          "--out", str(tmp_path / "run"), *extra], env=_env(tmp_path / "home"),
+                          *out, *extra], env=_env(tmp_path / "home"),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.startswith("error: ") and needle in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
