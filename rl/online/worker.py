@@ -113,10 +113,16 @@ class _Loop:
         return not self.stop.is_set() and os.getppid() == self.args.parent_pid
 
     def held_out_from(self) -> int | None:
+        """Live rows from this bar on are not trained on: the gate's window (which ends at the last bars the loop
+        handed over, possibly a few ticks behind the last decision) and everything after it."""
         last = self.store.last_decision(RUN_ID)
         if last is None:
             return None
-        return last.bar_time - self.args.gate.window_bars * int(self.incumbent.interval_s or 3600)
+        end = last.bar_time
+        window = read_window(self.run_dir)
+        if window is not None:
+            end = min(end, int(window.timestamps[-1]))
+        return end - (self.args.gate.window_bars + 1) * int(self.incumbent.interval_s or 3600)
 
     def run(self) -> None:
         lrn, cfg = self.lrn, self.lrn.cfg

@@ -132,3 +132,16 @@ def test_learner_ingest_keeps_priorities_of_rows_seen_before_a_held_out_one(tmp_
     lrn.ingest(live_before_bar=3600 * 2)  # the history after the held-out row comes back: already known
     np.testing.assert_allclose(lrn.per.probabilities(), [1 / 6] * 6)
     assert lrn.ingest(live_before_bar=None) == 1 and len(lrn.per) == 7  # the window moved on: tick 2 joins
+
+
+def test_gate_window_round_trips_through_its_file(tmp_path):
+    from rl.data import load_candles
+    from rl.online.worker import read_window, write_window
+
+    (tmp_path / "learn").mkdir()
+    candles = load_candles("chainlink-eth-1h")
+    write_window(tmp_path, candles, 100)
+    w = read_window(tmp_path)
+    assert len(w) == 100 and w.interval_s == candles.interval_s and w.volume is None
+    np.testing.assert_array_equal(w.close, candles.close[-100:])
+    np.testing.assert_array_equal(w.timestamps, candles.timestamps[-100:])
