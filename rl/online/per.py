@@ -56,6 +56,29 @@ class SumTree:
                 j = left + 1
         return min(j - self._leaves, self.capacity - 1)
 
+    def find_many(self, masses: np.ndarray) -> np.ndarray:
+        """`find` for many masses at once: one vectorised descent (the learner samples a batch per step)."""
+        m = np.asarray(masses, dtype=np.float64).copy()
+        j = np.ones(len(m), dtype=np.int64)
+        while j[0] < self._leaves:  # every path has the same depth
+            left = 2 * j
+            lv = self._tree[left]
+            right = (m >= lv) & (self._tree[left + 1] > 0.0)
+            m = np.where(right, m - lv, m)
+            j = np.where(right, left + 1, left)
+        return np.minimum(j - self._leaves, self.capacity - 1)
+
+    def set_many(self, idx: np.ndarray, values: np.ndarray) -> None:
+        """`set` for many leaves: write them, then recompute each touched parent once per level."""
+        j = np.asarray(idx, dtype=np.int64) + self._leaves
+        self._tree[j] = values
+        j = np.unique(j // 2)
+        while j[0] >= 1:
+            self._tree[j] = self._tree[2 * j] + self._tree[2 * j + 1]
+            if j[0] == 1:
+                break
+            j = np.unique(j // 2)
+
     def leaves(self) -> np.ndarray:
         return self._tree[self._leaves:self._leaves + self.capacity].copy()
 
@@ -110,8 +133,12 @@ class PrioritizedReplay:
         self.tree.set(slot, priority ** self.alpha)
 
     def update(self, slots, priorities) -> None:
-        for s, p in zip(slots, priorities):
-            self._set(int(s), float(p))
+        p = np.asarray(priorities, dtype=np.float64)
+        if not np.isfinite(p).all() or (p < 0).any():
+            raise ValueError(f"priorities must be finite and >= 0, got {p[~np.isfinite(p) | (p < 0)][:3]}")
+        if len(p):
+            self.max_priority = max(self.max_priority, float(p.max()))
+            self.tree.set_many(np.asarray(slots, dtype=np.int64), p ** self.alpha)
 
     def update_from_td(self, slots, td_errors) -> None:
         self.update(slots, np.abs(np.asarray(td_errors, dtype=np.float64)) + self.eps)
@@ -129,9 +156,9 @@ class PrioritizedReplay:
         total = self.tree.total
         bounds = np.linspace(0.0, total, batch_size + 1)
         points = rng.uniform(bounds[:-1], bounds[1:])
-        slots = np.array([self.tree.find(m) for m in points], dtype=np.int64)
-        probs = np.array([self.tree.get(s) for s in slots]) / total
+        slots = self.tree.find_many(points)
         leaves = self.tree.leaves()[:self.size]
+        probs = leaves[slots] / total
         p_min = leaves[leaves > 0].min() / total
         max_w = (self.size * p_min) ** -beta
         weights = (self.size * probs) ** -beta / max_w

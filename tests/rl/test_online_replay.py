@@ -145,3 +145,20 @@ def test_gate_window_round_trips_through_its_file(tmp_path):
     assert len(w) == 100 and w.interval_s == candles.interval_s and w.volume is None
     np.testing.assert_array_equal(w.close, candles.close[-100:])
     np.testing.assert_array_equal(w.timestamps, candles.timestamps[-100:])
+
+
+def test_vectorised_tree_matches_the_scalar_one():
+    rng = np.random.default_rng(3)
+    a, b = SumTree(37), SumTree(37)
+    values = rng.uniform(0, 2, 37) * (rng.random(37) > 0.2)
+    for i, v in enumerate(values):
+        a.set(i, v)
+    b.set_many(np.arange(37), values)
+    assert a.total == pytest.approx(b.total)
+    np.testing.assert_allclose(a._tree, b._tree)
+    masses = rng.uniform(0, a.total, 200)
+    np.testing.assert_array_equal(b.find_many(masses), [a.find(m) for m in masses])
+    b.set_many(np.array([3, 30]), np.array([5.0, 0.0]))
+    a.set(3, 5.0)
+    a.set(30, 0.0)
+    np.testing.assert_allclose(a._tree, b._tree)
