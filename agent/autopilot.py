@@ -116,7 +116,7 @@ def run_dir(out: str | None, resume: bool = False) -> Path:
 
     if resume and out is not None:
         path = Path(out).expanduser()
-        if not os.access(path, os.W_OK | os.X_OK) or not os.access(path / "learn", os.W_OK | os.X_OK):
+        if not os.access(path, os.W_OK | os.X_OK):
             raise ConfigError(f"--out {out}: cannot write into the run folder; pass a folder you can write")
         return path
 
@@ -220,9 +220,9 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
         raise ConfigError("--learn learns from fills and --observe makes none; drop one (use --paper trading "
                           "to learn without risk)")
     mode = "observe" if cfg.observe else "execute" if cfg.execute else "paper"
-    from agent.online import check_same_run, check_writable, learn_dir_exists
+    from agent.online import check_same_run, check_writable, resumable
 
-    resume = cfg.learn and learn_dir_exists(cfg.out)
+    resume = cfg.learn and resumable(cfg.out)
     if resume:  # before anything slow starts: a run that cannot resume says so in a second
         from rl.online.replay_store import ReplayStore
 

@@ -36,8 +36,9 @@ class Wallet:
         return self.eth * price + self.usdc
 
 
-def learn_dir_exists(out: str | Path | None) -> bool:
-    return out is not None and (Path(out).expanduser() / LEARN_DIR / "replay.sqlite").exists()
+def resumable(out: str | Path | None) -> bool:
+    """An earlier run's folder (its config.json is written before anything else, the learner's store after it)."""
+    return out is not None and (Path(out).expanduser() / "config.json").is_file()
 
 
 class OnlineSession:

@@ -140,6 +140,10 @@ def test_corrupt_store_and_changed_settings_are_one_line(tmp_path):
     res = subprocess.run([*base[:-4], "--iterations", "9", "--out", str(out)], env=_env(tmp_path / "home"),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "other settings (iterations)" in res.stderr, res.stderr
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "learn": False}))  # a run that did not learn
+    res = subprocess.run(base, env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "other settings (learn)" in res.stderr, res.stderr
 
 
 def test_paper_fill_costs_add_up_to_what_the_wallet_lost():
