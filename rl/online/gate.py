@@ -39,6 +39,7 @@ class GateDecision(BaseModel):
     window: dict[str, int]
     candidate_metrics: SideMetrics | None = None
     incumbent_metrics: SideMetrics | None = None
+    anchor_metrics: SideMetrics | None = None  # the policy the run started with, when another one serves
     kind: str = "gate"
 
 
@@ -66,8 +67,13 @@ def judge(cand: SideMetrics, inc: SideMetrics, safety: list[str], cfg: GateConfi
     return reasons
 
 
-def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name: str = "") -> GateDecision:
-    """Backtest both policies (rl `Policy` objects) on the last `window_bars` bars of `candles`; decide."""
+def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name: str = "",
+             anchor=None) -> GateDecision:
+    """Backtest both policies (rl `Policy` objects) on the last `window_bars` bars of `candles`; decide.
+
+    `anchor`: the policy the run started with, when a promoted candidate serves. The candidate must then pass
+    against it too; otherwise a chain of promotions, each within the margin of the last, could drift far below
+    where the run began (measured: 22 promotions in 400 ticks, ending 3.7 points of return below the start)."""
     from rl.evaluate import run_backtest
 
     feats = incumbent.features_for(candles)
@@ -99,5 +105,9 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
     interval = int(candles.interval_s or 3600)
     cand, inc = _side(cand_res, interval), _side(inc_res, interval)
     reasons = judge(cand, inc, safety, cfg)
+    anchored = None
+    if anchor is not None and anchor is not incumbent:
+        anchored = _side(run_backtest(feats, incumbent.config.env, start, stop, anchor.action_fn()), interval)
+        reasons += [f"vs the starting policy: {r}" for r in judge(cand, anchored, [], cfg)]
     return GateDecision(time=time.time(), step=step, candidate=name, promoted=not reasons, reasons=reasons,
-                        window=window, candidate_metrics=cand, incumbent_metrics=inc)
+                        window=window, candidate_metrics=cand, incumbent_metrics=inc, anchor_metrics=anchored)

@@ -169,7 +169,7 @@ class _Loop:
         entry = state.current
         serving = inc if entry.kind == "incumbent" else policy_from(inc, self.run_dir / entry.checkpoint)
         decision = run_gate(candidate, serving, candles, self.args.gate, self.lrn.step,
-                            str(checkpoint.relative_to(self.run_dir)))
+                            str(checkpoint.relative_to(self.run_dir)), anchor=inc)
         record = {**decision.model_dump(), "incumbent": entry.checkpoint or "incumbent"}
         if decision.promoted:
             promote(self.run_dir, checkpoint, self.lrn.step)

@@ -142,3 +142,26 @@ def test_promote_and_rollback_restore_the_previous_policy(tmp_path, history, inc
     assert [x["kind"] for x in lines] == ["rollback", "rollback"]
     with pytest.raises(ConfigError, match="not a learning run"):
         rollback(tmp_path)
+
+
+def _always_flat(incumbent) -> Policy:
+    from rl.online.learner import QModel
+
+    net = torch.nn.Linear(len(incumbent.observation_names), len(incumbent.action_names))
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([1.0] + [0.0] * (len(incumbent.action_names) - 1)))  # FLAT, always
+    return Policy([QModel(net)], incumbent.config, incumbent.run_dir, incumbent.member_dirs)
+
+
+def test_a_candidate_must_also_pass_against_the_starting_policy(incumbent):
+    """Promotions may not ratchet down: with a weak policy serving (always flat), a candidate equal to it (so
+    within the margin of what serves) is still refused when it trails the policy the run started with."""
+    window = _windows(incumbent, 1)[0]  # a window where the incumbent earned a Sharpe well above 0
+    weak, again = _always_flat(incumbent), _always_flat(incumbent)
+    alone = run_gate(again, weak, window, GateConfig(window_bars=72))
+    assert alone.promoted, alone.reasons  # equal to what serves
+    anchored = run_gate(again, weak, window, GateConfig(window_bars=72), anchor=incumbent)
+    assert anchored.anchor_metrics is not None and anchored.anchor_metrics.sharpe > 0.5
+    assert not anchored.promoted
+    assert all(r.startswith("vs the starting policy") for r in anchored.reasons)
