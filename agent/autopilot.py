@@ -47,6 +47,11 @@ class RunConfig(AgentConfig):
                                                      "replay of the policy's data, one bar per tick")
     data: str | None = Field(None, description="dataset replayed by --feed replay (default: the policy's data)")
     out: str | None = Field(None, description="run directory; default $TRADER_HOME/runs/agent-<time>")
+    learn: bool = Field(False, description="learn online from every fill (replay store, prioritised replay, "
+                        "learner thread, promotion gate); rerun with the same --out to resume after a crash")
+    gate_window: int = Field(72, ge=8, le=10_000, description="--learn: bars in the gate's held-out window")
+    learn_history: int = Field(5000, ge=0, le=1_000_000, description="--learn: training-data transitions mixed in")
+    candidate_every: int = Field(1000, ge=1, le=1_000_000, description="--learn: learner steps between candidates")
 
 
 class TradeDecision(BaseModel):
@@ -102,9 +107,18 @@ def parse_duration(text: str | float | None) -> float | None:
     return seconds
 
 
-def run_dir(out: str | None) -> Path:
-    """The run's folder: a new folder (or an empty one) whose parent exists; one-line errors otherwise."""
+def run_dir(out: str | None, resume: bool = False) -> Path:
+    """The run's folder: a new folder (or an empty one) whose parent exists; one-line errors otherwise.
+    `resume`: an earlier `--learn` run's folder, continued where it stopped."""
+    import os
+
     from trader_core.runtime import trader_home
+
+    if resume and out is not None:
+        path = Path(out).expanduser()
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {out}: cannot write into the run folder; pass a folder you can write")
+        return path
 
     if out is None:
         path = trader_home() / "runs" / time.strftime("agent-%Y%m%d-%H%M%S")
@@ -202,8 +216,21 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
         raise ConfigError("--execute and --observe exclude each other; pick one")
     if cfg.execute and cfg.feed == "replay":
         raise ConfigError("--execute trades on the chain: it runs on the live feed, not --feed replay")
+    if cfg.learn and cfg.observe:
+        raise ConfigError("--learn learns from fills and --observe makes none; drop one (use --paper trading "
+                          "to learn without risk)")
     mode = "observe" if cfg.observe else "execute" if cfg.execute else "paper"
-    out = run_dir(cfg.out)
+    from agent.online import check_same_run, check_writable, resumable
+
+    resume = cfg.learn and resumable(cfg.out)
+    if resume:  # before anything slow starts: a run that cannot resume says so in a second
+        from rl.online.replay_store import ReplayStore
+
+        check_same_run(cfg.out, cfg.model_dump())
+        ReplayStore(Path(cfg.out).expanduser() / "learn" / "replay.sqlite").close()
+    out = run_dir(cfg.out, resume)
+    if cfg.learn and not resume:
+        check_writable(out)
     agent = build_agent(cfg, confirm=(lambda p: True) if cfg.execute else None, chat=chat, auto_confirm=cfg.execute)
     tools = agent.tools
     notify = tools.notify or (lambda line: None)
@@ -211,12 +238,44 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     market = _Market(feed, live)
     interval = cfg.interval_s if cfg.interval_s is not None else (10.0 if live else 0.0)
     notify(f"market: {feed.read().source}" + ("" if live else f", one bar per tick ({cfg.iterations} ticks)"))
-    save_config(cfg, out)
+    if not resume:
+        save_config(cfg, out)
     wallet: dict[str, float] | None = None
     history: list[TradeDecision] = []
     said: str | None = None
+    online, first_tick = _start_learning(cfg, out, tools.policy, notify) if cfg.learn else (None, 0)
+    if online is not None and first_tick:
+        last = online.last()
+        wallet = {"eth": last.wallet_eth, "usdc": last.wallet_usdc}
+        for _ in range(first_tick - 1):  # the replay resumes at the bar the stopped run would have shown next
+            feed.advance()
+        notify(f"resuming at tick {first_tick}: {first_tick} decisions stored, paper wallet {wallet['eth']:.4f} ETH "
+               f"+ {wallet['usdc']:.2f} USDC")
+    try:
+        _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, said, online, first_tick,
+              emit, agent, notify)
+    finally:
+        if online is not None:
+            online.stop()
+    return history
+
+
+def _start_learning(cfg: RunConfig, out: Path, incumbent, notify):
+    from agent.online import start_learning
+    from rl.online.gate import GateConfig
+    from rl.online.learner import LearnerConfig
+
+    return start_learning(out, incumbent, cfg.policy, LearnerConfig(history=cfg.learn_history,
+                                                                    candidate_every=cfg.candidate_every),
+                          GateConfig(window_bars=cfg.gate_window), notify)
+
+
+def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, said, online, first_tick, emit,
+          agent, notify) -> None:
+    from agent.online import Wallet
+
     with (out / "decisions.jsonl").open("a") as log:
-        for tick in range(cfg.iterations):
+        for tick in range(first_tick, cfg.iterations):
             if kill_switch_on():
                 notify("kill switch is on ($TRADER_HOME/KILL or TRADER_KILL=1): stopping")
                 break
@@ -225,6 +284,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
                 break
             snap, frozen = market.read(tick)
             price = snap.price
+            policy = online.serving() if online is not None else tools.policy
             real = tools.call("get_portfolio").value if live and (wallet is None or mode == "execute") else None
             if wallet is None:  # paper trading starts from the real wallet, else 1 ETH + its value in USDC
                 wallet = ({"eth": real.eth + real.weth, "usdc": real.usdc} if isinstance(real, Portfolio)
@@ -232,7 +292,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
             traded = ({"eth": real.eth + real.weth, "usdc": real.usdc}
                       if mode == "execute" and isinstance(real, Portfolio) else wallet)
             position = position_fraction(traded["eth"], traded["usdc"], price)
-            signal = policy_signal(tools.policy, snap, position,
+            signal = policy_signal(policy, snap, position,
                                    "chain wallet" if mode == "execute" else "paper wallet")
             if history and history[-1].pnl_usd is None:
                 prev = history[-1]
@@ -257,23 +317,41 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
                               reason=reason, rl_action=signal.action, rl_agreement=signal.agreement,
                               model_action=opinion.action if opinion else None, decided_by=by, mode=mode,
                               status="stale" if frozen else "none", position=round(position, 4))
+            fill = None
             if action != "HOLD" and mode != "observe":
-                _act(tools, d, wallet, live)
+                # a learning run's paper fills are keyed by (run, tick): a tick redone after a kill replaces its row
+                key = f"paper-{_run_key(out)}-{tick}" if online is not None else None
+                fill = _act(tools, d, wallet, live, key)
             if mode == "paper":
                 d.equity_usd = round(wallet["eth"] * price + wallet["usdc"], 2)
             history.append(d)
+            if online is not None:
+                from rl.online.replay_store import Fill
+
+                online.observe_market(snap.candles, tick)
+                held = wallet if mode == "paper" else traded
+                online.record(tick, signal.observation, d.action if fill is not None else "HOLD", position,
+                              fill or Fill.none(price), snap.last_time, price, Wallet(held["eth"], held["usdc"]),
+                              d.model_dump_json())
             log.write(d.model_dump_json() + "\n")
             log.flush()
             if emit:
                 emit(d)
+            if online is not None:
+                notify(f"tick {tick}: {online.status()}")
             if tick + 1 < cfg.iterations and interval:
                 time.sleep(interval)
-    return history
 
 
-def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool) -> None:
+def _run_key(out: Path) -> str:
+    import hashlib
+
+    return hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:10]
+
+
+def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool, fill, key: str | None) -> None:
     """Paper trades go to the same SQLite journal as real ones, with status `paper` (never `confirmed`, so
-    they count neither as swaps nor toward the daily-loss kill switch)."""
+    they count neither as swaps nor toward the daily-loss kill switch), with the fill's execution quality."""
     import uuid
 
     from onchain import Journal
@@ -282,29 +360,39 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool)
     try:
         asset_in = trade["asset"]
         journal.insert({
-            "id": f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if live else None,
+            "id": key or f"paper-{uuid.uuid4().hex[:12]}", "chain_id": tools.chain.chain_id if live else None,
             "side": trade["side"], "asset_in": asset_in, "asset_out": "ETH" if asset_in == "USDC" else "USDC",
             "amount_in": trade["amount"], "quoted_out": got, "amount_out": got, "spot_price": d.price,
-            "status": "paper", "reason": d.reason[:200],
+            "status": "paper", "reason": d.reason[:200], **_quality_columns(fill),
         })
     finally:
         journal.close()
 
 
-def _act(tools, d: TradeDecision, paper: dict, live: bool) -> None:
+def _quality_columns(fill) -> dict:
+    return {"quote_price": fill.quote_price, "executed_price": fill.executed_price,
+            "slippage_bps": round(fill.slippage_bps, 4), "fee_usd": fill.fee_usd, "impact_usd": fill.impact_usd,
+            "gas_usd": fill.gas_usd}
+
+
+def _act(tools, d: TradeDecision, paper: dict, live: bool, key: str | None = None):
+    """Trade; the realised `Fill` (quote vs executed price, fee, impact, gas), or None when nothing traded."""
+    from agent.online import paper_fill
+
     side = "buy" if d.action == "BUY" else "sell"
     trade = {"side": side, "amount": d.size_eth * d.price, "asset": "USDC"} if side == "buy" else \
         {"side": side, "amount": d.size_eth, "asset": "ETH"}
     if d.mode == "paper":
         if side == "sell" and paper["eth"] < d.size_eth or side == "buy" and paper["usdc"] < trade["amount"]:
             d.status, d.detail = "refused", "paper balance too small"
-            return
+            return None
+        quote_price = d.price
         if live:  # the pool's own quote for this size
             q = tools.call("get_quote", trade)
             if not isinstance(q.value, Quote):
                 d.status, d.detail = "failed", q.error
-                return
-            got = q.value.amount_out
+                return None
+            got, quote_price = q.value.amount_out, q.value.spot_price
         else:  # a replayed bar: fill at its close less the pool fee
             got = trade["amount"] * (1 / d.price if side == "buy" else d.price) * (1 - PAPER_FEE)
         if side == "buy":
@@ -315,16 +403,23 @@ def _act(tools, d: TradeDecision, paper: dict, live: bool) -> None:
             paper["usdc"] += got
         d.status = "paper"
         d.detail = f"paper fill: {got:.6f} out; paper wallet {paper['eth']:.4f} ETH, {paper['usdc']:.2f} USDC"
-        _journal_paper(tools, d, trade, got, live)
-        return
+        fill = paper_fill(side, quote_price, trade["amount"], got, PAPER_FEE)
+        _journal_paper(tools, d, trade, got, live, fill, key)
+        return fill
     tools.begin_turn(TradeGate.for_autonomous_run())  # the user opted in with --execute; risk limits still apply
     proposal = tools.call("propose_swap", trade)
     if not isinstance(proposal.value, SwapProposal) or not proposal.value.risk.ok:
         d.status = "refused"
         d.detail = proposal.error or "; ".join(proposal.value.risk.reasons)
-        return
+        return None
     receipt = tools.call("execute_swap", {"proposal_id": proposal.value.id})
     if isinstance(receipt.value, SwapReceipt):
-        d.status, d.tx_hash = receipt.value.status, receipt.value.tx_hash
+        r = receipt.value
+        d.status, d.tx_hash = r.status, r.tx_hash
+        if r.status == "confirmed":
+            q = proposal.value.quote
+            return paper_fill(side, q.spot_price, r.amount_in, r.amount_out, q.fee_bps / 1e4,
+                              (r.gas_cost_eth or 0.0) * q.spot_price)
     else:
         d.status, d.detail = "failed", receipt.error
+    return None

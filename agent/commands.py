@@ -60,6 +60,12 @@ def run(
     iterations: int = typer.Option(10, "--iterations", help="number of ticks"),
     execute: bool = typer.Option(False, "--execute", help="send guarded swaps to the local chain"),
     observe: bool = typer.Option(False, "--observe", help="decide and journal only, no trades"),
+    paper: bool = typer.Option(False, "--paper", help="paper trades (the default without --execute/--observe)"),
+    learn: bool = typer.Option(False, "--learn", help="learn online from every fill: replay store, prioritised "
+                               "replay, learner thread, promotion gate (rerun with the same --out to resume)"),
+    gate_window: int = typer.Option(72, "--gate-window", help="--learn: bars in the gate's held-out window"),
+    learn_history: int = typer.Option(5000, "--learn-history", help="--learn: training-data transitions mixed in"),
+    candidate_every: int = typer.Option(1000, "--candidate-every", help="--learn: learner steps per candidate"),
     trade_eth: float = typer.Option(0.1, "--trade-eth", help="size of one trade in ETH"),
     no_model: bool = typer.Option(False, "--no-model", help="skip the trader model's opinion"),
     feed: str = typer.Option("auto", "--feed", help="auto | chain | replay (auto: the chain if one answers, "
@@ -74,10 +80,14 @@ def run(
     """Autonomous loop: RL signal + trader model -> decision -> paper trade / guarded swap -> journal."""
     from agent.autopilot import RunConfig, parse_duration, run_agent
     from trader_core.cli_utils import print_json
+    from trader_core.errors import ConfigError
 
+    if paper and (execute or observe):
+        raise ConfigError("--paper excludes --execute and --observe; pick one mode")
     cfg = _config(RunConfig, interval_s=parse_duration(interval), iterations=iterations, execute=execute,
                   observe=observe, trade_eth=trade_eth, ask_model=not no_model, feed=feed, data=data, llm=llm,
-                  rpc_url=rpc_url, policy=policy, out=out)
+                  rpc_url=rpc_url, policy=policy, out=out, learn=learn, gate_window=gate_window,
+                  learn_history=learn_history, candidate_every=candidate_every)
 
     def show(d):
         if not json_out:
@@ -144,5 +154,23 @@ def bench_agent(
     typer.echo(f"{r.model}: {r.tokens_per_s:.1f} tokens/s")
 
 
+def bench_learn(
+    decisions: int = typer.Option(150, "--decisions", help="decisions timed per block"),
+    json_out: bool = typer.Option(False, "--json", help="print the measurements as JSON"),
+) -> None:
+    """Decision latency p95 with the online learner training beside the loop vs without it (same process)."""
+    from agent.learn_bench import bench_learn as run_bench
+    from trader_core.cli_utils import print_json
+
+    r = run_bench(decisions=decisions)
+    if json_out:
+        print_json(r.model_dump())
+        return
+    typer.echo(f"decision latency p95: {r.p95_with_ms:.2f} ms with the learner vs {r.p95_without_ms:.2f} ms without: "
+               f"ratio {r.p95_ratio:.2f}x (target <= 1.20); p50 {r.p50_with_ms:.2f} vs {r.p50_without_ms:.2f} ms")
+    typer.echo(f"learner: {r.learner_steps} gradient steps during the block ({r.learner_steps_per_s:.0f}/s); machine "
+               f"drift between the two blocks without it: {r.drift_ratio:.2f}x")
+
+
 top_level_commands = [chat, ask, run, signal]
-bench_commands = {"agent": bench_agent}
+bench_commands = {"agent": bench_agent, "learn": bench_learn}

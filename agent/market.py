@@ -46,6 +46,8 @@ class PolicyView(BaseModel):
     raw_action: str = "HOLD"
     policy_action: Literal["BUY", "SELL", "HOLD"] = Field("HOLD", description="what the policy chose on these bars "
                                                           "before the stale / look-back check")
+    observation: dict[str, float] = Field({}, description="the exact vector the network saw (empty when it held "
+                                          "before looking)")
 
 
 def utc(ts: int | float) -> str:
@@ -90,7 +92,7 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                       live_bars=snapshot.live_bars, continuous_bars=snapshot.continuous_bars, needed_bars=needed,
                       q_values=[float(q) for q in sig.q_values],
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
-                      raw_action=sig.raw_action, policy_action=sig.action)
+                      raw_action=sig.raw_action, policy_action=sig.action, observation=sig.observation)
     bar = human_duration(snapshot.interval_s)
     if snapshot.stale:
         hold = (f"the latest bar ({utc(snapshot.last_time)}) closed {human_duration(snapshot.age_s)} ago: the "

@@ -319,7 +319,9 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
            reconcile_rows: bool = typer.Option(False, "--reconcile", help="First settle pending rows with the "
                                                "running chain (by tx hash, on the node that saw them)."),
            rpc_url: Optional[str] = RPC_OPT,
-           json_out: bool = JSON_OPT) -> None:
+           json_out: bool = JSON_OPT,
+           stats: bool = typer.Option(False, "--stats", help="Summarise fills: slippage vs quote (bps), fees, "
+                                      "price impact, gas.")) -> None:
     """The trade journal (every proposal and swap, newest first)."""
     from onchain.journal import Journal, journal_path
     from trader_core.errors import ConfigError
@@ -341,7 +343,16 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
         return
     else:
         journal = Journal(readonly=True)
-    rows = journal.list_trades(limit=limit or None, status=status)
+    rows = journal.list_trades(limit=None if stats else (limit or None), status=status)
+    if stats:
+        from onchain.execution import format_stats, summarise
+
+        summary = summarise(rows)
+        if json_out:
+            print_json({**summary.model_dump(), "cost_bps": summary.cost_bps})
+        else:
+            typer.echo(format_stats(summary))
+        return
     if json_out:
         print_json(rows)
         return

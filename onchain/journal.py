@@ -35,6 +35,9 @@ COLUMNS = {  # name -> SQL type; new columns are added to older journals on open
     # added for node identity, nonces, approvals and expiry (older journals get them on open)
     "node_id": "TEXT", "node_instance": "TEXT", "nonce": "INTEGER", "approve_tx_hash": "TEXT",
     "deadline": "INTEGER",
+    # execution quality of a fill (quote vs executed price, costs in USD); summarised by `trader trades --stats`
+    "quote_price": "REAL", "executed_price": "REAL", "slippage_bps": "REAL", "fee_usd": "REAL",
+    "impact_usd": "REAL", "gas_usd": "REAL",
 }
 CORE = ("id", "created_at", "updated_at", "status")  # a `trades` table without these is not ours
 OPEN_STATUSES = ("pending",)

@@ -1,4 +1,4 @@
-"""`trader rl train|backtest|signal` and `trader bench env|train`: thin commands over library functions."""
+"""`trader rl train|backtest|signal|search|rollback` and `trader bench env|train`: thin commands over library functions."""
 
 from __future__ import annotations
 
@@ -293,3 +293,14 @@ def _print_search_report(report: dict, out: str) -> None:
               f"of {d['n_trials']} skill-less trials); "
               f"PSR vs 0 {d['psr_vs_zero']:.2f}; annualised OOS Sharpe {d['sharpe_annualised']:.2f}")
     con.print(f"retrain: trader rl train --config {out}/best.json --seeds 0,1,2 --out DIR")
+
+
+@app.command()
+def rollback(run_dir: str = typer.Argument(..., help="The --out folder of a `trader run --learn`.")) -> None:
+    """Restore the serving policy the last promotion replaced (a running loop picks it up at its next tick)."""
+    from rl.online.serving import rollback as do_rollback
+
+    state = do_rollback(run_dir)
+    entry = state.current
+    typer.echo(f"serving: {entry.kind}" + (f" {entry.checkpoint} (learner step {entry.step})" if entry.checkpoint
+                                           else "") + f"; {len(state.previous)} earlier promotion(s) left to roll back")

@@ -1,0 +1,1 @@
+"""Online learning from the agent's own fills: replay store, prioritised replay, learner, promotion gate."""
