@@ -12,7 +12,8 @@ from onchain.chain import Chain
 from onchain.models import SwapEvent
 from onchain.networks import network_of
 from onchain.uniswap import get_price, recent_swaps
-from trader_core.feed import CandleFeed, MarketSnapshot, bucket_prices, join_candles
+from trader_core.feed import CandleFeed, MarketSnapshot, join_candles
+from trader_core.market_data import bucket_prices
 
 DEFAULT_INTERVAL_S = 3600
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from trader_core.errors import DataError
-from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot, ReplayFeed, bucket_prices, join_candles
+from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot, ReplayFeed, join_candles
+from trader_core.market_data import bucket_prices
 from trader_core.market_data import Candles, load_candles
 
 H = 3600

@@ -250,28 +250,43 @@ def swaps_to_candles(frame, interval_s: int, name: str = "swaps", source: str = 
     ts = ts[order]
     if not np.isfinite(price).all() or (price <= 0).any():
         raise DataError(f"{source}: sqrt_price_x96 must be positive")
-    bucket = ts // interval_s
-    first, last = bucket[0], bucket[-1]
-    n = int(last - first + 1)
-    idx = (bucket - first).astype(np.int64)
-    o = np.full(n, np.nan)
-    h = np.full(n, -np.inf)
-    lo = np.full(n, np.inf)
-    c = np.full(n, np.nan)
-    vol = np.zeros(n)
-    np.maximum.at(h, idx, price)
-    np.minimum.at(lo, idx, price)
-    np.add.at(vol, idx, amount0)
+    return bucket_prices(ts, price, amount0, interval_s, name, source)
+
+
+def bucket_prices(timestamps, prices, volumes, interval_s: int, name: str = "live",
+                  source: str | None = None) -> Candles:
+    """Price observations (trades, or a read of a pool's state) -> OHLCV bars on the `interval_s` grid.
+
+    Bars are stamped with their open time (ts // interval * interval). An interval without observations
+    repeats the previous close with zero volume: a pool's price only changes when someone trades.
+    """
+    if interval_s <= 0:
+        raise DataError(f"{name}: the bar interval must be positive, got {interval_s}s")
+    ts = np.asarray(timestamps, dtype=np.int64)
+    px = np.asarray(prices, dtype=np.float64)
+    vol = np.asarray(volumes, dtype=np.float64)
+    if ts.size == 0:
+        raise DataError(f"{name}: no price observations to build bars from")
+    if not (np.isfinite(px).all() and (px > 0).all()):
+        raise DataError(f"{name}: prices must be positive finite numbers")
+    order = np.argsort(ts, kind="stable")
+    ts, px, vol = ts[order], px[order], np.abs(np.nan_to_num(vol[order]))
+    idx = ts // interval_s - ts[0] // interval_s
+    n = int(idx[-1]) + 1
+    o, h, lo, c = np.full(n, np.nan), np.full(n, -np.inf), np.full(n, np.inf), np.full(n, np.nan)
+    v = np.zeros(n)
+    np.maximum.at(h, idx, px)
+    np.minimum.at(lo, idx, px)
+    np.add.at(v, idx, vol)
     starts = np.r_[0, np.flatnonzero(np.diff(idx)) + 1]
     ends = np.r_[starts[1:] - 1, len(idx) - 1]
-    o[idx[starts]] = price[starts]
-    c[idx[ends]] = price[ends]
-    empty = np.isnan(c)
-    for i in np.flatnonzero(empty):  # carry the last price through intervals without swaps
+    o[idx[starts]] = px[starts]
+    c[idx[ends]] = px[ends]
+    for i in np.flatnonzero(np.isnan(c)):  # carry the last price through intervals without trades
         o[i] = c[i] = h[i] = lo[i] = c[i - 1]
-    stamps = (first + np.arange(n)) * interval_s
-    candles = Candles(stamps.astype(np.int64), o, h, lo, c, vol, name, interval_s)
-    validate_candles(candles, source)
+    stamps = (ts[0] // interval_s + np.arange(n)) * interval_s
+    candles = Candles(stamps.astype(np.int64), o, h, lo, c, v, name, int(interval_s))
+    validate_candles(candles, source or name)
     return candles
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -155,3 +158,27 @@ class KillNodeAfter:
 
     def close(self):
         self.rpc.close()
+
+
+RUN_TRADER = "from agent.cli import main; main()"
+
+
+def trader_cli(home, *args) -> subprocess.CompletedProcess:
+    """The real `trader` entry point in a child process with TRADER_HOME=home."""
+    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "TRADER_HOME": str(home)})
+
+
+def killed_swap(home, script: str, step: str, side: str, amount: float, asset: str) -> str:
+    """Run `script` (a swap that SIGKILLs itself once journal field `step` is written); returns the trade id."""
+    proc = subprocess.run([sys.executable, "-c", script, step, side, str(amount), asset], capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc.stdout.strip()
+
+
+def reconciled_row(home, trade_id: str) -> dict:
+    """The journal row of `trade_id` after `trader trades --reconcile`."""
+    proc = trader_cli(home, "trades", "--reconcile", "--json", "--limit", "0")
+    assert proc.returncode == 0, proc.stderr
+    return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)

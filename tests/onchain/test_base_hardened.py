@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -22,11 +21,11 @@ from onchain.reconcile import connect
 from onchain.rpc import calldata, decode
 from onchain.swap import execute_swap, propose_swap
 from tests.conftest import replica_chain
-from tests.onchain.conftest import KillNodeAfter, assert_matches_chain, seeded_home
+from tests.onchain.conftest import (RUN_TRADER, KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row,
+                                    seeded_home, trader_cli)
 from trader_core.errors import ChainUnavailable
 
 pytestmark = pytest.mark.chain
-RUN_TRADER = "from agent.cli import main; main()"
 TRADER = C.dev_account(0).address
 
 # A V4 swap (Base's default venue) in a separate process that SIGKILLs itself right after a journal field is
@@ -76,24 +75,6 @@ def balances(chain) -> tuple[int, int, int]:
     return int(eth, 16), int(usdc, 16), int(nonce, 16)
 
 
-def trader_cli(home, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "TRADER_HOME": str(home)})
-
-
-def killed_swap(home, step: str, side: str, amount: float, asset: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset], capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    return proc.stdout.strip()
-
-
-def reconciled_row(home, trade_id: str) -> dict:
-    proc = trader_cli(home, "trades", "--reconcile", "--json", "--limit", "0")
-    assert proc.returncode == 0, proc.stderr
-    return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)
-
-
 def permit2_usdc_allowance(chain) -> int:
     return decode(["uint256"], chain.call(BASE_USDC, calldata("allowance(address,address)", TRADER, PERMIT2)))[0]
 
@@ -119,7 +100,7 @@ def test_v4_usdc_swap_journals_the_permit2_approval_and_the_swap_before_sending(
     chain.rpc("anvil_setStorageAt", BASE_USDC, v4_swap.usdc_permit2_allowance_slot(TRADER), "0x" + "00" * 32)
     assert permit2_usdc_allowance(chain) == 0
     before = balances(chain)
-    trade_id = killed_swap(home, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
+    trade_id = killed_swap(home, KILLED_SWAP, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
     row = Journal().get(trade_id)
     assert row["status"] == "pending" and row["approve_tx_hash"] and row["tx_hash"] is None
     assert row["venue"] == "v4" and row["chain_id"] == 8453 and row["nonce"] == before[2]
@@ -127,7 +108,7 @@ def test_v4_usdc_swap_journals_the_permit2_approval_and_the_swap_before_sending(
     assert row["status"] == "dropped" and "approval" in row["reason"]
     assert balances(chain) == before and permit2_usdc_allowance(chain) == 0
 
-    trade_id = killed_swap(home, "tx_hash", "buy", 700, "USDC")  # the Permit2 approval mined, killed before the swap
+    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "buy", 700, "USDC")  # the Permit2 approval mined, killed before the swap
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "was mined" in row["reason"]
     assert_matches_chain(chain, row)

@@ -19,11 +19,11 @@ from onchain.manage import fund, start_chain, stop_chain
 from onchain.reconcile import connect, reconcile
 from onchain.swap import execute_swap, propose_swap
 from tests.conftest import replica_chain
-from tests.onchain.conftest import KillNodeAfter, assert_matches_chain, seeded_home
+from tests.onchain.conftest import (KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row, seeded_home,
+                                    trader_cli)
 from trader_core.errors import ChainUnavailable, ConfigError, TransactionPending
 
 pytestmark = pytest.mark.chain
-RUN_TRADER = "from agent.cli import main; main()"
 TRADER = C.dev_account(0).address
 
 # A swap in a separate process that SIGKILLs itself at a chosen step: right after a journal field is written
@@ -82,30 +82,12 @@ def balances(chain) -> tuple[int, int, int]:
     return int(eth, 16), int(usdc, 16), int(nonce, 16)
 
 
-def trader_cli(home, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "TRADER_HOME": str(home)})
-
-
-def killed_swap(home, step: str, side: str, amount: float, asset: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset], capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    return proc.stdout.strip()
-
-
-def reconciled_row(home, trade_id: str) -> dict:
-    proc = trader_cli(home, "trades", "--reconcile", "--json", "--limit", "0")
-    assert proc.returncode == 0, proc.stderr
-    return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)
-
-
 # --- the CLI process killed ------------------------------------------------------------------------------
 
 def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_node_that_saw_nothing(home):
     chain = connect()
     before = balances(chain)
-    trade_id = killed_swap(home, "tx_hash", "sell", 0.25, "ETH")
+    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "sell", 0.25, "ETH")
     row = Journal().get(trade_id)
     assert row["status"] == "pending" and row["tx_hash"] and row["nonce"] == before[2]
     row = reconciled_row(home, trade_id)
@@ -117,7 +99,7 @@ def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_no
 def test_cli_killed_after_the_send_is_reconciled_as_confirmed(home):
     chain = connect()
     before = balances(chain)
-    trade_id = killed_swap(home, "confirmed", "sell", 0.3, "ETH")
+    trade_id = killed_swap(home, KILLED_SWAP, "confirmed", "sell", 0.3, "ETH")
     assert Journal().get(trade_id)["status"] == "pending"
     row = reconciled_row(home, trade_id)
     assert row["status"] == "confirmed" and row["amount_in"] == 0.3
@@ -132,12 +114,12 @@ def test_cli_killed_during_the_approval_nothing_swapped_nothing_lost(home):
     fund(chain, TRADER, usdc=50_000.0)
     before = balances(chain)
     allowance = chain.call(C.USDC, _allowance_data())
-    trade_id = killed_swap(home, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
+    trade_id = killed_swap(home, KILLED_SWAP, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "approval" in row["reason"] and row["approve_tx_hash"]
     assert balances(chain) == before and chain.call(C.USDC, _allowance_data()) == allowance
 
-    trade_id = killed_swap(home, "tx_hash", "buy", 700, "USDC")  # the approval mined, killed before the swap
+    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "buy", 700, "USDC")  # the approval mined, killed before the swap
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "approval" in row["reason"] and "was mined" in row["reason"]
     assert_matches_chain(chain, row)
