@@ -68,7 +68,7 @@ def history_feed(policy) -> DatasetFeed:
     return DatasetFeed(policy.config.data, policy.config.interval)
 
 
-def chain_feed(chain, history: CandleFeed | None, venue: str = "v2") -> CandleFeed:
+def chain_feed(chain, history: CandleFeed | None, venue: str | None = None) -> CandleFeed:
     from onchain.feed import ChainFeed
 
     return ChainFeed(chain, venue=venue, history=history)

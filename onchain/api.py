@@ -6,14 +6,16 @@ from onchain.chain import Chain, ChainInfo, checkpoint, dev_account
 from onchain.chain import status as chain_status
 from onchain.journal import Journal, JournalError
 from onchain.keys import signer, trading_address
-from onchain.manage import PrivateReplica, fund, start_chain, stop_chain
+from onchain.manage import start_chain, stop_chain
 from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict, SwapEvent, SwapProposal,
                             SwapReceipt)
 from onchain.reconcile import connect, reconcile
 from onchain.replay import ReplayResult, replay
+from onchain.replicas import PrivateReplica
 from onchain.risk import RiskLimits, load_risk_limits
 from onchain.swap import execute_swap, propose_swap, swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles
+from onchain.wallet import fund
 from trader_core.errors import ChainError, ChainUnavailable, SwapRefused, TransactionFailed, TransactionPending
 
 __all__ = [

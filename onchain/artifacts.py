@@ -34,6 +34,15 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
         "@uniswap/v3-periphery",
         "artifacts/contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager.json",
     ),
+    # periphery real clients call (both replicas) and Uniswap V4 (the Base replica); foundry builds carry
+    # {"bytecode": {"object": ...}}
+    "QuoterV1": ("@uniswap/v3-periphery", "artifacts/contracts/lens/Quoter.sol/Quoter.json"),
+    "SwapRouter02": ("@uniswap/swap-router-contracts", "artifacts/contracts/SwapRouter02.sol/SwapRouter02.json"),
+    "UniversalRouter": ("@uniswap/universal-router", "artifacts/contracts/UniversalRouter.sol/UniversalRouter.json"),
+    "PoolManager": ("@uniswap/v4-core", "out/PoolManager.sol/PoolManager.json"),
+    "PositionManager": ("@uniswap/v4-periphery", "foundry-out/PositionManager.sol/PositionManager.json"),
+    "StateView": ("@uniswap/v4-periphery", "foundry-out/StateView.sol/StateView.json"),
+    "V4Quoter": ("@uniswap/v4-periphery", "foundry-out/V4Quoter.sol/V4Quoter.json"),
 }
 
 

@@ -65,6 +65,7 @@ class ChainInfo(BaseModel):
     fork_url: str | None = None  # masked: scheme://host/***
     fork_block: int | None = None
     price: float | None = None  # the replica's seed price (USDC per ETH)
+    network: str = "mainnet"  # onchain.networks name: mainnet (V2/V3) or base (V4)
     started_at: float | None = None
     log_file: str | None = None
     running: bool = True

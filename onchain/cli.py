@@ -12,11 +12,14 @@ import typer
 
 from trader_core.cli_utils import print_json
 
-chain_app = typer.Typer(help="Run a local Anvil chain (mainnet fork or offline replica).", no_args_is_help=True)
+chain_app = typer.Typer(help="Run a local Anvil chain (mainnet or Base; fork or offline replica).",
+                        no_args_is_help=True)
 
 RPC_OPT = typer.Option(None, "--rpc-url", help="Node URL (default: the chain from `trader chain up`).")
 JSON_OPT = typer.Option(False, "--json", help="Strict JSON on stdout.")
-VENUE_OPT = typer.Option("v2", "--venue", help="v2 (Router02 / pair) or v3 (SwapRouter / 0.05% pool).")
+VENUE_OPT = typer.Option(None, "--venue", help="v2 (Router02 / pair) or v3 (SwapRouter / 0.05% pool) on mainnet; "
+                         "v4 (Universal Router / ETH-USDC 0.05% pool) on Base. Default: v2 on mainnet, v4 on Base.",
+                         show_default=False)
 
 
 def _info_json(info) -> dict:
@@ -35,26 +38,29 @@ def up(
                                         "swaps and at `chain down`."),
     price: Optional[float] = typer.Option(None, "--price", help="Seed price of a new replica, USDC per ETH "
                                           "(default: latest close of the bundled dataset)."),
-    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close seeds a new replica."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset whose latest close (Base: latest swap) seeds "
+                                       "a new replica."),
     eth: Optional[float] = typer.Option(None, "--eth", help="The trading account's ETH on a new chain "
                                         "(default $TRADER_WALLET_ETH or 10); given, it also resets a restored one."),
     usdc: Optional[float] = typer.Option(None, "--usdc", help="The trading account's USDC on a new chain "
-                                         "(default $TRADER_WALLET_USDC or 25000)."),
+                                         "(default $TRADER_WALLET_USDC or 25000; Base: Base's USDC)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard the saved replica state and start from the seed."),
+    network: str = typer.Option("mainnet", "--network", help="mainnet (V2/V3, chain id 1) or base (Uniswap V4, "
+                                "chain id 8453); each network's replica keeps its own saved state."),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Start anvil on 127.0.0.1 (mainnet fork or offline replica) and record it for later commands."""
+    """Start anvil on 127.0.0.1 (fork or offline replica of mainnet or Base) and record it for later commands."""
     from onchain.chain import status
     from onchain.manage import start_chain
 
     before = status()
     info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data,
-                       eth=eth, usdc=usdc, fresh=fresh)
+                       eth=eth, usdc=usdc, fresh=fresh, network=network)
     if json_out:
         print_json(_info_json(info))
         return
     again = before is not None and before.running and before.pid == info.pid
-    what = f"{info.mode} (chain id {info.chain_id})"
+    what = f"{info.network} {info.mode} (chain id {info.chain_id})"
     if info.mode == "replica" and info.restored_block is not None:
         what += f", restored from its saved state (block {info.restored_block}), pool at {info.price:,.2f} USDC/ETH"
     elif info.mode == "replica":
@@ -125,19 +131,36 @@ def fund_cmd(
 @chain_app.command("replay")
 def replay_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="Bundled dataset name or candle CSV path."),
-    steps: int = typer.Option(50, "--steps", help="Replay the last N closes."),
-    speed: float = typer.Option(0.0, "--speed", help="Candles per second (0 = as fast as possible)."),
-    venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both."),
+    steps: int = typer.Option(50, "--steps", help="Replay the last N closes (Base: the last N swaps)."),
+    speed: float = typer.Option(0.0, "--speed", help="Candles (Base: swaps) per second (0 = as fast as possible)."),
+    venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both. "
+                                        "On Base the V4 pool."),
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Move the replica pools along a real historical price path with real (arbitrage) swaps."""
+    """Move the replica pools along a real historical price path with real swaps (on Base: the real V4 swap
+    sequence of univ4-base-eth-swaps, with its real timestamp spacing)."""
     from onchain.chain import checkpoint
+    from onchain.networks import BASE, network_of
     from onchain.reconcile import connect
+
+    chain = connect(rpc_url)
+    if network_of(chain) is BASE:
+        from onchain.v4_replay import replay_swaps
+
+        r = replay_swaps(chain, data=data, steps=steps, speed=speed)
+        checkpoint(chain)
+        if json_out:
+            print_json(r.model_dump())
+        else:
+            typer.echo(f"replayed {r.swaps} real swaps of {r.data} on V4: {r.start_price:,.2f} -> "
+                       f"{r.end_price:,.2f} USDC/ETH (target {r.target_end:,.2f}, max error "
+                       f"{r.max_error_bps:.2g} bps), block times {r.first_timestamp}..{r.last_timestamp}"
+                       + (f" (real times + {r.time_offset_s} s)" if r.time_offset_s else " (real times)"))
+        return
     from onchain.replay import replay
 
     venues = (venue.lower(),) if venue else ("v2", "v3")
-    chain = connect(rpc_url)
     result = replay(chain, data=data, steps=steps, speed=speed, venues=venues)
     checkpoint(chain)
     if json_out:
@@ -150,7 +173,7 @@ def replay_cmd(
 # --- top-level market commands ----------------------------------------------------------------------------
 
 def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
-    """Mid price of ETH in USDC from V2 reserves or V3 slot0."""
+    """Mid price of ETH in USDC from V2 reserves, V3 slot0 or V4 StateView.getSlot0."""
     from onchain.reconcile import connect
     from onchain.uniswap import get_price
 
@@ -169,7 +192,7 @@ def quote(
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Exact quote for a size (Router02 getAmountsOut / QuoterV2) with price impact."""
+    """Exact quote for a size (Router02 getAmountsOut / QuoterV2 / V4Quoter) with price impact."""
     from onchain.reconcile import connect
     from onchain.uniswap import get_quote, parse_order
 
@@ -225,7 +248,8 @@ def swap(
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Exact-input swap through Router02 or SwapRouter, with guards, simulation and a journal row."""
+    """Exact-input swap through Router02, SwapRouter or the Universal Router (V4, Permit2 for USDC), with guards,
+    simulation and a journal row."""
     from onchain.journal import Journal
     from onchain.reconcile import connect
     from onchain.risk import load_risk_limits
@@ -334,15 +358,18 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
 
 def bench_chain_cmd(n_quotes: int = typer.Option(300, "--quotes"), n_swaps: int = typer.Option(100, "--swaps"),
                     json_out: bool = JSON_OPT) -> None:
-    """Quote latency and swaps/s through our API vs a lean raw web3.py loop (private replica)."""
+    """Quote latency and swaps/s through our API vs a lean raw web3.py loop (private replica); V2, V3 and V4
+    (private Base replica) side by side."""
     from onchain.bench import bench_chain
 
     b = bench_chain(n_quotes=n_quotes, n_swaps=n_swaps)
     if json_out:
         print_json(b.model_dump())
     else:
-        typer.echo(f"quote p50 {b.quote_p50_ms:.2f} ms (p95 {b.quote_p95_ms:.2f}, v3 p50 {b.v3_quote_p50_ms:.2f}); "
-                   f"swaps/s {b.swaps_per_s:.1f} vs raw web3 {b.raw_swaps_per_s:.1f} ({b.api_vs_raw:.2f}x)")
+        typer.echo(f"quote p50 {b.quote_p50_ms:.2f} ms (p95 {b.quote_p95_ms:.2f}, v3 p50 {b.v3_quote_p50_ms:.2f}, "
+                   f"v4 p50 {b.v4_quote_p50_ms:.2f}); swaps/s v2 {b.swaps_per_s:.1f} vs raw web3 "
+                   f"{b.raw_swaps_per_s:.1f} ({b.api_vs_raw:.2f}x), v3 {b.v3_swaps_per_s:.1f}, "
+                   f"v4 {b.v4_swaps_per_s:.1f} (USDC in via Permit2 {b.v4_usdc_swaps_per_s:.1f})")
 
 
 top_level_commands: list = [price, quote, swap, portfolio, trades]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from onchain.chain import Chain
 from onchain.models import SwapEvent
+from onchain.networks import network_of
 from onchain.uniswap import get_price, recent_swaps
 from trader_core.feed import CandleFeed, MarketSnapshot, bucket_prices, join_candles
 
@@ -17,11 +18,12 @@ DEFAULT_INTERVAL_S = 3600
 
 
 class ChainFeed:
-    """Candles of `venue`'s pool on `chain`, at the history's bar interval (else `interval_s`, else 1h)."""
+    """Candles of `venue`'s pool on `chain` (default: the network's own, v2 on mainnet and v4 on Base), at the
+    history's bar interval (else `interval_s`, else 1h)."""
 
-    def __init__(self, chain: Chain, venue: str = "v2", history: CandleFeed | None = None,
+    def __init__(self, chain: Chain, venue: str | None = None, history: CandleFeed | None = None,
                  interval_s: int | None = None, blocks: int = 5_000):
-        self.chain, self.venue, self.history = chain, venue, history
+        self.chain, self.venue, self.history = chain, network_of(chain).venue(venue), history
         self.interval_s, self.blocks = interval_s, blocks
         self._events: list[SwapEvent] = []
         self._seen: int | None = None  # last block whose events are in `_events`

@@ -1,18 +1,18 @@
-"""`chain up` / `chain down` / `chain fund` as plain functions.
+"""`chain up` / `chain down` as plain functions, for either network (mainnet: V2/V3; Base: Uniswap V4).
 
-The replica keeps its state by default: it is saved to trader_home()/chain/replica-state.json after every
-swap and at `chain down`, and loaded by the next `chain up` (`fresh=True` starts over from the seed). A fresh
-replica or fork starts the trading account with a realistic wallet (10 ETH + 25,000 USDC by default).
-Every process `chain up` starts is recorded, or stopped before it returns with an error; anvils of this home
-that no state file records (orphans) are found and stopped.
+The replica keeps its state by default: it is saved to trader_home()/chain/replica-state.json (Base:
+replica-base-state.json) after every swap and at `chain down`, and loaded by the next `chain up` (`fresh=True`
+starts over from the seed). A fresh replica or fork starts the trading account with a realistic wallet (10 ETH +
+25,000 of the network's USDC by default). Every process `chain up` starts is recorded, or stopped before it
+returns with an error; anvils of this home that no state file records (orphans) are found and stopped.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,53 +20,39 @@ from onchain import chain as C
 from onchain.journal import Journal
 from onchain.keys import trading_address
 from onchain.locks import file_lock
+from onchain.networks import Network, get_network, network_of
 from onchain.reconcile import reconcile
-from onchain.replica import REPLICA_VERSION, build_replica, default_seed_price
-from onchain.rpc import checksum, mapping_slot, mask_url, word
-from onchain.uniswap import get_portfolio, get_price
+from onchain.replicas import (PrivateReplica, build, default_state_file, is_built, replica_cache, seed_price,
+                              upgrade_restored)
+from onchain.rpc import mask_url
+from onchain.uniswap import get_price
+from onchain.wallet import fund, wallet
 from trader_core.errors import ChainError, ConfigError, StorageError
 from trader_core.paths import ensure_dir, trader_home
 
-DEFAULT_WALLET = {"eth": 10.0, "usdc": 25_000.0}
-WALLET_ENV = {"eth": "TRADER_WALLET_ETH", "usdc": "TRADER_WALLET_USDC"}
-MAX_FUND = {"eth": 1e9, "usdc": 1e12}
+__all__ = ["start_chain", "stop_chain", "stop_orphans", "fund", "wallet", "PrivateReplica", "default_state_file"]
 
 
-def _replica_cache(price: float) -> Path:
-    return trader_home() / "cache" / f"replica-v{REPLICA_VERSION}-{price:.4f}.json"
+@dataclass(frozen=True)
+class _Up:
+    """One `chain up` request, checked."""
 
-
-def default_state_file() -> Path:
-    return trader_home() / "chain" / "replica-state.json"
+    network: Network
+    fork_url: str | None
+    fork_block: int | None
+    port: int | None
+    state: Path | None
+    price: float | None
+    dataset: str | None
+    funds: dict[str, float]
+    explicit_funds: bool
+    fresh: bool
+    detach: bool
+    account: str
 
 
 def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
-
-
-def _amount(label: str, value) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{label} must be a number, got {value!r}") from None
-    kind = "eth" if "eth" in label.lower() else "usdc"
-    if not (math.isfinite(x) and 0 <= x <= MAX_FUND[kind]):
-        raise ConfigError(f"{label} must be between 0 and {MAX_FUND[kind]:g}, got {value!r}")
-    return x
-
-
-def wallet(eth: float | None = None, usdc: float | None = None) -> tuple[dict[str, float], bool]:
-    """The trading account's starting wallet: flags > TRADER_WALLET_ETH/_USDC > 10 ETH + 25,000 USDC.
-    Also says whether any amount was asked for explicitly (then it applies to a restored chain too)."""
-    out, explicit = {}, False
-    for kind, flag in (("eth", eth), ("usdc", usdc)):
-        if flag is not None:
-            out[kind], explicit = _amount(f"--{kind}", flag), True
-        elif os.environ.get(WALLET_ENV[kind]):
-            out[kind] = _amount(WALLET_ENV[kind], os.environ[WALLET_ENV[kind]])
-        else:
-            out[kind] = DEFAULT_WALLET[kind]
-    return out, explicit
 
 
 def _state_file_arg(state: str | Path | None) -> Path | None:
@@ -93,15 +79,18 @@ def start_chain(
     usdc: float | None = None,
     fresh: bool = False,
     detach: bool = True,
+    network: str | None = None,
 ) -> C.ChainInfo:
-    """Start anvil (fork if a fork URL is given or $ETH_RPC_URL is set, else the offline replica).
+    """Start anvil (fork if a fork URL is given or $ETH_RPC_URL is set, else the offline replica) of
+    `network`: mainnet (default; V2/V3) or base (chain id 8453; Uniswap V4, seeded from the V4 swap data).
 
     Idempotent: if the state file's chain still answers, it is returned unchanged. Either way the journal is
     reconciled with the node before returning. `detach=False` ties the node to this process (tests, demos).
     """
+    net = get_network(network)
     fork_url = fork_url or os.environ.get("ETH_RPC_URL") or None
     if fork_url and (urlsplit(fork_url).scheme not in ("http", "https") or not urlsplit(fork_url).hostname):
-        raise ConfigError(f"--fork-url must be an http(s) URL of a mainnet node, got {mask_url(fork_url)}")
+        raise ConfigError(f"--fork-url must be an http(s) URL of a {net.name} node, got {mask_url(fork_url)}")
     if fork_block is not None and not fork_url:
         raise ConfigError("--fork-block needs --fork-url (or ETH_RPC_URL); the replica has no upstream chain")
     if fork_block is not None and fork_block < 0:
@@ -115,85 +104,105 @@ def start_chain(
     state_arg = _state_file_arg(state)
     funds, explicit = wallet(eth, usdc)
     account = trading_address()  # a malformed TRADER_PRIVATE_KEY fails here, before anything starts
+    up = _Up(net, fork_url, fork_block, port, state_arg, price, dataset, funds, explicit, fresh, detach, account)
     chain_dir = ensure_dir(trader_home() / "chain")
     with file_lock(chain_dir / "manage.lock", what="chain up/down lock"):
         journal = Journal()  # a damaged journal fails here, before anything starts
         try:
             current = C.status()
             if current is not None and current.running:
-                return _already_running(current, fork_url, port, fresh, funds if explicit else None, account,
-                                        journal)
+                return _already_running(current, up, journal)
             if current is not None:  # recorded but not answering: make sure nothing of it is left
                 C.stop_pid(current.pid)
                 C.stop_pid(current.forwarder_pid)
             stop_orphans()
-            return _launch(fork_url, fork_block, port, state_arg, price, dataset, funds, explicit, fresh, detach,
-                           account, journal)
+            return _launch(up, journal)
         finally:
             journal.close()
 
 
-def _already_running(current: C.ChainInfo, fork_url, port, fresh, funds, account, journal) -> C.ChainInfo:
-    wanted = "fork" if fork_url else "replica"
-    if current.mode != wanted or (port is not None and port != current.port) or fresh:
-        ask = "a fresh replica" if fresh else f"a {wanted}" + (f" on port {port}" if port else "")
-        raise ConfigError(f"a {current.mode} is already running on {current.rpc_url} (pid {current.pid}); "
-                          f"to start {ask}, stop it first with `trader chain down`")
+def _already_running(current: C.ChainInfo, up: _Up, journal: Journal) -> C.ChainInfo:
+    wanted = "fork" if up.fork_url else "replica"
+    if (current.mode != wanted or current.network != up.network.name or up.fresh
+            or (up.port is not None and up.port != current.port)):
+        ask = ("a fresh replica" if up.fresh else f"a {up.network.name} {wanted}"
+               + (f" on port {up.port}" if up.port else ""))
+        raise ConfigError(f"a {current.network} {current.mode} is already running on {current.rpc_url} "
+                          f"(pid {current.pid}); to start {ask}, stop it first with `trader chain down`")
     stop_orphans(exclude={current.pid, current.forwarder_pid})
     chain = C.Chain(current.rpc_url, current)
-    if funds is not None:
-        fund(chain, account, **funds)
+    if up.explicit_funds:
+        fund(chain, up.account, **up.funds)
         C.checkpoint(chain)
     reconcile(chain, journal)
     return current
 
 
-def _launch(fork_url, fork_block, port, state_arg, price, dataset, funds, explicit, fresh, detach, account,
-            journal) -> C.ChainInfo:
-    port = port or C.free_port()
+def _start_replica(up: _Up, port: int, log_file: Path) -> tuple[C.NodeProcess, Path, bool, float | None]:
+    """anvil loaded with the saved state (unless --fresh), else the cached seed state: (node, state file,
+    restored from a save?, seed price of a new replica)."""
+    state_file = up.state or default_state_file(up.network)
+    saved = state_file.exists() and state_file.stat().st_size > 0
+    if saved and up.fresh:
+        state_file.unlink()
+        _note(f"discarded the saved replica state {state_file} (--fresh)")
+        saved = False
+    if saved and (up.price is not None or up.dataset is not None):
+        raise ConfigError(f"a saved replica (its pools and balances) is in {state_file}; --price/--data seed a "
+                          "new one: add --fresh to discard the saved one")
+    seed = None if saved else seed_price(up.network, up.price, up.dataset)
+    cache = None if saved else replica_cache(seed, up.network)
+    load = state_file if saved else (cache if cache.exists() else None)
+    try:
+        node = C.launch_anvil(port, chain_id=up.network.chain_id, load_state=load, log_file=log_file,
+                              detach=up.detach)
+    except ChainError as exc:
+        if not saved:
+            raise
+        raise ChainError(f"the saved replica state {state_file} cannot be loaded ({exc}); move it aside, or "
+                         "pass --fresh to start a new replica") from None
+    return node, state_file, saved, seed
+
+
+def _launch(up: _Up, journal: Journal) -> C.ChainInfo:
+    port = up.port or C.free_port()
     log_file = trader_home() / "chain" / "anvil.log"
-    restored = None
-    if fork_url:
-        node = C.launch_anvil(port, fork_url=fork_url, fork_block=fork_block, state=state_arg, log_file=log_file,
-                              detach=detach)
-        mode, seed, state_file = "fork", None, state_arg
+    restored, saved = None, False
+    if up.fork_url:
+        node = C.launch_anvil(port, fork_url=up.fork_url, fork_block=up.fork_block, state=up.state,
+                              log_file=log_file, detach=up.detach)
+        mode, seed, state_file = "fork", None, up.state
     else:
-        mode, state_file = "replica", state_arg or default_state_file()
-        saved = state_file.exists() and state_file.stat().st_size > 0
-        if saved and fresh:
-            state_file.unlink()
-            _note(f"discarded the saved replica state {state_file} (--fresh)")
-            saved = False
-        if saved and (price is not None or dataset is not None):
-            raise ConfigError(f"a saved replica (its pools and balances) is in {state_file}; --price/--data seed a "
-                              "new one: add --fresh to discard the saved one")
-        seed = None if saved else (float(price) if price is not None else default_seed_price(dataset))
-        cache = None if saved else _replica_cache(seed)
-        load = state_file if saved else (cache if cache.exists() else None)
-        try:
-            node = C.launch_anvil(port, chain_id=1, load_state=load, log_file=log_file, detach=detach)
-        except ChainError as exc:
-            if not saved:
-                raise
-            raise ChainError(f"the saved replica state {state_file} cannot be loaded ({exc}); move it aside, or "
-                             "pass --fresh to start a new replica") from None
+        mode = "replica"
+        node, state_file, saved, seed = _start_replica(up, port, log_file)
     url = f"http://127.0.0.1:{port}"
     try:
         chain = C.Chain(url)
-        if mode == "replica" and chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
-            build_replica(chain, seed)
-            C.dump_state(chain, _replica_cache(seed))
+        if mode == "fork" and network_of(chain) is not up.network:
+            raise ConfigError(f"--network {up.network.name} expects chain id {up.network.chain_id}, but the fork "
+                              f"URL serves chain id {chain.chain_id}; pass a {up.network.name} RPC URL or the "
+                              "matching --network")
+        if mode == "replica" and saved and not is_built(chain, up.network):
+            raise ConfigError(f"the saved replica state {state_file} is not a {up.network.name} replica; pass "
+                              "--state with another file, or --fresh to start a new one")
+        if mode == "replica" and not saved and not is_built(chain, up.network):
+            build(chain, up.network, up.price, up.dataset)
+            C.dump_state(chain, replica_cache(seed, up.network))
         elif mode == "replica":
             if saved:
                 restored = int(chain.rpc("eth_blockNumber"), 16)
+                added = upgrade_restored(chain, up.network)
+                if added:
+                    _note(f"the saved replica predates {', '.join(added)}: deployed them at their canonical "
+                          "addresses (balances and pools as saved)")
             chain.rpc("evm_mine")  # a loaded dump ends on an old block: start the chain clock at now
-        if restored is None or explicit:  # a new chain gets the wallet; a restored one keeps its balances
-            fund(chain, account, **funds)
+        if restored is None or up.explicit_funds:  # a new chain gets the wallet; a restored one keeps its balances
+            fund(chain, up.account, **up.funds)
         info = C.ChainInfo(
             rpc_url=url, pid=node.pid, chain_id=chain.chain_id, mode=mode, port=port,
-            fork_url=mask_url(fork_url) if fork_url else None, fork_block=fork_block,
-            price=seed if seed is not None else (get_price(chain, "v2").price if mode == "replica" else None),
-            started_at=time.time(), log_file=str(log_file),
+            fork_url=mask_url(up.fork_url) if up.fork_url else None, fork_block=up.fork_block,
+            price=seed if seed is not None else (get_price(chain).price if mode == "replica" else None),
+            network=up.network.name, started_at=time.time(), log_file=str(log_file),
             state_file=str(state_file) if state_file else None, restored_block=restored,
             forwarder_pid=node.forwarder.pid if node.forwarder else None,
         )
@@ -204,7 +213,8 @@ def _launch(fork_url, fork_block, port, state_arg, price, dataset, funds, explic
         node.stop()
         raise
     if restored is not None:
-        _note(f"restored the replica from {state_file} (saved at block {restored}): balances and pools as saved")
+        _note(f"restored the replica from {state_file} ({up.network.name}, saved at block {restored}): balances "
+              "and pools as saved")
     reconcile(chain, journal)
     return info
 
@@ -243,61 +253,3 @@ def stop_chain(save: bool = True) -> C.ChainInfo | None:
         stop_orphans()
         info.running = False
         return info
-
-
-def fund(chain: C.Chain, address: str, eth: float | None = None, usdc: float | None = None) -> dict:
-    """Set an address's ETH balance (anvil_setBalance) and USDC balance (write USDC's balances slot 9).
-
-    Works the same on a mainnet fork: real USDC keeps `balances` at slot 9 behind its proxy.
-    """
-    if not chain.local:
-        raise ChainError(f"refusing to fund on {chain.describe()}: only a local anvil node can set balances")
-    address = checksum(address)
-    for label, value in (("--eth", eth), ("--usdc", usdc)):
-        if value is not None:
-            _amount(label, value)
-    if eth is None and usdc is None:
-        raise ConfigError("nothing to fund: pass --eth and/or --usdc")
-    if eth is not None:
-        chain.rpc("anvil_setBalance", address, hex(int(round(eth * 10**18))))
-    if usdc is not None:
-        slot = mapping_slot(address, C.USDC_BALANCE_SLOT)
-        chain.rpc("anvil_setStorageAt", C.USDC, slot, word(int(round(usdc * 10**6))))
-    return get_portfolio(chain, address).model_dump()
-
-
-class PrivateReplica:
-    """A throwaway replica on a free port (benchmarks, tests): not recorded in the state file, always stopped
-    (tied to this process, so even a killed caller cannot leak it).
-
-    Loads the cached replica dump when there is one, so it starts in about a second.
-    """
-
-    def __init__(self, price: float | None = None, log_file: Path | None = None):
-        self.price = float(price) if price is not None else default_seed_price()
-        self.log_file = log_file
-        self.node: C.NodeProcess | None = None
-        self.chain: C.Chain | None = None
-
-    def __enter__(self) -> C.Chain:
-        port = C.free_port()
-        cache = _replica_cache(self.price)
-        self.node = C.launch_anvil(port, chain_id=1, load_state=cache if cache.exists() else None,
-                                   log_file=self.log_file or trader_home() / "chain" / "private-anvil.log",
-                                   detach=False)
-        try:
-            self.chain = C.Chain(f"http://127.0.0.1:{port}")
-            if self.chain.rpc("eth_getCode", C.V2_PAIR, "latest") in ("0x", "0x0"):
-                build_replica(self.chain, self.price)
-                C.dump_state(self.chain, cache)
-            else:
-                self.chain.rpc("evm_mine")
-        except BaseException:
-            self.__exit__()
-            raise
-        return self.chain
-
-    def __exit__(self, *exc) -> None:
-        if self.node is not None:
-            self.node.stop()
-            self.node = None

@@ -6,14 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Venue = Literal["v2", "v3"]
+Venue = Literal["v2", "v3", "v4"]  # v4: Base only (the native-ETH/USDC pool)
 Side = Literal["buy", "sell"]  # of ETH: buy = USDC -> ETH, sell = ETH -> USDC
 Asset = Literal["ETH", "USDC"]
 
 
 class PriceQuote(BaseModel):
     venue: Venue
-    price: float = Field(description="USDC per ETH, mid price from V2 reserves or V3 slot0")
+    price: float = Field(description="USDC per ETH, mid price from V2 reserves, V3 slot0 or V4 StateView")
     block: int | None = None
 
 
@@ -24,7 +24,7 @@ class PoolInfo(BaseModel):
     fee_bps: float
     eth_reserve: float | None = Field(None, description="V2: WETH reserve")
     usdc_reserve: float | None = Field(None, description="V2: USDC reserve")
-    liquidity: int | None = Field(None, description="V3: in-range liquidity L")
+    liquidity: int | None = Field(None, description="V3/V4: in-range liquidity L")
     tick: int | None = None
 
 

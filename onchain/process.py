@@ -99,13 +99,15 @@ def pid_listens_on(pid: int, port: int) -> bool:
 # --- child processes: a clean environment, tied to this home, never holding a secret in argv ---------------
 
 HOME_MARKER = "TRADER_CHAIN_OF"  # in each child's environment: which TRADER_HOME started it (orphan search)
+PRIVATE_MARKER = "TRADER_PRIVATE_CHAIN_OF"  # the same for a private node (PrivateReplica): never an orphan
 _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
-def child_env() -> dict[str, str]:
-    """What anvil and the forwarder inherit: locale and paths only (no TRADER_PRIVATE_KEY, no RPC URLs)."""
+def child_env(managed: bool = True) -> dict[str, str]:
+    """What anvil and the forwarder inherit: locale and paths only (no TRADER_PRIVATE_KEY, no RPC URLs), plus
+    which home started it (a private node, e.g. a PrivateReplica, under its own marker: it is no orphan)."""
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
-    env[HOME_MARKER] = str(trader_home().resolve())
+    env[HOME_MARKER if managed else PRIVATE_MARKER] = str(trader_home().resolve())
     return env
 
 
@@ -115,13 +117,13 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _spawn(cmd: list[str], log_file: Path | None, detach: bool, **kw) -> subprocess.Popen:
+def _spawn(cmd: list[str], log_file: Path | None, detach: bool, managed: bool = True, **kw) -> subprocess.Popen:
     """Start a child in its own session. `detach=False` ties it to this process: on Linux the kernel sends it
     SIGTERM when we die, however we die (SIGKILL included), so a test run or a demo cannot leak it."""
     tie = None if detach or not sys.platform.startswith("linux") else _die_with_parent
     log = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL
     try:
-        return subprocess.Popen(cmd, stdout=kw.pop("stdout", log), stderr=log, env=child_env(),
+        return subprocess.Popen(cmd, stdout=kw.pop("stdout", log), stderr=log, env=child_env(managed),
                                 start_new_session=True, preexec_fn=tie, **kw)
     finally:
         if log_file is not None:
@@ -212,12 +214,14 @@ def launch_anvil(
     state: Path | None = None,
     log_file: Path | None = None,
     detach: bool = True,
+    managed: bool = True,
 ) -> NodeProcess:
     """Start anvil on 127.0.0.1:`port` in its own session and wait until it answers.
 
     `detach=True` (what `chain up` does): it outlives this process. A fork URL never reaches anvil's argv: a
     loopback forwarder holds it. The port must be free, and the process we started must be the one that
-    answers on it (not another node that took the port).
+    answers on it (not another node that took the port). `managed=False` (PrivateReplica: tied to its owner,
+    never recorded) leaves it out of this home's orphan sweep, so `chain up`/`down` never stop it.
     """
     if not port_is_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use by another process; pick another --port "
@@ -239,7 +243,7 @@ def launch_anvil(
     elif load_state is not None:
         cmd += ["--load-state", str(load_state)]
     try:
-        proc = _spawn(cmd, log_file, detach, stdin=subprocess.DEVNULL)
+        proc = _spawn(cmd, log_file, detach, managed, stdin=subprocess.DEVNULL)
     except BaseException:
         if forwarder is not None:
             _kill(forwarder)

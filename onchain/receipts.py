@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from onchain import chain as C
+from onchain import v4_swap
 from onchain.rpc import decode
 from onchain.uniswap import V2_SWAP_TOPIC, V3_SWAP_TOPIC
 
 
 def decode_swap(receipt: dict, side: str, venue: str) -> tuple[float, float] | None:
     """(amount_in, amount_out) in token units from the pool's Swap event; None if there is none."""
+    if venue == "v4":  # the PoolManager's Swap event of the seed's pool
+        return v4_swap.amounts_from_receipt(receipt, side)
     pool, topic = (C.V2_PAIR, V2_SWAP_TOPIC) if venue == "v2" else (C.V3_POOL, V3_SWAP_TOPIC)
     for log in receipt.get("logs", []):
         if log["address"].lower() != pool.lower() or not log["topics"] or log["topics"][0] != topic:

@@ -176,8 +176,18 @@ def mapping_slot(key_address: str, slot: int) -> str:
     return "0x" + keccak(key).hex()
 
 
+# Custom errors of the Universal Router, V4 and Permit2 a swap can hit (they carry no string: name them).
+CUSTOM_ERRORS = {
+    "0x" + keccak(text=sig).hex()[:8]: sig for sig in (
+        "TransactionDeadlinePassed()", "V4TooLittleReceived(uint256,uint256)", "V4TooMuchRequested(uint256,uint256)",
+        "AllowanceExpired(uint256)", "InsufficientAllowance(uint256)", "SignatureExpired(uint256)", "InvalidNonce()",
+        "InvalidSigner()", "ExecutionFailed(uint256,bytes)", "PoolNotInitialized()", "DeadlinePassed(uint256)",
+    )
+}
+
+
 def decode_revert(data: Any) -> str | None:
-    """Error(string) / Panic(uint256) payloads -> text; anything else -> None."""
+    """Error(string) / Panic(uint256) / known custom-error payloads -> text; anything else -> None."""
     if isinstance(data, dict):
         data = data.get("data")
     if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
@@ -187,6 +197,10 @@ def decode_revert(data: Any) -> str | None:
             return abi_decode(["string"], bytes.fromhex(data[10:]))[0]
         if data[:10] == "0x4e487b71":
             return f"panic 0x{abi_decode(['uint256'], bytes.fromhex(data[10:]))[0]:02x}"
+        sig = CUSTOM_ERRORS.get(data[:10].lower())
+        if sig:
+            args = abi_decode(_arg_types(sig), bytes.fromhex(data[10:]))
+            return sig.split("(")[0] + "(" + ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args) + ")"
     except Exception:  # malformed payloads are reported raw by the caller
         return None
     return None

@@ -4,6 +4,8 @@ locally, send, wait, decode the Swap event). Every step is journalled before it 
 Exact-input only: `sell X ETH` spends X ETH; `buy X ETH` solves the USDC input for ~X ETH and spends that.
 Signing is serialised per account and node (a file lock around nonce -> sign -> journal -> send), so
 concurrent swaps get distinct nonces, distinct transactions and one journal row each.
+V4 (Base) goes through the Universal Router; its USDC input is authorised by a Permit2 permit signed at execution,
+under the same lock (onchain.v4_swap), the ERC-20 approval going to Permit2 instead of the router.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import uuid
 from eth_utils import keccak
 
 from onchain import chain as C
+from onchain import v4_swap
 from onchain.journal import Journal, default_journal
 from onchain.keys import signer
 from onchain.locks import signing_lock
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
+from onchain.networks import PERMIT2, network_of
 from onchain.receipts import decode_swap, gas_of, settlement
 from onchain.replica import wait_receipt
 from onchain.risk import RiskLimits, load_risk_limits, mark_to_market_loss
@@ -43,7 +47,9 @@ def check_chain(chain: C.Chain, allow_live: bool) -> None:
 
 
 def _router_call(q: Quote, min_out_raw: int, account: str, deadline: int) -> tuple[str, str, int]:
-    """(to, data, value) for an exact-input swap; ETH legs are wrapped/unwrapped by the routers."""
+    """(to, data, value) for an exact-input swap; ETH legs are wrapped/unwrapped by the routers (not on V4)."""
+    if q.venue == "v4":
+        return v4_swap.router_call(q, min_out_raw, deadline)
     if q.venue == "v2":
         if q.side == "sell":
             data = calldata("swapExactETHForTokens(uint256,address[],address,uint256)",
@@ -74,13 +80,15 @@ def _max_fee(gas_price_hex: str, tip_hex: str) -> tuple[int, int]:
     return 2 * int(gas_price_hex, 16) + tip, tip
 
 
-def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
+def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str | None = None,
                  max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
                  journal: Journal | None = None, allow_live: bool = False,
                  allow_real_key: bool | None = None) -> SwapProposal:
     """Quote + every guard + gas estimate. Bad input, a non-local chain or a missing key raise SwapRefused;
     risk and balance problems come back as `risk.ok=False` with reasons (journalled `refused`)."""
     side, amount, asset, venue = parse_order(side, amount, asset, venue)
+    net = network_of(chain)
+    venue = net.venue(venue)
     if not (isinstance(max_slippage_bps, int) and 0 < max_slippage_bps <= 5_000):
         raise SwapRefused(f"max slippage must be 1..5000 bps, got {max_slippage_bps!r}")
     if not (isinstance(deadline_s, (int, float)) and math.isfinite(deadline_s) and 0 < deadline_s <= 86_400):
@@ -91,20 +99,24 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     journal = journal or default_journal()
 
     q = get_quote(chain, side, amount, asset, venue)
-    router = C.V2_ROUTER if venue == "v2" else C.V3_ROUTER
+    # who must hold the USDC allowance: the router, or Permit2 on V4 (which then allows the router per swap)
+    router = {"v2": C.V2_ROUTER, "v3": C.V3_ROUTER, "v4": PERMIT2}[venue]
     bal = calldata("balanceOf(address)", account)
-    eth_raw, usdc_raw, allowance, block, gas_price, tip = chain.rpc.batch([
+    eth_raw, usdc_raw, allowance, block, gas_price, tip, *permit2 = chain.rpc.batch([
         ("eth_getBalance", [account, "latest"]),
-        ("eth_call", [{"to": C.USDC, "data": bal}, "latest"]),
-        ("eth_call", [{"to": C.USDC, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
+        ("eth_call", [{"to": net.usdc, "data": bal}, "latest"]),
+        ("eth_call", [{"to": net.usdc, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
         ("eth_getBlockByNumber", ["latest", False]),
         ("eth_gasPrice", []),
         ("eth_maxPriorityFeePerGas", []),
-    ])
+    ] + ([v4_swap.permit2_allowance_call(account)] if venue == "v4" and q.asset_in == "USDC" else []))
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
     # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
     deadline = max(int(block["timestamp"], 16), int(time.time())) + int(deadline_s)
     min_out_raw = q.amount_out_raw * (10_000 - max_slippage_bps) // 10_000
+    if min_out_raw <= 0:  # a zero minimum would accept any price
+        raise SwapRefused(f"{q.amount_in:.6g} {q.asset_in} is too small: the minimum output after "
+                          f"{max_slippage_bps} bps slippage rounds to 0 {q.asset_out}; trade a larger amount")
     to, data, value = _router_call(q, min_out_raw, account, deadline)
     needs_approval = q.asset_in == "USDC" and int(allowance, 16) < q.amount_in_raw
 
@@ -128,6 +140,9 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     if not reasons:
         tx = {"from": account, "to": to, "data": data, "value": hex(value)}
         override = _allowance_override(account, router, q.amount_in_raw) if needs_approval else None
+        if venue == "v4" and q.asset_in == "USDC":  # the Permit2 allowance the execution-time permit will set
+            nonce = v4_swap.decode_permit2_allowance(permit2[0])[2]
+            override = v4_swap.estimate_overrides(account, q.amount_in_raw, deadline, nonce, needs_approval)
         try:
             params = [tx, "pending"] + ([override] if override else [])
             gas_estimate = int(chain.rpc("eth_estimateGas", *params), 16)
@@ -165,6 +180,10 @@ _HINTS = {
     "Transaction too old": "the deadline passed before the swap was mined",
     "INSUFFICIENT_OUTPUT_AMOUNT": "the price moved beyond max slippage",
     "Too little received": "the price moved beyond max slippage",
+    "TransactionDeadlinePassed": "the deadline passed before the swap was mined",
+    "V4TooLittleReceived": "the price moved beyond max slippage",
+    "AllowanceExpired": "the Permit2 allowance expired before the swap was mined",
+    "SignatureExpired": "the Permit2 permit expired before the swap was mined",
 }
 
 
@@ -191,6 +210,42 @@ def _send(chain: C.Chain, journal: Journal, trade_id: str, raw: str, tx_hash: st
             reason = f"node rejected the {what}: {exc.rpc_message}"
             journal.transition(trade_id, "pending", status="failed", reason=reason)
             raise TransactionFailed(reason) from None
+
+
+def _with_permit(chain: C.Chain, acct, proposal: SwapProposal) -> SwapProposal:
+    """V4 with USDC in: the swap with a Permit2 permit for exactly its input, valid until its deadline, signed for
+    Permit2's nonce at `pending` (under the signing lock, so two swaps never sign one nonce). Else unchanged."""
+    q = proposal.quote
+    if q.venue != "v4" or q.asset_in != "USDC":
+        return proposal
+    allowance = chain.rpc.batch([v4_swap.permit2_allowance_call(acct.address, "pending")])[0]
+    permit = v4_swap.signed_permit(acct, chain.chain_id, q.amount_in_raw, proposal.deadline,
+                                   v4_swap.decode_permit2_allowance(allowance)[2])
+    data = v4_swap.swap_call(False, q.amount_in_raw, proposal.min_amount_out_raw, proposal.deadline, permit)
+    return proposal.model_copy(update={"data": data, "gas_limit": None})  # the permit costs gas: re-estimated
+
+
+def _simulate(chain: C.Chain, journal: Journal, proposal: SwapProposal, call: dict) -> None:
+    """eth_call at `pending`, with the allowance the approval will give; a revert closes the row, sends nothing."""
+    q, owner = proposal.quote, call["from"]
+    overrides = []
+    if proposal.needs_approval:
+        overrides = [v4_swap.usdc_allowance_override(owner) if q.venue == "v4"
+                     else _allowance_override(owner, proposal.to, q.amount_in_raw)]
+    try:
+        chain.rpc("eth_call", call, "pending", *overrides)
+    except RpcError as exc:
+        reason = explain(exc.revert_reason, proposal)
+        journal.transition(proposal.id, "proposed", status="failed", reason=reason)
+        raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
+
+
+def _approval(proposal: SwapProposal) -> tuple[str, str]:
+    """(token, calldata) of the USDC approval: the exact amount to the router, never unlimited; on V4 Permit2 is
+    approved once and each swap's permit bounds what the router may pull."""
+    if proposal.quote.venue == "v4":
+        return v4_swap.approve_permit2_call()
+    return C.USDC, calldata("approve(address,uint256)", proposal.to, proposal.quote.amount_in_raw)
 
 
 def _pending_note(tx_hash: str | None) -> str:
@@ -223,19 +278,13 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
     elif row["status"] != "proposed":
         raise SwapRefused(f"proposal {proposal.id} was already executed or closed (status {row['status']}); propose again")
     q = proposal.quote
-    call = {"from": acct.address, "to": proposal.to, "data": proposal.data, "value": hex(proposal.value)}
-    if simulate:  # before the approval too: a swap that would revert sends nothing at all
-        overrides = [_allowance_override(acct.address, proposal.to, q.amount_in_raw)] if proposal.needs_approval else []
-        try:
-            chain.rpc("eth_call", call, "pending", *overrides)
-        except RpcError as exc:
-            reason = explain(exc.revert_reason, proposal)
-            journal.transition(proposal.id, "proposed", status="failed", reason=reason)
-            raise TransactionFailed(f"swap would revert, nothing sent: {reason}") from None
-
     approve_gas, tx_hash, last_hash = 0.0, None, None
     try:
-        with signing_lock(chain, acct.address):  # nonce -> sign -> journal -> send, one process at a time
+        with signing_lock(chain, acct.address):  # (permit ->) simulate -> nonce -> sign -> journal -> send
+            proposal = _with_permit(chain, acct, proposal)
+            call = {"from": acct.address, "to": proposal.to, "data": proposal.data, "value": hex(proposal.value)}
+            if simulate:  # before the approval too: a swap that would revert sends nothing at all
+                _simulate(chain, journal, proposal, call)
             nonce_hex, gas_price_hex, tip_hex = chain.rpc.batch([
                 ("eth_getTransactionCount", [acct.address, "pending"]),
                 ("eth_gasPrice", []),
@@ -248,10 +297,10 @@ def execute_swap(chain: C.Chain, proposal: SwapProposal, journal: Journal | None
                                       node_instance=chain.instance, nonce=nonce):
                 raise SwapRefused(f"proposal {proposal.id} was executed or declined by another process; "
                                   "propose again")
-            if proposal.needs_approval:  # exact-amount approval, never unlimited; journalled before it leaves
-                raw, approve_hash = _sign(acct, {**base, "nonce": nonce, "to": C.USDC, "value": 0, "gas": APPROVE_GAS,
-                                                 "data": calldata("approve(address,uint256)", proposal.to,
-                                                                  q.amount_in_raw)})
+            if proposal.needs_approval:  # journalled before it leaves, like the swap
+                token, approve_data = _approval(proposal)
+                raw, approve_hash = _sign(acct, {**base, "nonce": nonce, "to": token, "value": 0, "gas": APPROVE_GAS,
+                                                 "data": approve_data})
                 journal.update(proposal.id, approve_tx_hash=approve_hash)
                 last_hash = approve_hash
                 _send(chain, journal, proposal.id, raw, approve_hash, "USDC approval")
@@ -308,7 +357,7 @@ def _revert_reason(chain: C.Chain, call: dict, receipt: dict) -> str:
     return "reverted on chain"
 
 
-def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str = "v2",
+def swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", venue: str | None = None,
          max_slippage_bps: int = 50, deadline_s: int = 120, risk: RiskLimits | None = None,
          journal: Journal | None = None, allow_live: bool = False, allow_real_key: bool | None = None) -> SwapReceipt:
     """propose_swap + execute_swap in one call (refusals raise SwapRefused)."""

@@ -1,7 +1,8 @@
 """Reading the market: spot prices (V2 reserves, V3 slot0), exact quotes (Router02 getAmountsOut, QuoterV2),
 price impact, pool state, balances, and Swap events -> candles. Pure maths lives in small functions.
 
-Both mainnet pools order tokens USDC (token0, 6 dp) / WETH (token1, 18 dp); so does the replica.
+Both mainnet pools order tokens USDC (token0, 6 dp) / WETH (token1, 18 dp); so does the replica. Base's V4 pool
+(onchain.v4) orders native ETH / USDC; `venue=None` means the chain's network default (v2 on mainnet, v4 on Base).
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import math
 from eth_utils import keccak
 
 from onchain import chain as C
+from onchain import v4
 from onchain.keys import trading_address
 from onchain.models import Asset, PoolInfo, Portfolio, PriceQuote, Quote, Side, SwapEvent, Venue
+from onchain.networks import BASE, network_of
 from onchain.rpc import RpcError, calldata, checksum, decode
 from trader_core.errors import SwapRefused
 
 DECIMALS = {"ETH": 18, "USDC": 6}
 # More than exists (ETH supply ~1.2e8, USDC ~1e11): an amount above this is a typo or an overflow probe.
 MAX_AMOUNT = {"ETH": 1e9, "USDC": 1e12}
-FEE_BPS = {"v2": 30.0, "v3": C.V3_FEE / 100}
+FEE_BPS = {"v2": 30.0, "v3": C.V3_FEE / 100, "v4": v4.V4_FEE / 100}
 V2_SWAP_TOPIC = "0x" + keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)").hex()
 V2_SYNC_TOPIC = "0x" + keccak(text="Sync(uint112,uint112)").hex()
 V3_SWAP_TOPIC = "0x" + keccak(text="Swap(address,address,int256,int256,uint160,uint128,int24)").hex()
@@ -66,17 +69,19 @@ def from_raw(raw: int, asset: str) -> float:
 
 # --- validation (before any RPC) --------------------------------------------------------------------------
 
-def parse_order(side: str, amount, asset: str, venue: str) -> tuple[Side, float, Asset, Venue]:
-    """Normalise and check an order; every problem is one SwapRefused line (nothing was sent)."""
-    s, a, v = str(side).strip().lower(), str(asset).strip().upper(), str(venue).strip().lower()
+def parse_order(side: str, amount, asset: str, venue: str | None) -> tuple[Side, float, Asset, Venue | None]:
+    """Normalise and check an order; every problem is one SwapRefused line (nothing was sent).
+    venue None stays None (the chain's network picks its default)."""
+    s, a = str(side).strip().lower(), str(asset).strip().upper()
+    v = None if venue is None else str(venue).strip().lower()
     if s not in ("buy", "sell"):
         raise SwapRefused(f"unknown side {side!r}; use buy (USDC -> ETH) or sell (ETH -> USDC)")
     if a == "WETH":
         a = "ETH"
     if a not in DECIMALS:
         raise SwapRefused(f"unknown asset {asset!r}; use ETH or USDC")
-    if v not in FEE_BPS:
-        raise SwapRefused(f"unknown venue {venue!r}; use v2 or v3")
+    if v is not None and v not in FEE_BPS:
+        raise SwapRefused(f"unknown venue {venue!r}; use v2 or v3 (mainnet) or v4 (Base)")
     try:
         x = float(amount)
     except (TypeError, ValueError):
@@ -98,9 +103,12 @@ def route(side: str) -> tuple[str, str, str, str]:
 
 # --- reads ------------------------------------------------------------------------------------------------
 
-def get_price(chain: C.Chain, venue: str = "v2") -> PriceQuote:
-    """Mid price in USDC per ETH from V2 reserves or V3 slot0."""
-    venue = str(venue).lower()
+def get_price(chain: C.Chain, venue: str | None = None) -> PriceQuote:
+    """Mid price in USDC per ETH from V2 reserves, V3 slot0 or V4 StateView.getSlot0 (None: network default)."""
+    venue = network_of(chain).venue(venue)
+    if venue == "v4":
+        sqrt_p = v4.decode_slot0(chain.rpc.batch([v4.slot0_call()])[0])[0]
+        return PriceQuote(venue="v4", price=v4.price_from_sqrt(sqrt_p))
     if venue == "v2":
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], chain.call(C.V2_PAIR, _GET_RESERVES))
         return PriceQuote(venue="v2", price=price_from_reserves(r0, r1))
@@ -110,7 +118,12 @@ def get_price(chain: C.Chain, venue: str = "v2") -> PriceQuote:
     raise SwapRefused(f"unknown venue {venue!r}; use v2 or v3")
 
 
-def get_pool(chain: C.Chain, venue: str = "v2") -> PoolInfo:
+def get_pool(chain: C.Chain, venue: str | None = None) -> PoolInfo:
+    venue = network_of(chain).venue(venue)
+    if venue == "v4":
+        sqrt_p, tick, liquidity = v4.read_pool(chain)
+        return PoolInfo(venue="v4", address=v4.POOL_ID, price=v4.price_from_sqrt(sqrt_p), fee_bps=FEE_BPS["v4"],
+                        liquidity=liquidity, tick=tick)
     if venue == "v2":
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], chain.call(C.V2_PAIR, _GET_RESERVES))
         return PoolInfo(venue="v2", address=C.V2_PAIR, price=price_from_reserves(r0, r1), fee_bps=30.0,
@@ -123,6 +136,8 @@ def get_pool(chain: C.Chain, venue: str = "v2") -> PoolInfo:
 
 
 def _exact_in_calls(venue: str, token_in: str, token_out: str, amount_raw: int) -> list[tuple[str, list]]:
+    if venue == "v4":  # ETH in (zeroForOne) unless USDC is the input
+        return [v4.slot0_call(), v4.quote_call(token_in != C.USDC, amount_raw)]
     if venue == "v2":
         data = calldata("getAmountsOut(uint256,address[])", amount_raw, [token_in, token_out])
         return [("eth_call", [{"to": C.V2_PAIR, "data": _GET_RESERVES}, "latest"]),
@@ -133,7 +148,9 @@ def _exact_in_calls(venue: str, token_in: str, token_out: str, amount_raw: int) 
 
 
 def amount_in_for_out(chain: C.Chain, venue: str, token_in: str, token_out: str, out_raw: int) -> int:
-    """Input needed for an exact output (V2 getAmountsIn / QuoterV2 quoteExactOutputSingle)."""
+    """Input needed for an exact output (V2 getAmountsIn / QuoterV2 / V4Quoter quoteExactOutputSingle)."""
+    if venue == "v4":
+        return v4.decode_quote(chain.rpc.batch([v4.quote_call(token_in != C.USDC, out_raw, exact_in=False)])[0])
     if venue == "v2":
         data = calldata("getAmountsIn(uint256,address[])", out_raw, [token_in, token_out])
         return decode(["uint256[]"], chain.call(C.V2_ROUTER, data))[0][0]
@@ -142,10 +159,11 @@ def amount_in_for_out(chain: C.Chain, venue: str, token_in: str, token_out: str,
 
 
 def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: str = "ETH",
-              venue: str = "v2") -> Quote:
+              venue: str | None = None) -> Quote:
     """Exact quote for a size. `asset` says which side `amount` is in: `sell 1 ETH` spends 1 ETH,
     `buy 1 ETH` receives ~1 ETH (the input is solved exactly, then quoted as an exact-input swap)."""
     side, amount, asset, venue = parse_order(side, amount, asset, venue)
+    venue = network_of(chain).venue(venue)
     asset_in, asset_out, token_in, token_out = route(side)
     if asset == asset_in:
         in_raw = to_raw(amount, asset_in)
@@ -160,7 +178,9 @@ def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: st
     except RpcError as exc:
         raise SwapRefused(f"the {venue} pool cannot quote {from_raw(in_raw, asset_in):g} {asset_in} "
                           f"({exc.revert_reason}); ask for less") from None
-    if venue == "v2":
+    if venue == "v4":
+        spot, out_raw = v4.price_from_sqrt(v4.decode_slot0(spot_raw)[0]), v4.decode_quote(out_data)
+    elif venue == "v2":
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], spot_raw)
         spot = price_from_reserves(r0, r1)
         out_raw = decode(["uint256[]"], out_data)[0][-1]
@@ -177,29 +197,38 @@ def get_quote(chain: C.Chain, side: str = "sell", amount: float = 1.0, asset: st
 
 
 def get_portfolio(chain: C.Chain, address: str | None = None) -> Portfolio:
-    """ETH, WETH and USDC balances (token units) and their USD value at the V2 mid price."""
+    """ETH, WETH and USDC balances (token units) and their USD value at the network default venue's mid price."""
     address = checksum(address) if address is not None else trading_address()
+    net = network_of(chain)
     bal = calldata("balanceOf(address)", address)
+    mid = v4.slot0_call() if net is BASE else ("eth_call", [{"to": C.V2_PAIR, "data": _GET_RESERVES}, "latest"])
     eth, weth, usdc, reserves = chain.rpc.batch([
         ("eth_getBalance", [address, "latest"]),
-        ("eth_call", [{"to": C.WETH, "data": bal}, "latest"]),
-        ("eth_call", [{"to": C.USDC, "data": bal}, "latest"]),
-        ("eth_call", [{"to": C.V2_PAIR, "data": _GET_RESERVES}, "latest"]),
+        ("eth_call", [{"to": net.weth, "data": bal}, "latest"]),
+        ("eth_call", [{"to": net.usdc, "data": bal}, "latest"]),
+        mid,
     ])
     e, w, u = int(eth, 16) / 1e18, int(weth, 16) / 1e18, int(usdc, 16) / 1e6
-    r0, r1, _ = decode(["uint112", "uint112", "uint32"], reserves)
-    price = price_from_reserves(r0, r1) if r1 else None
+    if net is BASE:
+        price = v4.price_from_sqrt(v4.decode_slot0(reserves)[0]) or None
+    else:
+        r0, r1, _ = decode(["uint112", "uint112", "uint32"], reserves)
+        price = price_from_reserves(r0, r1) if r1 else None
     return Portfolio(address=address, eth=e, weth=w, usdc=u, price=price,
                      value_usd=(e + w) * price + u if price else None)
 
 
 # --- Swap events -> candles -------------------------------------------------------------------------------
 
-def recent_swaps(chain: C.Chain, venue: str = "v3", blocks: int = 5_000) -> list[SwapEvent]:
-    """Swap events of the WETH/USDC pool over the last `blocks` blocks, with the post-swap mid price."""
+def recent_swaps(chain: C.Chain, venue: str | None = "v3", blocks: int = 5_000) -> list[SwapEvent]:
+    """Swap events of the ETH/USDC pool over the last `blocks` blocks, with the post-swap mid price
+    (on Base the V4 pool, whatever `venue` says: it is the only one there)."""
     latest = int(chain.rpc("eth_blockNumber"), 16)
     start = hex(max(0, latest - blocks))
-    if venue == "v2":
+    if network_of(chain) is BASE:
+        venue = "v4"
+        logs = v4.swap_logs(chain, start)
+    elif venue == "v2":
         logs = chain.rpc("eth_getLogs", {"address": C.V2_PAIR, "fromBlock": start, "toBlock": "latest",
                                          "topics": [[V2_SWAP_TOPIC, V2_SYNC_TOPIC]]})
     else:
@@ -218,6 +247,9 @@ def recent_swaps(chain: C.Chain, venue: str = "v3", blocks: int = 5_000) -> list
             a0i, a1i, a0o, a1o = decode(["uint256"] * 4, log["data"])
             usdc_d, eth_d = (a0i - a0o) / 1e6, (a1i - a1o) / 1e18
             price = price_from_reserves(*last_sync) if last_sync else abs(usdc_d / eth_d)
+        elif topic == v4.SWAP_TOPIC:  # amounts are the swapper's deltas: the pool's are their negatives
+            a0, a1, sqrt_p, _, _ = v4.decode_swap_log(log)
+            eth_d, usdc_d, price = -a0 / 1e18, -a1 / 1e6, v4.price_from_sqrt(sqrt_p)
         else:
             a0, a1, sqrt_p, _, _ = decode(["int256", "int256", "uint160", "uint128", "int24"], log["data"])
             usdc_d, eth_d, price = a0 / 1e6, a1 / 1e18, price_from_sqrt(sqrt_p)

@@ -142,6 +142,7 @@ class Policy:
     def uses_volume(self) -> bool:
         return "volume_z" in self.feature_names
 
+    @property
     def observation_names(self) -> list[str]:
         """Names of the observation vector's entries, in order: market features (scaled), account state,
         then the previous action one-hot as `prev_<ACTION>`."""
@@ -150,7 +151,7 @@ class Policy:
         return [*self.feature_names, *ACCOUNT_FEATURES, *(f"prev_{a}" for a in self.action_names)]
 
     def _named(self, obs: np.ndarray) -> dict[str, float]:
-        return {name: float(v) for name, v in zip(self.observation_names, np.asarray(obs).ravel())}
+        return {name: float(v) for name, v in zip(self.observation_names, np.asarray(obs).ravel(), strict=True)}
 
     @classmethod
     def load(cls, run: str | Path | None = "default", which: Literal["best", "last"] | None = None,

@@ -29,10 +29,10 @@ def clean_env(home) -> pytest.MonkeyPatch:
 
 
 @contextmanager
-def replica_chain(home):
-    """Start the offline mainnet replica under `home`; stop whichever anvil the state file names at exit
-    (a test may have restarted it). The node is tied to the test process, so even a killed test run cannot
-    leak it. Skips when the anvil binary is missing (npm ci not run)."""
+def replica_chain(home, network: str | None = None):
+    """Start the offline replica of `network` (default mainnet) under `home`; stop whichever anvil the state
+    file names at exit (a test may have restarted it). The node is tied to the test process, so even a killed
+    test run cannot leak it. Skips when the anvil binary is missing (npm ci not run)."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -43,7 +43,7 @@ def replica_chain(home):
 
     mp = clean_env(home)
     try:
-        start_chain(detach=False)
+        start_chain(detach=False, network=network)
         mp.undo()
         yield home
     finally:
@@ -55,8 +55,9 @@ def replica_chain(home):
 def chain_processes_under(root) -> list[int]:
     """pids of anvils/forwarders started by a TRADER_HOME under `root` (their environment says which)."""
     from onchain.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
+    from onchain.process import PRIVATE_MARKER
 
-    prefix = f"{HOME_MARKER}={Path(root).resolve()}".encode()
+    prefixes = tuple(f"{marker}={Path(root).resolve()}".encode() for marker in (HOME_MARKER, PRIVATE_MARKER))
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -64,7 +65,7 @@ def chain_processes_under(root) -> list[int]:
         except OSError:
             continue
         pid = int(entry.name)
-        if any(v.startswith(prefix) for v in environ) and (pid_is_anvil(pid) or pid_is_forwarder(pid)):
+        if any(v.startswith(prefixes) for v in environ) and (pid_is_anvil(pid) or pid_is_forwarder(pid)):
             found.append(pid)
     return found
 

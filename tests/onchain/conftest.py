@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, replica_chain
+from tests.conftest import CLEAN_ENV, clean_env, replica_chain
+from trader_core.errors import DependencyMissing
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,41 @@ def seeded_home(chain_home, home):
     home = Path(home)
     shutil.copytree(Path(chain_home) / "cache", home / "cache", dirs_exist_ok=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def base_cache_home(tmp_path_factory):
+    """TRADER_HOME of the session's private Base replica: its cached build lives here."""
+    return tmp_path_factory.mktemp("base_cache_home")
+
+
+@pytest.fixture
+def base_home(base_chain, base_cache_home, tmp_path):
+    """A TRADER_HOME holding the Base build's cache, so `chain up --network base` there loads it in a second."""
+    return seeded_home(base_cache_home, tmp_path / "base_home")
+
+
+@pytest.fixture(scope="session")
+def base_chain(base_cache_home):
+    """A private offline Base replica (chain id 8453, Uniswap V4) for the session; always stopped."""
+    from onchain.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    from onchain.manage import PrivateReplica
+
+    mp = clean_env(base_cache_home)
+    try:
+        replica = PrivateReplica(network="base")
+        chain = replica.__enter__()
+    finally:
+        mp.undo()
+    try:
+        yield chain
+    finally:
+        replica.__exit__()
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +127,31 @@ def kill_hard(pid: int) -> None:
 @pytest.fixture
 def trader_funded(trader):
     return trader
+
+
+def assert_matches_chain(chain, row: dict) -> None:
+    """A settled row and the chain agree: confirmed iff its receipt is on chain with status 1."""
+    assert row["status"] not in ("pending", "proposed")
+    receipt = chain.rpc("eth_getTransactionReceipt", row["tx_hash"]) if row["tx_hash"] else None
+    assert (row["status"] == "confirmed") == (receipt is not None and int(receipt["status"], 16) == 1)
+
+
+class KillNodeAfter:
+    """Wraps a chain's Rpc: SIGKILLs anvil right after the n-th eth_sendRawTransaction reached it."""
+
+    def __init__(self, rpc, pid: int, sends: int = 1):
+        self.rpc, self.pid, self.left = rpc, pid, sends
+
+    def __call__(self, method, *params):
+        out = self.rpc(method, *params)
+        if method == "eth_sendRawTransaction":
+            self.left -= 1
+            if self.left == 0:
+                kill_hard(self.pid)
+        return out
+
+    def batch(self, calls):
+        return self.rpc.batch(calls)
+
+    def close(self):
+        self.rpc.close()

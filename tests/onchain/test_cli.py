@@ -125,6 +125,8 @@ def test_bench_chain_json_contract(chain_home):
     out = as_json("bench", "chain", "--quotes", "20", "--swaps", "5")
     assert {"quote_p50_ms", "swaps_per_s", "raw_swaps_per_s"} <= out.keys()
     assert out["quote_p50_ms"] > 0 and out["swaps_per_s"] > 0 and out["raw_swaps_per_s"] > 0
+    assert out["v3_swaps_per_s"] > 0 and out["v4_quote_p50_ms"] > 0  # V4 on a private Base replica, same run
+    assert out["v4_swaps_per_s"] > 0 and out["v4_usdc_swaps_per_s"] > 0
 
 
 def test_chain_up_starts_a_realistic_wallet_so_the_readme_buy_works_right_away(chain_home, tmp_path):

@@ -19,7 +19,7 @@ from onchain.manage import fund, start_chain, stop_chain
 from onchain.reconcile import connect, reconcile
 from onchain.swap import execute_swap, propose_swap
 from tests.conftest import replica_chain
-from tests.onchain.conftest import kill_hard, seeded_home
+from tests.onchain.conftest import KillNodeAfter, assert_matches_chain, seeded_home
 from trader_core.errors import ChainUnavailable, ConfigError, TransactionPending
 
 pytestmark = pytest.mark.chain
@@ -100,13 +100,6 @@ def reconciled_row(home, trade_id: str) -> dict:
     return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)
 
 
-def assert_matches_chain(chain, row: dict) -> None:
-    """A settled row and the chain agree: confirmed iff its receipt is on chain with status 1."""
-    assert row["status"] not in ("pending", "proposed")
-    receipt = chain.rpc("eth_getTransactionReceipt", row["tx_hash"]) if row["tx_hash"] else None
-    assert (row["status"] == "confirmed") == (receipt is not None and int(receipt["status"], 16) == 1)
-
-
 # --- the CLI process killed ------------------------------------------------------------------------------
 
 def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_node_that_saw_nothing(home):
@@ -160,27 +153,6 @@ def _allowance_data() -> str:
 
 
 # --- the node killed ------------------------------------------------------------------------------------
-
-class KillNodeAfter:
-    """Wraps a chain's Rpc: SIGKILLs anvil right after the n-th eth_sendRawTransaction reached it."""
-
-    def __init__(self, rpc, pid: int, sends: int = 1):
-        self.rpc, self.pid, self.left = rpc, pid, sends
-
-    def __call__(self, method, *params):
-        out = self.rpc(method, *params)
-        if method == "eth_sendRawTransaction":
-            self.left -= 1
-            if self.left == 0:
-                kill_hard(self.pid)
-        return out
-
-    def batch(self, calls):
-        return self.rpc.batch(calls)
-
-    def close(self):
-        self.rpc.close()
-
 
 @pytest.mark.parametrize("side,amount,asset,sends,what", [
     ("sell", 0.4, "ETH", 1, "swap"),       # the swap mined, then the node died before the receipt was read

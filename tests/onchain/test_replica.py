@@ -48,13 +48,13 @@ def test_usdc_has_mainnet_layout(chain):
 
 
 def test_fresh_replica_price_equals_seed_and_restart_loads_the_dump(chain_home):
-    from onchain.manage import PrivateReplica, _replica_cache
+    from onchain.replicas import PrivateReplica, replica_cache
     from onchain.uniswap import get_price
 
     with PrivateReplica(price=1234.5) as fresh:
         assert get_price(fresh, "v2").price == pytest.approx(1234.5, rel=1e-9)
         assert get_price(fresh, "v3").price == pytest.approx(1234.5, rel=1e-9)
-    assert _replica_cache(1234.5).exists()
+    assert replica_cache(1234.5).exists()
     with PrivateReplica(price=1234.5) as again:  # loaded from the dump, not rebuilt
         assert int(again.rpc("eth_blockNumber"), 16) > 0
         assert get_price(again, "v3").price == pytest.approx(1234.5, rel=1e-9)
