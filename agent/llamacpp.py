@@ -43,8 +43,9 @@ def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None
     if not path.is_file():
         raise LLMError(f"GGUF model file {path} does not exist; pass --llm gguf:/path/to/model.gguf")
     require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
+    threads = n_threads or llm_threads()  # a bad TRADER_LLM_THREADS is the user's one-line error, not a fallback
     try:
-        return load(path, lora, n_ctx=n_ctx, n_threads=n_threads, chat_format=chat_format, ram_cache_mb=128)
+        return load(path, lora, n_ctx=n_ctx, n_threads=threads, chat_format=chat_format, ram_cache_mb=128)
     except (ConfigError, ModelError) as exc:
         raise LLMError(f"cannot load GGUF model {path}: {exc}") from exc
 

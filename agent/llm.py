@@ -119,13 +119,14 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
     Prompts are rendered with the GGUF's own chat template, as in training; the planner asks through `ask`
     (greedy, the `plan` tool in the template) and answers stream from the same loaded model."""
     from agent.llamacpp import LlamaCppChat
-    from finetune.llm import chat_fn
+    from finetune.llm import chat_fn, llm_threads
     from finetune.model_store import qwen_installed
     from finetune.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
 
     if not qwen_installed():
         raise LLMError(f"trader-qwen-rl needs the embedded Qwen: {QWEN_Q4.install}")
     say = notify or (lambda line: print(line, file=sys.stderr))
+    llm_threads()  # a bad TRADER_LLM_THREADS is the user's one-line error, not this backend's failure
     try:
         model = ensure_trader_model(report=lambda line: say(f"llm: {line}"))
         ask = chat_fn(model.spec, max_tokens=64)  # loads it now: a bad build fails here, not mid-turn
