@@ -138,6 +138,8 @@ def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
     run_demo(quick=True, home=home)
     out = capsys.readouterr().out
     for expected in ("backtest", "anvil replica up", "✓ get_price", "Execute this swap? [y/N] y", "confirmed",
+                     '"source": "', "the trader model, asked the seed's question",
+                     "What the policy sees at the last bar:", "parsed: ",
                      "chain stopped"):
         assert expected in out, expected
     os.environ["TRADER_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch
