@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent.redact import scrub
 from finetune.llm import SMALL_B, ollama_host, ollama_model_size_b, public_address, size_from_label
