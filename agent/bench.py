@@ -1,7 +1,10 @@
-"""`trader bench agent`: per-turn overhead without the LLM (plan given: tools + glue) and embedded tokens/s.
+"""`trader bench agent`: per-turn overhead without the LLM (plan given: tools + glue), embedded tokens/s, and
+whole turns with a real model (plan + tools + answer), p50 against the 3 s target.
 
 The overhead is printed next to its peer in the same process: the same tool calls made straight on the
-rl/onchain APIs, so the ratio shows what the agent layer costs on top of the work itself.
+rl/onchain APIs, so the ratio shows what the agent layer costs on top of the work itself. Whole turns run the
+`--llm` model (default `auto`: trader-qwen-rl) over fixed read-only messages after one warm-up turn; each
+turn's plan source is kept, so a fast turn that the rules planned is visible as such.
 """
 
 from __future__ import annotations
@@ -10,6 +13,18 @@ import statistics
 import time
 
 from pydantic import BaseModel
+
+
+class LLMTurns(BaseModel):
+    """Whole turns (plan + tools + answer) with a real model."""
+
+    model: str
+    turns: int
+    p50_s: float
+    p90_s: float
+    max_s: float
+    plan_sources: dict[str, int]
+    target_p50_s: float = 3.0
 
 
 class AgentBench(BaseModel):
@@ -21,6 +36,29 @@ class AgentBench(BaseModel):
     model: str
     turns: int
     chain: str
+    llm_turns: LLMTurns | None = None
+
+
+TURN_MESSAGES = ("what is the ETH price?", "quote selling 0.5 ETH", "what does the RL policy say?",
+                 "show my portfolio")
+
+
+def bench_turns(llm: str = "auto", turns: int = 8) -> LLMTurns:
+    """Time `turns` whole turns (after one warm-up) with the `llm` model on the running chain."""
+    from agent.session import AgentConfig, build_agent
+
+    agent = build_agent(AgentConfig(llm=llm), notify=lambda line: None)
+    agent.turn(TURN_MESSAGES[0])  # warm-up: model load, policy load, first prompt states
+    secs, sources = [], {}
+    for i in range(turns):
+        result = agent.turn(TURN_MESSAGES[i % len(TURN_MESSAGES)])
+        secs.append(result.seconds)
+        src = (result.plan or {}).get("source", "native")
+        sources[src] = sources.get(src, 0) + 1
+    ordered = sorted(secs)
+    return LLMTurns(model=agent.llm.label, turns=turns, p50_s=round(statistics.median(secs), 2),
+                    p90_s=round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 2),
+                    max_s=round(ordered[-1], 2), plan_sources=sources)
 
 
 def _ensure_chain():
@@ -36,7 +74,7 @@ def _ensure_chain():
     return stop_chain
 
 
-def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
+def bench_agent(turns: int = 20, tokens: int = 64, llm: str | None = None, llm_turns: int = 8) -> AgentBench:
     from agent.llm import open_gguf, smollm2_path
     from agent.facts import results_text
     from agent.market import policy_signal, position_fraction
@@ -74,6 +112,7 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
                               "chain wallet")
             direct.append((time.perf_counter() - t0) * 1000)
         chain = f"chain id {tools.chain.chain_id}"
+        whole = bench_turns(llm, llm_turns) if llm and llm_turns > 0 else None
     finally:
         if stop:
             stop()
@@ -89,4 +128,5 @@ def bench_agent(turns: int = 20, tokens: int = 64) -> AgentBench:
     return AgentBench(turn_overhead_ms=round(overhead, 2), direct_ms=round(peer, 2),
                       by_intent_ms={k: round(statistics.median(v), 2) for k, v in by_intent.items()},
                       overhead_ratio=round(overhead / peer, 3) if peer else 0.0,
-                      tokens_per_s=round(n / secs, 1), model=backend.label, turns=turns, chain=str(chain))
+                      tokens_per_s=round(n / secs, 1), model=backend.label, turns=turns, chain=str(chain),
+                      llm_turns=whole)

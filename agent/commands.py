@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 LLM_HELP = ("auto | gguf:PATH | ollama:MODEL | openai:MODEL | mlx:PATH "
-            "(auto: Ollama trader-qwen-rl, the project GGUF, SmolLM2)")
+            "(auto: Ollama trader-qwen-rl, else trader-qwen-rl in-process, else SmolLM2)")
 
 
 def _config(cls, **values):
@@ -31,7 +31,7 @@ def chat(
 
 def ask(
     question: str = typer.Argument(..., help="the question, in quotes"),
-    json_out: bool = typer.Option(False, "--json", help="print {answer, model, tool_calls, proposal, safety} as JSON"),
+    json_out: bool = typer.Option(False, "--json", help="print {answer, model, plan, tool_calls, proposal, safety} as JSON"),
     yes: bool = typer.Option(False, "--yes", help="execute an explicit order in the question (\"sell 0.5 ETH\") "
                              "without asking; questions, negations and hypotheticals never trade"),
     llm: str = typer.Option("auto", "--llm", help=LLM_HELP),
@@ -138,13 +138,16 @@ def signal(
 
 def bench_agent(
     turns: int = typer.Option(20, "--turns", help="turns to time"),
-    json_out: bool = typer.Option(False, "--json", help='print {"turn_overhead_ms", "tokens_per_s", ...}'),
+    llm: str = typer.Option("auto", "--llm", help=LLM_HELP + "; 'none' skips the whole-turn timing"),
+    llm_turns: int = typer.Option(8, "--llm-turns", help="whole turns (plan + tools + answer) to time"),
+    json_out: bool = typer.Option(False, "--json", help='print {"turn_overhead_ms", "tokens_per_s", "llm_turns", ...}'),
 ) -> None:
-    """Per-turn overhead without the LLM (tools + glue) vs direct API calls, and embedded tokens/s."""
+    """Per-turn overhead without the LLM (tools + glue) vs direct API calls, embedded tokens/s, and whole turns
+    (plan + tools + answer) with the --llm model: p50 against the 3 s target."""
     from agent.bench import bench_agent as run_bench
     from trader_core.cli_utils import print_json
 
-    r = run_bench(turns=turns)
+    r = run_bench(turns=turns, llm=None if llm == "none" else llm, llm_turns=llm_turns)
     if json_out:
         print_json(r.model_dump())
         return
@@ -152,6 +155,11 @@ def bench_agent(
                f"for the same calls made directly: ratio {r.overhead_ratio:.2f}x (target < 100 ms)")
     typer.echo("  by intent (median ms): " + ", ".join(f"{k} {v:.2f}" for k, v in r.by_intent_ms.items()))
     typer.echo(f"{r.model}: {r.tokens_per_s:.1f} tokens/s")
+    if r.llm_turns:
+        t = r.llm_turns
+        typer.echo(f"whole turns with {t.model}: p50 {t.p50_s:.2f} s, p90 {t.p90_s:.2f} s, max {t.max_s:.2f} s over "
+                   f"{t.turns} turns (target p50 <= {t.target_p50_s:g} s); plan sources "
+                   + ", ".join(f"{k} {v}" for k, v in t.plan_sources.items()))
 
 
 def bench_learn(

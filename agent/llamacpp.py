@@ -1,5 +1,7 @@
 """An in-process GGUF chat model (llama-cpp-python) behind LangChain's `BaseChatModel` interface.
 
+Models are loaded through finetune.llm (the one LLM layer): one cache of loaded GGUFs per process.
+
 `bind_tools(..., tool_choice=NAME)` uses llama.cpp's `chatml-function-calling` handler, which constrains
 the output with a grammar built from the tool's JSON schema: a forced call is valid JSON of that shape even
 from a 135M model. llama_cpp is imported only when a model is first used.
@@ -8,8 +10,6 @@ from a 135M model. llama_cpp is imported only when a model is first used.
 from __future__ import annotations
 
 import json
-import os
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,55 +21,33 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field
 
-from trader_core.errors import ConfigError, LLMError, require
-from trader_core.llama_check import ensure_llama_works
+from trader_core.errors import ConfigError, LLMError, ModelError, require
 
-# One loaded model per (path, n_ctx): loading is ~0.2 s for SmolLM2 but seconds for a 3B model.
-_CACHE: dict[tuple[str, int], Any] = {}
-_LOCK = threading.Lock()
 
 
 def llm_threads() -> int:
-    """Threads for in-process models: $TRADER_LLM_THREADS, else half the cores (1 on a 2-core box), at most 4."""
-    raw = os.environ.get("TRADER_LLM_THREADS", "").strip()
-    if not raw:
-        return max(1, min(4, (os.cpu_count() or 2) // 2))
-    try:
-        threads = int(raw)
-    except ValueError:
-        threads = 0
-    if not 1 <= threads <= 256:
-        raise ConfigError(f"TRADER_LLM_THREADS must be a whole number of threads from 1 to 256, got {raw!r}; "
-                          "unset it to use half the cores")
-    return threads
+    """Threads for in-process models (finetune.llm.llm_threads: $TRADER_LLM_THREADS, else half the cores)."""
+    from finetune.llm import llm_threads as threads
+
+    return threads()
 
 
-def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None):
-    """Load (once per process) a GGUF file with the function-calling chat format."""
+def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None, lora: str | None = None,
+               chat_format: str | None = "chatml-function-calling"):
+    """A GGUF model from the one cache of loaded models (finetune.llm.load_llama), with a RAM cache of
+    prompt states: turns alternate a ~630-token planning prompt and an answer prompt, so the single KV prefix
+    llama.cpp keeps is always the wrong one (a 3 s re-evaluation becomes a 0.2 s state load)."""
+    from finetune.llm import load_llama as load
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise LLMError(f"GGUF model file {path} does not exist; pass --llm gguf:/path/to/model.gguf")
-    key = (str(path.resolve()), n_ctx)
-    with _LOCK:
-        if key not in _CACHE:
-            # Spinning OpenMP workers starve each other on a busy machine (measured: a 830-token prompt took
-            # 12-23 s instead of 6 s with 2 threads on 2 loaded cores); passive waiting costs little when idle.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            ensure_llama_works()  # a build that crashes on batched decode: one line, not a segfault mid-turn
-            llama_cpp = require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
-            # Half the cores (1 on a 2-core box): with every core busy, one slow thread stalls llama.cpp's
-            # barriers (measured: plan calls 3-10x slower with 2 threads next to a training job on 2 cores).
-            threads = n_threads or llm_threads()
-            try:
-                _CACHE[key] = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                                              chat_format="chatml-function-calling", verbose=False)
-            except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
-                raise LLMError(f"cannot load GGUF model {path}: {exc}") from exc
-            # Turns alternate a ~630-token planning prompt and an answer prompt, so the single KV prefix
-            # llama.cpp keeps is always the wrong one; a RAM cache of states (~5 MB each for SmolLM2)
-            # turns the planning prompt's 3 s re-evaluation into a 0.2 s state load.
-            _CACHE[key].set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=128 << 20))
-        return _CACHE[key]
+    require("llama_cpp", 'pip install "rl-trader-agent[agent]" (builds llama-cpp-python)')
+    threads = n_threads or llm_threads()  # a bad TRADER_LLM_THREADS is the user's one-line error, not a fallback
+    try:
+        return load(path, lora, n_ctx=n_ctx, n_threads=threads, chat_format=chat_format, ram_cache_mb=128)
+    except (ConfigError, ModelError) as exc:
+        raise LLMError(f"cannot load GGUF model {path}: {exc}") from exc
 
 
 def _to_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
@@ -93,6 +71,8 @@ class LlamaCppChat(BaseChatModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model_path: str
+    lora_path: str | None = None  # a GGUF LoRA applied at load (trader-qwen-rl)
+    chat_format: str | None = "chatml-function-calling"  # None: the GGUF's own chat template (as trained)
     n_ctx: int = 2048
     n_threads: int | None = None
     temperature: float = 0.2
@@ -106,7 +86,7 @@ class LlamaCppChat(BaseChatModel):
 
     @property
     def llama(self):
-        return load_llama(self.model_path, self.n_ctx, self.n_threads)
+        return load_llama(self.model_path, self.n_ctx, self.n_threads, self.lora_path, self.chat_format)
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | dict | None = None, **kwargs: Any):
         formatted = [convert_to_openai_tool(t) for t in tools]

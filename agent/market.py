@@ -43,11 +43,11 @@ class PolicyView(BaseModel):
     needed_bars: int = Field(description="bars the policy's features need (its look-back)")
     q_values: list[float] = []
     features: dict[str, float] = {}
+    observation: dict[str, float] = Field(default_factory=dict, description="the exact vector the policy's network "
+                                          "read on these bars, by name (empty when no features could be made)")
     raw_action: str = "HOLD"
     policy_action: Literal["BUY", "SELL", "HOLD"] = Field("HOLD", description="what the policy chose on these bars "
                                                           "before the stale / look-back check")
-    observation: dict[str, float] = Field({}, description="the exact vector the network saw (empty when it held "
-                                          "before looking)")
 
 
 def utc(ts: int | float) -> str:
@@ -92,7 +92,8 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                       live_bars=snapshot.live_bars, continuous_bars=snapshot.continuous_bars, needed_bars=needed,
                       q_values=[float(q) for q in sig.q_values],
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
-                      raw_action=sig.raw_action, policy_action=sig.action, observation=sig.observation)
+                      observation={k: float(v) for k, v in sig.observation.items() if np.isfinite(v)},
+                      raw_action=sig.raw_action, policy_action=sig.action)
     bar = human_duration(snapshot.interval_s)
     if snapshot.stale:
         hold = (f"the latest bar ({utc(snapshot.last_time)}) closed {human_duration(snapshot.age_s)} ago: the "
@@ -133,10 +134,13 @@ def market_summary(candles, lookback: int = 24) -> MarketSummary:
                          change_hours=(len(close) - 1) * (candles.interval_s or 3600) / 3600)
 
 
-def trader_question(summary: MarketSummary, eth: float, usdc: float) -> str:
-    """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats)."""
-    from finetune.formats import question
+def trader_question(summary: MarketSummary, eth: float, usdc: float, view: PolicyView | None = None) -> str:
+    """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats):
+    with the policy's view of the bar, what the policy saw (its whole observation) comes first, as in training."""
+    from finetune.formats import TraderState, question
 
+    if view is not None and view.observation:
+        return question(TraderState.from_signal(view, eth, usdc, volume=summary.volume))
     return question({"price": summary.price, "volume": summary.volume, "volatility": summary.volatility,
                      "price_change": summary.change_pct / 100, "eth": eth, "usdc": usdc})
 
@@ -153,10 +157,12 @@ class TraderOpinion(BaseModel):
     action: str
     model: str
     seconds: float
+    bar: str | None = None  # which feed and bar the question's numbers describe
 
 
 class TraderModel:
-    """The fine-tuned trader model (Ollama trader-qwen-rl, the project GGUF, else SmolLM2), opened on first use."""
+    """The fine-tuned trader model (Ollama trader-qwen-rl, else trader-qwen-rl in-process, else SmolLM2), opened on
+    first use; in one process it shares the agent's loaded GGUF (finetune.llm keeps one per settings)."""
 
     def __init__(self, spec: str = "auto", notify: Callable[[str], None] | None = None):
         self.spec, self.notify = spec, notify
@@ -166,8 +172,10 @@ class TraderModel:
     def llm(self):
         if self._llm is None:
             self._llm = LLM(self.spec, notify=self.notify)
-            # the Modelfile's sampling, which the fine-tune was evaluated with
-            self._llm.set_sampling(temperature=0.25, repeat_penalty=1.1, max_tokens=100)
+            if self._llm.current.plans:  # trader-qwen-rl: decoded as its agreement was measured (greedy, no penalty)
+                self._llm.set_sampling(temperature=0.0, repeat_penalty=1.0, max_tokens=96)
+            else:  # other models: the Modelfile's sampling
+                self._llm.set_sampling(temperature=0.25, repeat_penalty=1.1, max_tokens=100)
         return self._llm
 
     def ask(self, question: str) -> TraderOpinion:

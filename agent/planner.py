@@ -2,7 +2,16 @@
 
 Small models do not pick tools reliably on their own, but a forced, grammar-constrained call of `plan` is
 reliable, so the model only *classifies* the request (intent + arguments); this module decides which tools run.
-Capable models may instead use native multi-step tool calling (`mode="native"`). Either way:
+The trader model (trader-qwen-rl) was trained on that call: its own `plan` (finetune.plan_call) is the plan.
+An untrained sub-1B model is backed by the keyword router instead. Capable models may use native multi-step
+tool calling (`mode="native"`). Every plan says where it came from (`source`):
+- "model": the model's plan, run as planned;
+- "model+safety-veto": the model planned a trade the message does not allow (a question, negation, ...);
+- "model+order-as-written": the model planned the trade, the user's own words fixed its side/amount/asset;
+- "rules-override: ...": the model missed an explicit order (or a plain "yes") that the deterministic parser
+  reads; the order is proposed, and runs only after the usual confirmation;
+- "rules-fallback: ...": the model's reply did not parse (twice) or no model answered; the keyword router planned.
+Whatever the source:
 - the plan is reviewed against the user's own words (`agent.safety`): a question, a negation, a hypothetical,
   quoted text or a rule change never trades, and a scripted yes runs only an explicit order, as written;
 - a swap executes only through `ToolSession.execute_swap` (a proposal of this session, its risk verdict, the
@@ -70,7 +79,7 @@ class TurnResult(BaseModel):
     seconds: float = 0.0
 
     def public(self) -> dict:
-        return {"answer": self.answer, "model": self.model,
+        return {"answer": self.answer, "model": self.model, "plan": self.plan,
                 "tool_calls": [c.public() for c in self.tool_calls], "proposal": self.proposal,
                 "safety": self.safety}
 
@@ -110,6 +119,18 @@ class Agent:
 
         from prompts import render_prompt
 
+        if self.mode == "plan" and self.llm.current.plans:
+            try:
+                call, attempts = self.llm.plan_call(text, self.context())
+            except LLMError as exc:  # that backend failed; the next one (already current) plans below
+                if emit:
+                    emit("notice", str(exc))
+            else:
+                if call is not None:
+                    return Plan.model_validate(call.arguments()), None, "model" if attempts == 1 else "model (retried)"
+                rules = keyword_plan(text)
+                why = "rules-fallback: model reply unparsable twice"
+                return (Plan.model_validate(rules), None, why) if rules else (Plan(intent="chat"), None, why)
         messages = [SystemMessage(render_prompt("planner", context=self.context())), HumanMessage(text)]
         try:
             raw = self.llm.forced_call("plan", "Route the user's message to one trading intent.", PLAN_SCHEMA,
@@ -118,7 +139,8 @@ class Agent:
             if emit:
                 emit("notice", str(exc))
             rules = keyword_plan(text)
-            return (Plan.model_validate(rules), None, "rules") if rules else (Plan(intent="chat"), None, "none")
+            why = "rules-fallback: no model answered"
+            return (Plan.model_validate(rules), None, why) if rules else (Plan(intent="chat"), None, why)
         hybrid = self.router == "hybrid" or (self.router == "auto" and self.llm.current.weak)
         rules = keyword_plan(text) if hybrid else None
         if rules is not None:
@@ -128,6 +150,27 @@ class Agent:
         except ValidationError as exc:
             note = ToolCall(name="plan", args=raw, error=validation_message("plan", exc))
             return Plan(intent="chat"), note, "model"
+
+    def reviewed(self, plan: Plan, check: MessageCheck, text: str, source: str
+                 ) -> tuple[tuple[Plan, bool, str | None], str]:
+        """`review` plus the plan's source updated with what the review changed (see the module docstring)."""
+        planned = plan
+        if source.startswith("model") and plan.intent not in TRADE_INTENTS and check.may_trade:
+            rules = keyword_plan(text)
+            if rules is not None and rules["intent"] in TRADE_INTENTS:
+                # the model missed what the deterministic parser reads as an explicit order (or a plain "yes")
+                source = f"rules-override: model planned {plan.intent}, the message is an explicit " + \
+                         ("order" if rules["intent"] == "propose" else "confirmation")
+                plan = Plan.model_validate(rules)
+        out = self.review(plan, check, text)
+        final = out[0]
+        if source.startswith("model") and planned.intent in TRADE_INTENTS:
+            if final.intent not in TRADE_INTENTS:
+                source = "model+safety-veto"
+            elif (final.side, final.amount, final.asset) != (planned.side, planned.amount, planned.asset) and \
+                    final.intent == "propose":
+                source = "model+order-as-written"
+        return out, source
 
     def review(self, plan: Plan, check: MessageCheck, text: str) -> tuple[Plan, bool, str | None]:
         """The safety review after planning -> (plan to run, may a scripted yes execute it, note for the user)."""
@@ -199,7 +242,7 @@ class Agent:
             note = check.reason() if refused and not check.may_trade else None
         else:
             plan, bad_plan, source = self.plan(text, emit)
-            plan, auto_execute, note = self.review(plan, check, text)
+            (plan, auto_execute, note), source = self.reviewed(plan, check, text, source)
             plan_dict = {**plan.model_dump(exclude_none=True), "source": source}
             emit("plan", plan_dict)
             calls = ([bad_plan] if bad_plan else []) + self.run_plan(plan, text, emit, auto_execute, check)

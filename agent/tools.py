@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
-                          policy_signal, position_fraction, trader_question)
+                          policy_signal, position_fraction, trader_question, utc)
 from agent.redact import scrub
 from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
@@ -278,9 +278,20 @@ class ToolSession:
         return policy_signal(self.policy, snapshot, position_fraction(eth, usdc, snapshot.price), whose)
 
     def _ask_trader_model(self, a: AskTraderModelArgs) -> TraderOpinion:
-        eth, usdc, _ = self.wallet()
-        question = a.question or trader_question(market_summary(self.feed().read().candles), eth, usdc)
-        return self.trader_model.ask(question)
+        if a.question:
+            return self.trader_model.ask(a.question)
+        snapshot = self.feed().read()
+        eth, usdc, whose = self.wallet()
+        position = position_fraction(eth, usdc, snapshot.price)
+        # the policy's own observation of the bar (as the model was trained on), with the real wallet
+        view = policy_signal(self.policy, snapshot, position, whose)
+        if not view.observation and snapshot.live_bars:
+            # live bars that do not cover the look-back yet (a fresh chain) give no observation: the policy's
+            # latest full view is its history's last bar; the opinion names that bar
+            snapshot = self.history.read()
+            view = policy_signal(self.policy, snapshot, position, whose)
+        opinion = self.trader_model.ask(trader_question(market_summary(snapshot.candles), eth, usdc, view))
+        return opinion.model_copy(update={"bar": f"{view.data}, bar of {utc(view.bar_time)}"})
 
     def _propose_swap(self, a: ProposeSwapArgs) -> "SwapProposal":
         from onchain import propose_swap

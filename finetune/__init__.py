@@ -14,6 +14,8 @@ API for other packages (the agent):
 - `finetune.formats.TraderState.from_signal(signal, eth, usdc)` -> `question(state)`: the trader model's question
   with the policy's whole observation, exactly as trained; `chat_messages(prompt)`, `parse_action(text)`,
   `SYSTEM_PROMPT`.
-- `finetune.llm`: backends (`chat_fn(spec)`, `load_llama`, `ollama_host`, `ollama_answers`, `public_address`).
+- `finetune.llm`: the one LLM layer the agent shares: `chat_fn(spec)` (with per-call `temperature`/`max_tokens`
+  overrides), `load_llama(path, lora, chat_format=..., ram_cache_mb=...)` (one cache of loaded GGUFs per process),
+  `llm_threads`, `ollama_host`, `ollama_answers`, `ollama_model_size_b`, `size_from_label`, `public_address`.
 - `finetune.pipeline.run_pipeline(PipelineConfig(...)) -> PipelineResult` (artifacts["gguf_quant"] is the model).
 """

@@ -1,4 +1,11 @@
-"""Chat backends for eval, teacher and bench: `gguf:PATH[+LORA.gguf]`, `hf:DIR`, `ollama:NAME`, `openai:MODEL`.
+"""The one LLM layer: addresses, llama.cpp loading, model sizes, and chat backends for every caller.
+
+The agent's LangChain models (agent/llm.py, agent/llamacpp.py) and finetune's eval, teacher and bench all take
+their Ollama address, thread count, in-process llama.cpp models and model sizes from here, so there is one
+`ollama_host()` and one cache of loaded GGUFs (the agent and an eval in one process share a loaded model).
+
+Chat backends for eval, teacher, bench and the agent's trained planner: `gguf:PATH[+LORA.gguf]`, `hf:DIR`,
+`ollama:NAME`, `openai:MODEL`.
 
 Each spec becomes an `ask(messages, tools=None) -> reply text` function. Tools are rendered by the model's
 own chat template (llama.cpp and transformers read the same Jinja template from the model; Ollama renders its
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -25,7 +33,9 @@ KINDS = ("gguf", "hf", "ollama", "openai")
 
 
 class ChatFn(Protocol):
-    def __call__(self, messages: list[dict], tools: list[dict] | None = None) -> str: ...
+    """messages (+ tools) -> the reply text; `temperature` / `max_tokens` override the spec's for one call."""
+
+    def __call__(self, messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str: ...
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -62,6 +72,35 @@ def ollama_answers(timeout: float = 1.0) -> bool:
         return False
 
 
+_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([bBmM])(?![a-zA-Z])")
+SMALL_B = 1.0  # below a billion parameters a model routes and restates numbers unreliably (measured)
+
+
+def size_from_label(text: str | None) -> float | None:
+    """Billions of parameters from a size label or model name: '494.03M' -> 0.494, 'qwen2.5-3b-instruct' -> 3.0,
+    'Qwen2.5-Coder-0.5B' -> 0.5; None when it names no size."""
+    found = _SIZE.findall(text or "")
+    if not found:
+        return None
+    number, unit = found[-1]
+    return float(number) / (1000.0 if unit.lower() == "m" else 1.0)
+
+
+def ollama_model_size_b(model: str, host: str | None = None, timeout: float = 2.0) -> float | None:
+    """An Ollama model's size in billions of parameters: its `parameter_size` metadata, else the base its
+    Modelfile names (FROM / the `# base:` line our Modelfiles write), else its name; None when unknown."""
+    try:
+        info = _post(f"{host or ollama_host()}/api/show", {"model": model}, timeout=timeout)
+    except LLMError:
+        return size_from_label(model)
+    details = info.get("details") or {}
+    for text in (details.get("parameter_size"), info.get("modelfile"), model):
+        size = size_from_label(text) if isinstance(text, str) else None
+        if size is not None:
+            return size
+    return None
+
+
 def _post(url: str, body: dict, headers: dict | None = None, timeout: float = 300) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", **(headers or {})})
@@ -81,25 +120,37 @@ _LOCK = threading.Lock()
 
 
 def llm_threads() -> int:
-    """llama.cpp threads: $TRADER_LLM_THREADS, else half the cores (1 on a 2-core box shared with training)."""
-    raw = os.environ.get("TRADER_LLM_THREADS", "")
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            raise ConfigError(f"TRADER_LLM_THREADS={raw!r} is not a whole number; unset it or use e.g. 2") from None
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """llama.cpp threads: $TRADER_LLM_THREADS, else half the cores (1 on a 2-core box shared with training), at
+    most 4: with every core busy, one slow thread stalls llama.cpp's barriers (measured: plan calls 3-10x slower
+    with 2 threads next to a training job on 2 cores)."""
+    raw = os.environ.get("TRADER_LLM_THREADS", "").strip()
+    if not raw:
+        return max(1, min(4, (os.cpu_count() or 2) // 2))
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
+    if not 1 <= threads <= 256:
+        raise ConfigError(f"TRADER_LLM_THREADS must be a whole number of threads from 1 to 256, got {raw!r}; "
+                          "unset it to use half the cores")
+    return threads
 
 
-def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 2048, n_threads: int | None = None):
-    """A llama.cpp model (once per process per settings), optionally with a GGUF LoRA applied at load."""
+def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 2048, n_threads: int | None = None,
+               chat_format: str | None = None, ram_cache_mb: int = 0):
+    """A llama.cpp model (once per process per settings), optionally with a GGUF LoRA applied at load.
+
+    `chat_format=None` renders prompts with the GGUF's own chat template (tools included), as the model was
+    trained; the agent's generic models use "chatml-function-calling" (grammar-forced tool calls).
+    `ram_cache_mb` keeps evaluated prompt states in RAM: a turn alternates a planning prompt and an answer
+    prompt, so the single KV prefix llama.cpp keeps is always the wrong one (a state load is ~15x faster)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"GGUF file {path} does not exist; build it first (`trader finetune quantize`)")
     if lora is not None and not Path(lora).is_file():
         raise ConfigError(f"GGUF LoRA {lora} does not exist; convert the adapter first")
     try:
-        from llama_cpp import Llama
+        import llama_cpp
     except ImportError as exc:
         raise DependencyMissing(f"llama-cpp-python is not installed ({exc}); "
                                 "pip install llama-cpp-python==0.3.36") from None
@@ -107,25 +158,33 @@ def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 20
 
     ensure_llama_works()  # a build that crashes on batched decode: one line here, not a segfault mid-answer
     threads = n_threads or llm_threads()
-    key = (str(path.resolve()), str(lora) if lora else None, n_ctx, threads)
+    key = (str(path.resolve()), str(lora) if lora else None, n_ctx, threads, chat_format)
     with _LOCK:
         if key not in _LLAMAS:
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning workers starve a shared machine
+            # Spinning OpenMP workers starve each other on a busy machine (measured: a 830-token prompt took
+            # 12-23 s instead of 6 s with 2 threads on 2 loaded cores); passive waiting costs little when idle.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
-                _LLAMAS[key] = Llama(model_path=str(path), lora_path=str(lora) if lora else None, n_ctx=n_ctx,
-                                     n_threads=threads, verbose=False, seed=0)
+                _LLAMAS[key] = llama_cpp.Llama(model_path=str(path), lora_path=str(lora) if lora else None,
+                                               n_ctx=n_ctx, n_threads=threads, chat_format=chat_format,
+                                               verbose=False, seed=0)
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"cannot load GGUF {path.name}: {exc}") from None
-        return _LLAMAS[key]
+        llama = _LLAMAS[key]
+        if ram_cache_mb and getattr(llama, "cache", None) is None:
+            llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=ram_cache_mb << 20))
+        return llama
 
 
 def _gguf(target: str, max_tokens: int, temperature: float, n_ctx: int, repeat_penalty: float) -> ChatFn:
     base, _, lora = target.partition("+")
     llm = load_llama(base, lora or None, n_ctx=n_ctx)
 
-    def ask(messages: list[dict], tools: list[dict] | None = None) -> str:
-        out = llm.create_chat_completion(messages=messages, tools=tools, temperature=temperature,
-                                         max_tokens=max_tokens, repeat_penalty=repeat_penalty)
+    def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
+        out = llm.create_chat_completion(messages=messages, tools=tools,
+                                         temperature=overrides.get("temperature", temperature),
+                                         max_tokens=overrides.get("max_tokens", max_tokens),
+                                         repeat_penalty=repeat_penalty, seed=overrides.get("seed", 0))
         return out["choices"][0]["message"]["content"] or ""
     ask.llm = llm  # benchmarks read token counts from it
     return ask
@@ -142,12 +201,14 @@ def _hf(path: str, max_tokens: int, temperature: float, repeat_penalty: float) -
     model, tok = load_base(path, dtype="float32")
     model.eval()
 
-    def ask(messages: list[dict], tools: list[dict] | None = None) -> str:
+    def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
+        temperature_ = overrides.get("temperature", temperature)
         ids = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, return_tensors="pt",
                                       return_dict=True)
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_tokens, do_sample=temperature > 0,
-                                 temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
+            out = model.generate(**ids, max_new_tokens=overrides.get("max_tokens", max_tokens),
+                                 do_sample=temperature_ > 0, temperature=temperature_ if temperature_ > 0 else None,
+                                 top_p=None, top_k=None,
                                  repetition_penalty=repeat_penalty if repeat_penalty != 1.0 else None,
                                  pad_token_id=tok.pad_token_id)
         return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -157,9 +218,10 @@ def _hf(path: str, max_tokens: int, temperature: float, repeat_penalty: float) -
 
 # -- network -------------------------------------------------------------------------------------------------
 def _ollama(model: str, max_tokens: int, temperature: float, repeat_penalty: float) -> ChatFn:
-    def ask(messages: list[dict], tools: list[dict] | None = None) -> str:
+    def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
         body = {"model": model, "messages": messages, "stream": False,
-                "options": {"temperature": temperature, "num_predict": max_tokens, "repeat_penalty": repeat_penalty}}
+                "options": {"temperature": overrides.get("temperature", temperature),
+                            "num_predict": overrides.get("max_tokens", max_tokens), "repeat_penalty": repeat_penalty}}
         if tools:
             body["tools"] = tools
         msg = _post(f"{ollama_host()}/api/chat", body).get("message", {})
@@ -176,8 +238,9 @@ def _openai(model: str, max_tokens: int, temperature: float) -> ChatFn:
     if not key:
         raise ConfigError("openai: backends need OPENAI_API_KEY (and OPENAI_BASE_URL for OpenRouter etc.)")
 
-    def ask(messages: list[dict], tools: list[dict] | None = None) -> str:
-        body = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
+    def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
+        body = {"model": model, "messages": messages, "temperature": overrides.get("temperature", temperature),
+                "max_tokens": overrides.get("max_tokens", max_tokens)}
         if tools:
             body["tools"] = tools
         out = _post(f"{base}/chat/completions", body, {"Authorization": f"Bearer {key}"})

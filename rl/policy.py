@@ -253,10 +253,10 @@ class Policy:
         age = now - (ts + interval)
         n = len(self.action_names)
 
-        def hold(reason: str, features: dict | None = None) -> Signal:
+        def hold(reason: str, features: dict | None = None, observation: dict | None = None) -> Signal:
             return Signal(action="HOLD", agreement=0.0, q_margin=0.0, members=len(self.models), q_values=[0.0] * n,
                           features=features or {}, reason=reason, timestamp=ts, time=iso(ts), age_s=age,
-                          price=price, raw_action="HOLD")
+                          price=price, raw_action="HOLD", observation=observation or {})
 
         low = -1.0 if self.config.env.allow_short else 0.0
         if not (isinstance(position, (int, float)) and math.isfinite(position) and low <= position <= 1.0):
@@ -278,7 +278,8 @@ class Policy:
             explained = self._explain(feats, t, env)
             if age > stale_bars * max(interval, 1):  # the state is shown, but no decision is taken on it
                 return hold(f"latest bar {iso(ts)} is stale: {_age_text(age)} old, more than {stale_bars:g} bars "
-                            f"of {interval}s; pass fresh candles (or `now` to evaluate history)", explained)
+                            f"of {interval}s; pass fresh candles (or `now` to evaluate history)", explained,
+                            self._named(obs))
             d = self.decide(obs)
             if not np.isfinite(d.q_mean).all():
                 return hold("model produced non-finite Q-values")

@@ -69,6 +69,11 @@ class LLMError(TraderError, RuntimeError):
     retryable = True
 
 
+class MalformedReply(LLMError):
+    """The backend answered, but not in the shape asked for (no tool call, invalid JSON): worth one retry on
+    the same backend before falling back."""
+
+
 def require(module: str, extra_hint: str):
     """Import an optional heavy dependency or raise a one-line `DependencyMissing` saying how to install it."""
     import importlib

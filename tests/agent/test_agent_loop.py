@@ -188,7 +188,9 @@ def test_explain_asks_the_trader_model_the_seed_question_with_real_numbers(make_
     assert _names(result) == ["get_rl_signal", "ask_trader_model"]
     opinion = result.tool_calls[1].result
     pf = get_portfolio(connect())
-    assert opinion["question"].startswith("Given ETH price is $")
+    # what the policy saw (its observation, as in training), then the seed's question with the real wallet
+    assert opinion["question"].startswith("What the policy sees at the last bar:")
+    assert "\nGiven ETH price is $" in opinion["question"] and opinion["bar"]
     assert f"{pf.eth:.4f} ETH" in opinion["question"]  # the wallet's real holdings, not a template
     assert opinion["answer"] and opinion["action"] in ("BUY", "SELL", "HOLD", "UNKNOWN")
     assert "SmolLM2" in opinion["model"]
@@ -207,6 +209,6 @@ def test_when_no_model_answers_the_turn_still_answers_from_the_tools(make_agent)
     notes = []
     agent, _ = make_agent(notes=notes)  # an empty script: every model call fails
     result = agent.turn("what is the ETH price?")
-    assert result.plan["source"] == "rules" and _names(result) == ["get_price"]
+    assert result.plan["source"] == "rules-fallback: no model answered" and _names(result) == ["get_price"]
     assert f"{result.tool_calls[0].result['price']:.2f}" in result.answer
     assert any("failed" in n for n in notes)

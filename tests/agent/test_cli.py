@@ -27,7 +27,8 @@ def test_ask_json_contract_and_no_execution_without_yes(chain_home):
     proc = _trader(chain_home, "ask", "sell 0.05 ETH", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # strict JSON on stdout, nothing else
-    assert set(doc) == {"answer", "model", "tool_calls", "proposal", "safety"}
+    assert set(doc) == {"answer", "model", "plan", "tool_calls", "proposal", "safety"}
+    assert doc["plan"]["intent"] == "propose" and doc["plan"]["amount"] == 0.05 and doc["plan"]["source"]
     assert doc["tool_calls"][0]["name"] == "propose_swap" and set(doc["tool_calls"][0]) == {"name", "args", "result"}
     assert doc["proposal"]["risk"]["ok"] and doc["answer"] and "SmolLM2" in doc["model"]
     new = [r for r in journal_rows() if r["id"] not in before]
@@ -117,11 +118,13 @@ def test_execute_and_observe_exclude_each_other(tmp_path):
 @pytest.mark.chain
 @pytest.mark.llm
 def test_bench_agent_json_contract(chain_home):
-    proc = _trader(chain_home, "bench", "agent", "--json", "--turns", "4")
+    proc = _trader(chain_home, "bench", "agent", "--json", "--turns", "4", "--llm-turns", "2")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert {"turn_overhead_ms", "tokens_per_s"} <= set(doc)
+    assert {"turn_overhead_ms", "tokens_per_s", "llm_turns"} <= set(doc)
     assert doc["turn_overhead_ms"] > 0 and doc["tokens_per_s"] > 0 and doc["direct_ms"] > 0
+    turns = doc["llm_turns"]  # whole turns with the auto model (SmolLM2 in tests)
+    assert turns["turns"] == 2 and 0 < turns["p50_s"] <= turns["max_s"] and sum(turns["plan_sources"].values()) == 2
 
 
 @pytest.mark.chain
@@ -135,6 +138,8 @@ def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
     run_demo(quick=True, home=home)
     out = capsys.readouterr().out
     for expected in ("backtest", "anvil replica up", "✓ get_price", "Execute this swap? [y/N] y", "confirmed",
+                     '"source": "', "the trader model, asked the seed's question",
+                     "What the policy sees at the last bar:", "parsed: ",
                      "chain stopped"):
         assert expected in out, expected
     os.environ["TRADER_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch

@@ -192,3 +192,51 @@ def test_openai_backend_against_a_real_openai_compatible_server(chain_home, open
     assert notes == [] and llm.current.kind == "openai"
     assert result.plan["source"] == "model" and result.plan["intent"] in INTENTS
     assert result.answer.strip()
+
+
+@pytest.mark.parametrize("label, size", [
+    ("494.03M", 0.49403), ("7.6B", 7.6), ("qwen2.5-3b-instruct", 3.0), ("Qwen2.5-Coder-0.5B-Instruct", 0.5),
+    ("smollm2-135m", 0.135), ("FROM ./qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 0.5), ("gpt-4o", None),
+])
+def test_model_sizes_are_read_from_metadata_labels_and_names(label, size):
+    from finetune.llm import size_from_label
+
+    assert size_from_label(label) == (pytest.approx(size) if size is not None else None)
+
+
+def test_a_small_openai_compatible_model_is_never_treated_as_strong():
+    from agent.llm import open_openai
+
+    assert open_openai("qwen2.5-0.5b-instruct", "http://127.0.0.1:9/v1").weak
+    assert not open_openai("qwen2.5-7b-instruct", "http://127.0.0.1:9/v1").weak
+
+
+def test_one_ollama_host_serves_the_agent_and_finetune():
+    import agent.llm
+    import finetune.llm
+
+    assert agent.llm.ollama_host is finetune.llm.ollama_host and agent.llm.public_address is finetune.llm.public_address
+
+
+def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch):
+    """Order only: the 491 MB Qwen is never loaded in tests (its opener is replaced by one that fails)."""
+    import agent.llm
+
+    tried = []
+
+    def no_qwen(notify=None):
+        tried.append("trader-qwen-rl")
+        raise LLMError("trader-qwen-rl is not built here")
+
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.delenv("TRADER_GGUF", raising=False)
+    monkeypatch.setattr(agent.llm, "open_trader_gguf", no_qwen)
+    monkeypatch.chdir(os.path.dirname(__file__))  # no ./runs/finetune project model here
+    notes = []
+    llm = LLM("auto", notify=notes.append)
+    assert tried == ["trader-qwen-rl"] and "SmolLM2" in llm.label
+    assert len(notes) == 1 and "trader-qwen-rl is not built here" in notes[0]  # Ollama's absence stays quiet
+    monkeypatch.setenv("TRADER_GGUF", "none")  # what make test sets: trader-qwen-rl is not even tried
+    tried.clear()
+    LLM("auto", notify=notes.append)
+    assert tried == []

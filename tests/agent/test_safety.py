@@ -221,7 +221,7 @@ def test_under_yes_the_order_written_is_the_order_executed_whatever_was_planned(
     agent = build_agent(AgentConfig(router="model"), confirm=lambda p: True, auto_confirm=True,
                         chat=scripted(plan, "Done."), notify=lambda line: None)
     result = agent.turn("sell 0.04 ETH")
-    assert result.executed and result.plan["source"] == "model"
+    assert result.executed and result.plan["source"] == "model+order-as-written"  # the plan says it was fixed
     receipt = next(c for c in result.tool_calls if c.name == "execute_swap").result
     assert (receipt["side"], receipt["amount_in"]) == ("sell", pytest.approx(0.04))
 
