@@ -389,6 +389,18 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool,
         journal.close()
 
 
+def _journal_quality(trade_id: str, fill) -> None:
+    """A confirmed swap's journal row gets the same execution-quality columns as a paper fill, so `trader trades
+    --stats` counts its fee and price impact, not only its gas."""
+    from onchain import Journal
+
+    journal = Journal()
+    try:
+        journal.update(trade_id, **_quality_columns(fill))
+    finally:
+        journal.close()
+
+
 def _quality_columns(fill) -> dict:
     return {"quote_price": fill.quote_price, "executed_price": fill.executed_price,
             "slippage_bps": round(fill.slippage_bps, 4), "fee_usd": fill.fee_usd, "impact_usd": fill.impact_usd,
@@ -438,8 +450,10 @@ def _act(tools, d: TradeDecision, paper: dict, live: bool, key: str | None = Non
         d.status, d.tx_hash = r.status, r.tx_hash
         if r.status == "confirmed":
             q = proposal.value.quote
-            return paper_fill(side, q.spot_price, r.amount_in, r.amount_out, q.fee_bps / 1e4,
+            fill = paper_fill(side, q.spot_price, r.amount_in, r.amount_out, q.fee_bps / 1e4,
                               (r.gas_cost_eth or 0.0) * q.spot_price)
+            _journal_quality(proposal.value.id, fill)
+            return fill
     else:
         d.status, d.detail = "failed", receipt.error
     return None

@@ -73,6 +73,18 @@ def test_executed_learning_swaps_on_the_replica_and_learns_gas_and_impact(chain_
     assert len(fills) == len(traded)
     assert all(f["impact_usd"] > 0 and f["fee_usd"] > 0 and f["gas_usd"] > 0 for f in fills)
     assert after.usdc != pytest.approx(before.usdc)  # the wallet really traded
+    # the journal's rows of those swaps carry the same costs, so `trader trades --stats` counts fee and impact
+    from onchain import Journal
+
+    journal = Journal()
+    try:
+        rows = {r["tx_hash"]: r for r in journal.list_trades() if r["status"] == "confirmed"}
+    finally:
+        journal.close()
+    for d, f in zip(traded, fills):
+        row = rows[d.tx_hash]
+        assert row["impact_usd"] == pytest.approx(f["impact_usd"]) and row["fee_usd"] == pytest.approx(f["fee_usd"])
+        assert row["gas_usd"] > 0
 
 
 def test_chain_replay_without_a_chain_is_one_line(tmp_path):
