@@ -2,7 +2,8 @@
 opinion -> `TradeDecision` -> paper trade, guarded execution on the local chain, or observe only -> journal.
 
 The market comes from one `CandleFeed`: the chain's pool (its swaps continuing the policy's history) when a
-chain answers, else a replay of the policy's dataset, one bar per tick, so paper trading moves with the market
+chain answers, real closes swapped into the local replica one bar of block time per tick (`--feed chain-replay`:
+the pool's prices, impact and gas), else a replay of the policy's dataset, one bar per tick, so paper trading moves with the market
 it is shown. Paper trading uses the paper wallet's position, never the real wallet's. A tick that brings no
 new bar and no new price is a frozen market: said once, held, not traded on; so is a stale feed and a signal
 that holds for safety (look-back not covered). Risk limits live in onchain's proposal check; the kill switch is
@@ -43,9 +44,11 @@ class RunConfig(AgentConfig):
     trade_eth: float = Field(0.1, gt=0, le=1e6, description="size of one trade in ETH (buys spend its USDC value)")
     ask_model: bool = Field(True, description="ask the trader model for an opinion each tick")
     memory: int = Field(5, ge=0, le=50, description="recent decisions shown to the decision prompt")
-    feed: Literal["auto", "chain", "replay"] = Field("auto", description="auto: the chain if one answers, else a "
-                                                     "replay of the policy's data, one bar per tick")
-    data: str | None = Field(None, description="dataset replayed by --feed replay (default: the policy's data)")
+    feed: Literal["auto", "chain", "replay", "chain-replay"] = Field(
+        "auto", description="auto: the chain if one answers, else a replay of the policy's data, one bar per tick; "
+        "chain-replay: the data's real closes swapped into the local replica, one bar of block time per tick")
+    data: str | None = Field(None, description="dataset replayed by --feed replay or chain-replay (default: the "
+                             "policy's data)")
     out: str | None = Field(None, description="run directory; default $TRADER_HOME/runs/agent-<time>")
     learn: bool = Field(False, description="learn online from every fill (replay store, prioritised replay, "
                         "learner thread, promotion gate); rerun with the same --out to resume after a crash")
@@ -196,11 +199,27 @@ class _Market:
         return snap, why
 
 
+def _chain_replay_feed(cfg: RunConfig, tools) -> CandleFeed:
+    """Real closes swapped into the local replica: enough warm-up bars for the policy's look-back (and, learning,
+    for the gate's window), then one bar per tick."""
+    from agent.online import LOOKBACK_SLACK
+    from onchain.replay_feed import ChainReplayFeed
+    from trader_core.feed import DatasetFeed
+
+    chain = tools.chain  # raises ChainUnavailable saying how to start the replica
+    lookback = int(tools.policy.config.features.lookback)
+    warmup = lookback + 1 + (cfg.gate_window + LOOKBACK_SLACK if cfg.learn else 0)
+    candles = DatasetFeed(cfg.data or tools.policy.config.data, tools.policy.config.interval).candles
+    return ChainReplayFeed(chain, candles, warmup=warmup, ticks=cfg.iterations)
+
+
 def _open_feed(cfg: RunConfig, tools) -> tuple[CandleFeed, bool]:
-    """(feed, is it the live chain)."""
+    """(feed, is it the chain)."""
     from trader_core.feed import DatasetFeed
 
     want = cfg.feed
+    if want == "chain-replay":
+        return _chain_replay_feed(cfg, tools), True
     if want == "chain" or cfg.execute or (want == "auto" and tools.chain_up()):
         tools.chain  # noqa: B018 - raises ChainUnavailable saying how to start the chain
         return tools.feed(), True
@@ -236,8 +255,9 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
     notify = tools.notify or (lambda line: None)
     feed, live = _open_feed(cfg, tools)
     market = _Market(feed, live)
-    interval = cfg.interval_s if cfg.interval_s is not None else (10.0 if live else 0.0)
-    notify(f"market: {feed.read().source}" + ("" if live else f", one bar per tick ({cfg.iterations} ticks)"))
+    replayed = not live or cfg.feed == "chain-replay"
+    interval = cfg.interval_s if cfg.interval_s is not None else (0.0 if replayed else 10.0)
+    notify(f"market: {feed.read().source}" + (f", one bar per tick ({cfg.iterations} ticks)" if replayed else ""))
     if not resume:
         save_config(cfg, out)
     wallet: dict[str, float] | None = None
@@ -369,6 +389,18 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool,
         journal.close()
 
 
+def _journal_quality(trade_id: str, fill) -> None:
+    """A confirmed swap's journal row gets the same execution-quality columns as a paper fill, so `trader trades
+    --stats` counts its fee and price impact, not only its gas."""
+    from onchain import Journal
+
+    journal = Journal()
+    try:
+        journal.update(trade_id, **_quality_columns(fill))
+    finally:
+        journal.close()
+
+
 def _quality_columns(fill) -> dict:
     return {"quote_price": fill.quote_price, "executed_price": fill.executed_price,
             "slippage_bps": round(fill.slippage_bps, 4), "fee_usd": fill.fee_usd, "impact_usd": fill.impact_usd,
@@ -418,8 +450,10 @@ def _act(tools, d: TradeDecision, paper: dict, live: bool, key: str | None = Non
         d.status, d.tx_hash = r.status, r.tx_hash
         if r.status == "confirmed":
             q = proposal.value.quote
-            return paper_fill(side, q.spot_price, r.amount_in, r.amount_out, q.fee_bps / 1e4,
+            fill = paper_fill(side, q.spot_price, r.amount_in, r.amount_out, q.fee_bps / 1e4,
                               (r.gas_cost_eth or 0.0) * q.spot_price)
+            _journal_quality(proposal.value.id, fill)
+            return fill
     else:
         d.status, d.detail = "failed", receipt.error
     return None

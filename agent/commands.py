@@ -68,9 +68,11 @@ def run(
     candidate_every: int = typer.Option(1000, "--candidate-every", help="--learn: learner steps per candidate"),
     trade_eth: float = typer.Option(0.1, "--trade-eth", help="size of one trade in ETH"),
     no_model: bool = typer.Option(False, "--no-model", help="skip the trader model's opinion"),
-    feed: str = typer.Option("auto", "--feed", help="auto | chain | replay (auto: the chain if one answers, "
-                             "else a replay of the policy's data, one bar per tick)"),
-    data: str = typer.Option(None, "--data", help="dataset or CSV for --feed replay (default: the policy's)"),
+    feed: str = typer.Option("auto", "--feed", help="auto | chain | replay | chain-replay (auto: the chain if one "
+                             "answers, else a replay of the policy's data, one bar per tick; chain-replay: the "
+                             "data's real closes swapped into the local replica, one hour of block time per tick)"),
+    data: str = typer.Option(None, "--data", help="dataset or CSV for --feed replay / chain-replay (default: the "
+                             "policy's)"),
     llm: str = typer.Option("auto", "--llm", help=LLM_HELP),
     rpc_url: str = typer.Option(None, "--rpc-url", help="chain RPC"),
     policy: str = typer.Option("default", "--policy", help="'default' or a training run directory"),

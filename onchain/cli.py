@@ -135,6 +135,9 @@ def replay_cmd(
     speed: float = typer.Option(0.0, "--speed", help="Candles (Base: swaps) per second (0 = as fast as possible)."),
     venue: Optional[str] = typer.Option(None, "--venue", help="Only this pool (v2 or v3); default both. "
                                         "On Base the V4 pool."),
+    hourly: bool = typer.Option(False, "--hourly", help="One bar of block time per close (the data's bar "
+                                "interval, 1h for the bundled hourly data), so the pool's candles carry the "
+                                "whole path; the chain's clock ends ahead of the wall clock. Mainnet only."),
     rpc_url: Optional[str] = RPC_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -143,10 +146,15 @@ def replay_cmd(
     from onchain.chain import checkpoint
     from onchain.networks import BASE, network_of
     from onchain.reconcile import connect
+    from trader_core.errors import ConfigError
 
     chain = connect(rpc_url)
     if network_of(chain) is BASE:
         from onchain.v4_replay import replay_swaps
+
+        if hourly:
+            raise ConfigError("--hourly walks the mainnet V2/V3 pools; on Base `trader chain replay` already "
+                              "replays the real V4 swaps at their real time spacing: drop --hourly")
 
         r = replay_swaps(chain, data=data, steps=steps, speed=speed)
         checkpoint(chain)
@@ -161,13 +169,15 @@ def replay_cmd(
     from onchain.replay import replay
 
     venues = (venue.lower(),) if venue else ("v2", "v3")
-    result = replay(chain, data=data, steps=steps, speed=speed, venues=venues)
+    result = replay(chain, data=data, steps=steps, speed=speed, venues=venues, timed=hourly)
     checkpoint(chain)
     if json_out:
         print_json(result.model_dump())
     else:
         typer.echo(f"replayed {result.steps} closes of {result.data} with {result.swaps} swaps: "
-                   f"{result.start_price:,.2f} -> {result.end_price_v2:,.2f} (v2) / {result.end_price_v3:,.2f} (v3)")
+                   f"{result.start_price:,.2f} -> {result.end_price_v2:,.2f} (v2) / {result.end_price_v3:,.2f} (v3)"
+                   + (f", one bar per close at block times {result.first_timestamp}..{result.last_timestamp}"
+                      if hourly else ""))
 
 
 # --- top-level market commands ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`trader chain replay`: walk the replica's pools along a real historical price path with real swaps.
 
 An arbitrageur (anvil dev account 8) swaps each pool to the next candle's close, so the agent sees a live
-market and real Swap events. Swap sizes come from closed-form AMM maths; V3 swaps also pass the target as
+market and real Swap events; as fast as the node mines, or (`--hourly`, `replay_bars`) one bar of block time
+per close, so the pool's candles carry the whole path. Swap sizes come from closed-form AMM maths; V3 swaps also pass the target as
 sqrtPriceLimitX96, so they stop exactly on it.
 """
 
@@ -13,6 +14,7 @@ import time
 from pydantic import BaseModel
 
 from onchain import chain as C
+from onchain.networks import BASE, network_of
 from onchain.replica import send_as
 from onchain.rpc import calldata, decode
 from onchain.uniswap import get_price, price_from_reserves
@@ -32,6 +34,8 @@ class ReplayResult(BaseModel):
     end_price_v3: float
     target_end: float
     max_error_bps: float
+    first_timestamp: int | None = None  # --hourly: block time of the first bar (None: as fast as the node mines)
+    last_timestamp: int | None = None
 
 
 def v2_arb_input(usdc_raw: int, weth_raw: int, target: float, fee: float = 0.003) -> tuple[str, int]:
@@ -94,37 +98,93 @@ def step_v3(chain: C.Chain, arb: str, target: float, deadline: int) -> bool:
     return True
 
 
-def replay(chain: C.Chain, data: str | None = None, steps: int = 50, speed: float = 0.0,
-           venues: tuple[str, ...] = ("v2", "v3")) -> ReplayResult:
-    """Move the pools along the last `steps` closes of `data` (a bundled dataset name or a CSV path);
-    `speed` = candles per second (0 = as fast as the node mines)."""
-    from trader_core.market_data import DEFAULT_DATASET, load_candles
-
+def _check(chain: C.Chain, venues: tuple[str, ...]) -> None:
     if not chain.local:
         raise ChainError(f"replay only runs on a local anvil node, not on {chain.describe()}")
+    if network_of(chain) is BASE:
+        raise ConfigError("this replay walks the mainnet V2/V3 pools; on a Base replica `trader chain replay` "
+                          "replays the real V4 swaps at their real time spacing")
+    bad = [v for v in venues if v not in ("v2", "v3")]
+    if bad or not venues:
+        raise ConfigError(f"unknown venue {bad[0]!r}; use v2 and/or v3" if bad else "no venue to replay on")
+
+
+class BarReplayer:
+    """Walks the pools to one real close per bar, each bar at its own block time `interval_s` after the last.
+
+    A fast replay lands its whole path in one bar of block time; here each close's swaps are mined at the
+    open of the next bar on the chain's clock (anvil's evm_setNextBlockTimestamp), so a candle feed of the
+    pool sees one bar per close, continuous, as a pool that traded that long would show. Anything else mined
+    during a bar (an agent's own swap) stays inside that bar. The chain's clock ends ahead of the wall clock.
+    """
+
+    def __init__(self, chain: C.Chain, venues: tuple[str, ...] = ("v2", "v3"), interval_s: int = 3600):
+        _check(chain, venues)
+        if interval_s < 1:
+            raise ConfigError(f"the bar interval must be at least 1 s, got {interval_s}")
+        self.chain, self.venues, self.interval_s = chain, tuple(venues), int(interval_s)
+        self.arb = C.dev_account(C.ARB_ACCOUNT).address
+        _prepare(chain, self.arb)
+        self.swaps = 0
+
+    def next_bar_time(self) -> int:
+        """Open of the bar after the one the chain's clock is in (never a bar already used)."""
+        return (self.chain.block_timestamp() // self.interval_s + 1) * self.interval_s
+
+    def step(self, close: float) -> int:
+        """Mine the swaps that move the pools to `close` at the next bar's open; returns that block time."""
+        ts = self.next_bar_time()
+        self.chain.rpc("evm_setNextBlockTimestamp", hex(ts))
+        swaps = 0
+        if "v2" in self.venues:
+            swaps += step_v2(self.chain, self.arb, float(close), deadline=ts + 600)
+        if "v3" in self.venues:
+            swaps += step_v3(self.chain, self.arb, float(close), deadline=ts + 600)
+        if not swaps:
+            self.chain.rpc("evm_mine")  # already at the close: an empty block so the clock still moves
+        self.swaps += swaps
+        return ts
+
+
+def replay_bars(chain: C.Chain, closes, interval_s: int = 3600,
+                venues: tuple[str, ...] = ("v2", "v3")) -> list[int]:
+    """Walk the pools along `closes`, one bar of block time (`interval_s`) apart, starting at the next whole bar
+    of the chain's clock; returns the block times used (one per close)."""
+    replayer = BarReplayer(chain, venues, interval_s)
+    return [replayer.step(float(c)) for c in closes]
+
+
+def replay(chain: C.Chain, data: str | None = None, steps: int = 50, speed: float = 0.0,
+           venues: tuple[str, ...] = ("v2", "v3"), timed: bool = False) -> ReplayResult:
+    """Move the pools along the last `steps` closes of `data` (a bundled dataset name or a CSV path);
+    `speed` = candles per second (0 = as fast as the node mines). `timed`: each close one bar of block time
+    after the last (the data's bar interval), so the pool's candles show the whole path, bar by bar."""
+    from trader_core.market_data import DEFAULT_DATASET, load_candles
+
+    _check(chain, venues)
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     if speed < 0 or not math.isfinite(speed):
         raise ConfigError(f"--speed must be >= 0 candles per second, got {speed}")
-    bad = [v for v in venues if v not in ("v2", "v3")]
-    if bad:
-        raise ConfigError(f"unknown venue {bad[0]!r}; use v2 and/or v3")
     candles = load_candles(data or DEFAULT_DATASET)
     path = [float(p) for p in candles.close[-steps:]]
-    arb = C.dev_account(C.ARB_ACCOUNT).address
-    _prepare(chain, arb)
+    replayer = BarReplayer(chain, venues, int(candles.interval_s or 3600))
     start = get_price(chain, "v2").price
-    swaps = 0
+    stamps = []
     for target in path:
         t0 = time.monotonic()
-        deadline = chain.block_timestamp() + 600
-        if "v2" in venues:
-            swaps += step_v2(chain, arb, target, deadline)
-        if "v3" in venues:
-            swaps += step_v3(chain, arb, target, deadline)
+        if timed:
+            stamps.append(replayer.step(target))
+        else:
+            deadline = chain.block_timestamp() + 600
+            if "v2" in venues:
+                replayer.swaps += step_v2(chain, replayer.arb, target, deadline)
+            if "v3" in venues:
+                replayer.swaps += step_v3(chain, replayer.arb, target, deadline)
         if speed > 0:
             time.sleep(max(0.0, 1.0 / speed - (time.monotonic() - t0)))
     p2, p3 = get_price(chain, "v2").price, get_price(chain, "v3").price
     errs = [abs(p / path[-1] - 1) * 1e4 for v, p in (("v2", p2), ("v3", p3)) if v in venues]
-    return ReplayResult(data=str(data or DEFAULT_DATASET), steps=len(path), swaps=swaps, start_price=start,
-                        end_price_v2=p2, end_price_v3=p3, target_end=path[-1], max_error_bps=max(errs))
+    return ReplayResult(data=str(data or DEFAULT_DATASET), steps=len(path), swaps=replayer.swaps, start_price=start,
+                        end_price_v2=p2, end_price_v3=p3, target_end=path[-1], max_error_bps=max(errs),
+                        first_timestamp=stamps[0] if stamps else None, last_timestamp=stamps[-1] if stamps else None)

@@ -1,9 +1,7 @@
 """A replica chain with hours of real market history: real swaps, one per hour of (warped) block time.
 
-`chain replay` swaps as fast as the node mines, so its whole path lands in one hourly bar. Live-feed tests need
-a pool whose Swap events span many hours, so this helper sets each block's timestamp one hour after the last
-(anvil's evm_setNextBlockTimestamp) and moves the V2 pool to one real close per hour with the replay's own
-arbitrage step. The chain's clock ends hours ahead of the wall clock, as a chain that ran that long would.
+Built on `onchain.replay.replay_bars` (the function behind `trader chain replay --hourly`): each close's V2
+swap is mined one hour of block time after the last, so the pool's candles span many hours.
 """
 
 from __future__ import annotations
@@ -16,20 +14,9 @@ HOUR = 3600
 def warp_hourly_swaps(chain, closes: list[float]) -> list[int]:
     """One V2 swap per close, one hour apart, starting at the next whole hour of the chain's clock; returns the
     block times used."""
-    from onchain import chain as C
-    from onchain.replay import replay, step_v2
+    from onchain.replay import replay_bars
 
-    replay(chain, steps=1, venues=("v2",))  # funds and approves the arbitrage account (public API)
-    arb = C.dev_account(C.ARB_ACCOUNT).address
-    start = (chain.block_timestamp() // HOUR + 1) * HOUR
-    stamps = []
-    for i, target in enumerate(closes):
-        ts = start + i * HOUR
-        chain.rpc("evm_setNextBlockTimestamp", hex(ts))
-        if not step_v2(chain, arb, float(target), deadline=ts + 600):
-            chain.rpc("evm_mine")  # already at the target: mine an empty block so the clock still moves
-        stamps.append(ts)
-    return stamps
+    return replay_bars(chain, closes, HOUR, venues=("v2",))
 
 
 @contextmanager
