@@ -53,7 +53,7 @@ def deploy_as(chain: C.Chain, deployer: str, nonce: int, code: str, expected: st
         return expected
     _impersonated(chain, deployer, nonce)
     try:
-        receipt = send_as(chain, deployer, None, code, gas=15_000_000)
+        receipt = send_as(chain, deployer, None, code, gas=15_000_000, nonce=nonce)
     finally:
         chain.rpc("anvil_stopImpersonatingAccount", deployer)
     got = receipt.get("contractAddress") or ""

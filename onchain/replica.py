@@ -43,9 +43,14 @@ CANONICAL = {name: addr for name, addr, *_ in DEPLOYMENTS} | {"UniswapV2Pair": C
 MIN_TICK, MAX_TICK = -887270, 887270
 
 
-def send_as(chain: C.Chain, sender: str, to: str | None, data: str, value: int = 0, gas: int = 12_000_000) -> dict:
-    """eth_sendTransaction from an unlocked/impersonated account on anvil; returns the receipt or raises."""
+def send_as(chain: C.Chain, sender: str, to: str | None, data: str, value: int = 0, gas: int = 12_000_000,
+            nonce: int | None = None) -> dict:
+    """eth_sendTransaction from an unlocked/impersonated account on anvil; returns the receipt or raises.
+    `nonce`: sign at exactly this nonce (after anvil_setNonce moved an account's nonce back, anvil's own choice
+    can still be the old, higher pending nonce: "nonce too low")."""
     tx = {"from": sender, "data": data, "value": hex(value), "gas": hex(gas)}
+    if nonce is not None:
+        tx["nonce"] = hex(nonce)
     if to is not None:
         tx["to"] = to
     tx_hash = chain.rpc("eth_sendTransaction", tx)
@@ -81,7 +86,7 @@ def deploy_canonical(chain: C.Chain) -> dict[str, str]:
         chain.rpc("anvil_impersonateAccount", deployer)
         chain.rpc("anvil_setBalance", deployer, hex(10**20))
         chain.rpc("anvil_setNonce", deployer, hex(nonce))
-        receipt = send_as(chain, deployer, None, code, gas=15_000_000)
+        receipt = send_as(chain, deployer, None, code, gas=15_000_000, nonce=nonce)
         chain.rpc("anvil_stopImpersonatingAccount", deployer)
         got = receipt.get("contractAddress") or ""
         if got.lower() != address.lower():
