@@ -162,6 +162,35 @@ class KillNodeAfter:
 
 RUN_TRADER = "from agent.cli import main; main()"
 
+# A swap (on `venue`, or the network's default) in a separate process that SIGKILLs itself at a chosen step: right after a journal field is written
+# (before that transaction is sent), or just before the receipt would be recorded (after the send).
+KILLED_SWAP = r"""
+import os, signal, sys
+from onchain.journal import Journal
+from onchain.reconcile import connect
+from onchain.swap import execute_swap, propose_swap
+
+step, side, amount, asset = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+venue = sys.argv[5] or None  # empty: the network's default venue
+
+class DiesAt(Journal):
+    def update(self, trade_id, **fields):
+        super().update(trade_id, **fields)
+        if step in fields:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def transition(self, trade_id, expected, **fields):
+        if fields.get("status") == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().transition(trade_id, expected, **fields)
+
+journal = DiesAt()
+chain = connect()
+proposal = propose_swap(chain, side, amount, asset, venue, journal=journal)
+print(proposal.id, flush=True)
+execute_swap(chain, proposal, journal)
+"""
+
 
 def trader_cli(home, *args) -> subprocess.CompletedProcess:
     """The real `trader` entry point in a child process with TRADER_HOME=home."""
@@ -169,10 +198,10 @@ def trader_cli(home, *args) -> subprocess.CompletedProcess:
                           env={**os.environ, "TRADER_HOME": str(home)})
 
 
-def killed_swap(home, script: str, step: str, side: str, amount: float, asset: str) -> str:
-    """Run `script` (a swap that SIGKILLs itself once journal field `step` is written); returns the trade id."""
-    proc = subprocess.run([sys.executable, "-c", script, step, side, str(amount), asset], capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+def killed_swap(home, step: str, side: str, amount: float, asset: str, venue: str | None = None) -> str:
+    """Run KILLED_SWAP (a swap that SIGKILLs itself at journal step `step`); returns the trade id."""
+    proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset, venue or ""],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc.stdout.strip()
 

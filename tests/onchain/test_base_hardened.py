@@ -28,30 +28,6 @@ from trader_core.errors import ChainUnavailable
 pytestmark = pytest.mark.chain
 TRADER = C.dev_account(0).address
 
-# A V4 swap (Base's default venue) in a separate process that SIGKILLs itself right after a journal field is
-# written, i.e. before that transaction is sent.
-KILLED_SWAP = r"""
-import os, signal, sys
-from onchain.journal import Journal
-from onchain.reconcile import connect
-from onchain.swap import execute_swap, propose_swap
-
-step, side, amount, asset = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-
-class DiesAt(Journal):
-    def update(self, trade_id, **fields):
-        super().update(trade_id, **fields)
-        if step in fields:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-journal = DiesAt()
-chain = connect()
-proposal = propose_swap(chain, side, amount, asset, journal=journal)
-print(proposal.id, flush=True)
-execute_swap(chain, proposal, journal)
-"""
-
-
 @pytest.fixture(scope="module")
 def base_managed_home(tmp_path_factory, base_chain, base_cache_home):
     """`chain up --network base` in a home of its own (seeded with the session's Base build)."""
@@ -100,7 +76,7 @@ def test_v4_usdc_swap_journals_the_permit2_approval_and_the_swap_before_sending(
     chain.rpc("anvil_setStorageAt", BASE_USDC, v4_swap.usdc_permit2_allowance_slot(TRADER), "0x" + "00" * 32)
     assert permit2_usdc_allowance(chain) == 0
     before = balances(chain)
-    trade_id = killed_swap(home, KILLED_SWAP, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
+    trade_id = killed_swap(home, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
     row = Journal().get(trade_id)
     assert row["status"] == "pending" and row["approve_tx_hash"] and row["tx_hash"] is None
     assert row["venue"] == "v4" and row["chain_id"] == 8453 and row["nonce"] == before[2]
@@ -108,7 +84,7 @@ def test_v4_usdc_swap_journals_the_permit2_approval_and_the_swap_before_sending(
     assert row["status"] == "dropped" and "approval" in row["reason"]
     assert balances(chain) == before and permit2_usdc_allowance(chain) == 0
 
-    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "buy", 700, "USDC")  # the Permit2 approval mined, killed before the swap
+    trade_id = killed_swap(home, "tx_hash", "buy", 700, "USDC")  # the Permit2 approval mined, killed before the swap
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "was mined" in row["reason"]
     assert_matches_chain(chain, row)

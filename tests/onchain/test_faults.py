@@ -26,35 +26,6 @@ from trader_core.errors import ChainUnavailable, ConfigError, TransactionPending
 pytestmark = pytest.mark.chain
 TRADER = C.dev_account(0).address
 
-# A swap in a separate process that SIGKILLs itself at a chosen step: right after a journal field is written
-# (before that transaction is sent), or just before the receipt would be recorded (after the send).
-KILLED_SWAP = r"""
-import os, signal, sys
-from onchain.journal import Journal
-from onchain.reconcile import connect
-from onchain.swap import execute_swap, propose_swap
-
-step, side, amount, asset = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-
-class DiesAt(Journal):
-    def update(self, trade_id, **fields):
-        super().update(trade_id, **fields)
-        if step in fields:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def transition(self, trade_id, expected, **fields):
-        if fields.get("status") == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().transition(trade_id, expected, **fields)
-
-journal = DiesAt()
-chain = connect()
-proposal = propose_swap(chain, side, amount, asset, "v2", journal=journal)
-print(proposal.id, flush=True)
-execute_swap(chain, proposal, journal)
-"""
-
-
 @pytest.fixture(scope="module")
 def fault_home(tmp_path_factory, chain_home):
     with replica_chain(seeded_home(chain_home, tmp_path_factory.mktemp("fault_home"))) as home:
@@ -87,7 +58,7 @@ def balances(chain) -> tuple[int, int, int]:
 def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_node_that_saw_nothing(home):
     chain = connect()
     before = balances(chain)
-    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "sell", 0.25, "ETH")
+    trade_id = killed_swap(home, "tx_hash", "sell", 0.25, "ETH", "v2")
     row = Journal().get(trade_id)
     assert row["status"] == "pending" and row["tx_hash"] and row["nonce"] == before[2]
     row = reconciled_row(home, trade_id)
@@ -99,7 +70,7 @@ def test_cli_killed_after_the_journal_write_before_the_send_is_dropped_by_the_no
 def test_cli_killed_after_the_send_is_reconciled_as_confirmed(home):
     chain = connect()
     before = balances(chain)
-    trade_id = killed_swap(home, KILLED_SWAP, "confirmed", "sell", 0.3, "ETH")
+    trade_id = killed_swap(home, "confirmed", "sell", 0.3, "ETH", "v2")
     assert Journal().get(trade_id)["status"] == "pending"
     row = reconciled_row(home, trade_id)
     assert row["status"] == "confirmed" and row["amount_in"] == 0.3
@@ -114,12 +85,12 @@ def test_cli_killed_during_the_approval_nothing_swapped_nothing_lost(home):
     fund(chain, TRADER, usdc=50_000.0)
     before = balances(chain)
     allowance = chain.call(C.USDC, _allowance_data())
-    trade_id = killed_swap(home, KILLED_SWAP, "approve_tx_hash", "buy", 700, "USDC")  # killed before the approval left
+    trade_id = killed_swap(home, "approve_tx_hash", "buy", 700, "USDC", "v2")  # killed before the approval left
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "approval" in row["reason"] and row["approve_tx_hash"]
     assert balances(chain) == before and chain.call(C.USDC, _allowance_data()) == allowance
 
-    trade_id = killed_swap(home, KILLED_SWAP, "tx_hash", "buy", 700, "USDC")  # the approval mined, killed before the swap
+    trade_id = killed_swap(home, "tx_hash", "buy", 700, "USDC", "v2")  # the approval mined, killed before the swap
     row = reconciled_row(home, trade_id)
     assert row["status"] == "dropped" and "approval" in row["reason"] and "was mined" in row["reason"]
     assert_matches_chain(chain, row)
