@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
 import signal
 import subprocess
@@ -211,3 +215,29 @@ def reconciled_row(home, trade_id: str) -> dict:
     proc = trader_cli(home, "trades", "--reconcile", "--json", "--limit", "0")
     assert proc.returncode == 0, proc.stderr
     return next(r for r in json.loads(proc.stdout) if r["id"] == trade_id)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """An HTTP stand-in for an RPC endpoint: subclasses answer POSTs with `self.reply`; nothing is logged."""
+
+    def reply(self, data: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Serve `handler` on a free loopback port (a daemon thread) while the block runs; yields the port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

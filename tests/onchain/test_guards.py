@@ -4,9 +4,7 @@ when a guard refuses, and every outcome lands in the journal."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,7 +13,7 @@ from onchain.manage import fund
 from onchain.replica import send_as
 from onchain.rpc import calldata
 from onchain.swap import RiskLimits, execute_swap, propose_swap
-from tests.onchain.conftest import nonce
+from tests.onchain.conftest import JsonHandler, nonce, serving
 from trader_core.errors import ChainError, ConfigError, SwapRefused, TransactionFailed
 
 pytestmark = pytest.mark.chain
@@ -183,7 +181,7 @@ def test_risk_limits_from_env(chain, trader, journal, monkeypatch):
         load_risk_limits()
 
 
-class _LiveLookingProxy(BaseHTTPRequestHandler):
+class _LiveLookingProxy(JsonHandler):
     """Forwards JSON-RPC to the real anvil but presents itself as a geth mainnet node."""
 
     upstream = ""
@@ -196,28 +194,14 @@ class _LiveLookingProxy(BaseHTTPRequestHandler):
             req = urllib.request.Request(self.upstream, json.dumps(body).encode(),
                                          {"Content-Type": "application/json"})
             reply = json.loads(urllib.request.urlopen(req, timeout=10).read())
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(json.dumps(reply).encode())
 
 
 @pytest.fixture
 def live_chain(chain):
     handler = type("H", (_LiveLookingProxy,), {"upstream": chain.rpc_url})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield C.connect(f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield C.connect(f"http://127.0.0.1:{port}")
 
 
 def test_refuses_to_sign_on_a_non_local_chain(live_chain, trader, journal, monkeypatch):

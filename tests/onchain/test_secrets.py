@@ -9,9 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from onchain import chain as C
 from onchain.manage import fund
 from onchain.swap import execute_swap, propose_swap
-from tests.onchain.conftest import seeded_home
+from tests.onchain.conftest import JsonHandler, seeded_home, serving
 from trader_core.errors import SwapRefused
 
 pytestmark = pytest.mark.chain
@@ -28,7 +26,7 @@ USER, PASSWORD, PATH_KEY, QUERY_KEY = "alice", "pa55-w0rd-XYZ", "v2/PATHKEY123",
 REAL_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"  # not an anvil dev key
 
 
-class _AuthenticatedUpstream(BaseHTTPRequestHandler):
+class _AuthenticatedUpstream(JsonHandler):
     """A hosted-RPC stand-in: answers only with the right basic auth, path and key, by forwarding to anvil."""
 
     upstream = ""
@@ -44,26 +42,14 @@ class _AuthenticatedUpstream(BaseHTTPRequestHandler):
             data, status = urllib.request.urlopen(req, timeout=30).read(), 200
         else:
             data, status = b'{"error": "unauthorized"}', 401
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(data, status)
 
 
 @pytest.fixture
 def hosted_rpc(chain):
     handler = type("H", (_AuthenticatedUpstream,), {"upstream": chain.rpc_url, "seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{USER}:{PASSWORD}@127.0.0.1:{server.server_address[1]}/{PATH_KEY}?key={QUERY_KEY}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/{PATH_KEY}?key={QUERY_KEY}", handler
 
 
 def _trader(home, *args, env=None):
