@@ -39,8 +39,7 @@ class McpConfig(BaseModel):
         except ValueError:
             loopback = host.lower() in LOOPBACK_NAMES
         if not loopback:
-            raise ValueError(f"must be a loopback address such as 127.0.0.1 (the server has no authentication), "
-                             f"got {host!r}")
+            raise ValueError("must be a loopback address such as 127.0.0.1 (the server has no authentication)")
         return host
 
     def describe(self) -> str:
