@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -138,8 +139,10 @@ class ToolSession:
 
     def __init__(self, rpc_url: str | None = None, policy: str = "default", trader_llm: str = "auto",
                  confirm: Callable[["SwapProposal"], bool] | None = None, notify: Callable[[str], None] | None = None,
-                 auto_confirm: bool = False):
+                 auto_confirm: bool = False, allow_live: bool = False, deadline_s: int = 120, risk=None):
         self.rpc_url = rpc_url
+        # the CLI swap's guards, passed through to onchain (`trader mcp --allow-live --deadline --risk-config`)
+        self.allow_live, self.deadline_s, self.risk = allow_live, deadline_s, risk
         self.policy_name = policy
         self.confirm = confirm
         self.auto_confirm = auto_confirm
@@ -300,7 +303,8 @@ class ToolSession:
         if refused:
             raise SwapRefused(refused)
         kw = {"venue": a.venue} if a.venue else {}
-        proposal = propose_swap(self.chain, a.side, a.amount, a.asset, max_slippage_bps=a.max_slippage_bps, **kw)
+        proposal = propose_swap(self.chain, a.side, a.amount, a.asset, max_slippage_bps=a.max_slippage_bps,
+                                deadline_s=self.deadline_s, risk=self.risk, allow_live=self.allow_live, **kw)
         self.proposals[proposal.id] = (a, proposal)
         self.gate.proposed.add(proposal.id)
         return proposal
@@ -320,6 +324,10 @@ class ToolSession:
         asked, proposal = self.proposals[pid]
         if not proposal.risk.ok:
             raise SwapRefused(f"proposal {pid} failed its risk check: {'; '.join(proposal.risk.reasons)}")
+        if proposal.deadline <= time.time():  # the router would revert it: refuse before anything is signed
+            self._journal_expired(pid)
+            raise SwapRefused(f"proposal {pid} expired at {utc(proposal.deadline)} (its router deadline); "
+                              "ask for a new proposal (with a fresh quote)")
         refused = self.gate.allow_execution(pid, asked.side, asked.amount, asked.asset, asked.venue,
                                             auto=self.auto_confirm)
         if refused:
@@ -331,7 +339,7 @@ class ToolSession:
             self.declined.add(pid)
             self._journal_status(pid, "declined", "declined by the user")
             raise SwapRefused(f"proposal {pid} was not confirmed by the user; nothing was sent")
-        receipt = execute_swap(self.chain, proposal)
+        receipt = execute_swap(self.chain, proposal, allow_live=self.allow_live)
         self.executed.add(pid)
         return receipt
 
@@ -342,6 +350,16 @@ class ToolSession:
         journal = Journal()
         try:
             journal.update(trade_id, status=status, reason=reason)
+        finally:
+            journal.close()
+
+    @staticmethod
+    def _journal_expired(trade_id: str) -> None:
+        from onchain import Journal
+
+        journal = Journal()
+        try:
+            journal.transition(trade_id, "proposed", status="expired", reason="never executed; its deadline passed")
         finally:
             journal.close()
 
