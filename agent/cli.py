@@ -14,6 +14,7 @@ import sys
 import typer
 
 from agent import commands as agent_commands
+from agent.dashboard.cli import dashboard
 from finetune import cli as finetune_cli
 from onchain import cli as onchain_cli
 from rl import cli as rl_cli
@@ -32,6 +33,7 @@ app.add_typer(rl_cli.app, name="rl")
 app.add_typer(onchain_cli.chain_app, name="chain")
 app.add_typer(finetune_cli.app, name="finetune")
 app.add_typer(bench_app, name="bench")
+app.command()(dashboard)
 
 # Packages contribute top-level commands (e.g. `trader price`) and benchmarks (e.g. `trader bench env`).
 for _module in (rl_cli, onchain_cli, finetune_cli, agent_commands):
