@@ -84,11 +84,11 @@ def test_no_secret_reaches_the_page_or_any_response(chain_home, monkeypatch):
     assert anvil not in served  # not even the plain RPC address
 
 
-def test_learner_panel_reads_a_learning_run_written_by_the_real_serving_functions(tmp_path):
-    from agent.dashboard.insights import learner_view
+def write_learning_run(run):
+    """A `trader run --learn` folder as the real serving functions leave it: a refused candidate, a promotion, a
+    rollback, and a decisions.jsonl whose last line is still being written."""
     from rl.online.serving import append_promotion, promote, rollback
 
-    run = tmp_path / "learn1"
     (run / "learn" / "candidates").mkdir(parents=True)
     ckpt = run / "learn" / "candidates" / "step_500.pt"
     ckpt.write_bytes(b"")
@@ -101,6 +101,13 @@ def test_learner_panel_reads_a_learning_run_written_by_the_real_serving_function
     rollback(run)
     (run / "decisions.jsonl").write_text(json.dumps({"tick": 0, "bar_time": 3600, "price": 2000.0, "action": "BUY",
                                                      "status": "paper", "decided_by": "rl"}) + "\n{half a line")
+    return run
+
+
+def test_learner_panel_reads_a_learning_run_written_by_the_real_serving_functions(tmp_path):
+    from agent.dashboard.insights import learner_view
+
+    run = write_learning_run(tmp_path / "learn1")
     v = learner_view(run)
     assert v.available and v.promotions == 1 and v.rollbacks == 1
     assert v.serving.current.kind == "incumbent" and v.serving.version == 2  # promoted, then rolled back
@@ -112,11 +119,10 @@ def test_learner_panel_reads_a_learning_run_written_by_the_real_serving_function
 
 
 def test_search_panel_shows_the_bundled_search_best_first():
-    from agent.dashboard.insights import search_view
+    from agent.dashboard.insights import DEFAULT_SEARCH, search_view
 
     v = search_view()
-    report = json.loads((__import__("agent.dashboard.insights", fromlist=["x"]).DEFAULT_SEARCH / "report.json")
-                        .read_text())
+    report = json.loads((DEFAULT_SEARCH / "report.json").read_text())
     assert v.available and v.best["number"] == report["best"]["number"]
     scores = [t.value for t in v.top if t.value is not None]
     assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(report["best"]["value"])

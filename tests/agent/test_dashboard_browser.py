@@ -1,7 +1,8 @@
 """`trader dashboard` in a real browser: Debian's chromium, headless, driven by Playwright, on the session's replica
 chain. Tools, chain, policy and journal are real; only the chat model's choices are scripted (tests/agent).
 
-DASHBOARD_SCREENSHOT=docs/dashboard.png saves the page as the test leaves it (the README's picture).
+DASHBOARD_SCREENSHOT=docs/dashboard.png saves the page as the test leaves it (the README's picture);
+DASHBOARD_RUN=FOLDER shows that `trader run --learn` folder in the learner panel instead of a written one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import pytest
 
 from tests.agent.conftest import journal_rows, scripted
+from tests.agent.test_dashboard import write_learning_run
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -48,7 +50,8 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
 
     chat = scripted({"intent": "price"}, "ETH trades at the pool's price.",
                     {"intent": "propose", "side": "sell", "amount": 0.1, "asset": "ETH"}, "Here is the proposal.")
-    app = create_app(DashboardConfig(port=0, router="model"), chat=chat, label="scripted")
+    run = os.environ.get("DASHBOARD_RUN") or str(write_learning_run(tmp_path / "learn1"))
+    app = create_app(DashboardConfig(port=0, router="model", run=run), chat=chat, label="scripted")
     before = get_portfolio(connect())
     with running(app) as url:
         page = browser.new_page(viewport={"width": 1500, "height": 1250})
@@ -114,6 +117,11 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
         page.wait_for_function("/; [1-9]\\d* of our fills marked/.test(document.querySelector('#price-source')"
                                ".textContent)", timeout=120_000)  # our sell is marked on the pool's price chart
         page.wait_for_selector("#trials tr:nth-child(2)", timeout=30_000)  # the recipe search panel
+        page.wait_for_function("document.querySelector('#learner').textContent.includes('promotions')",
+                               timeout=30_000)  # the online learner panel
+        if not os.environ.get("DASHBOARD_RUN"):
+            assert "1 promotions, 1 rollbacks" in page.text_content("#learner")
+            assert page.locator("#gate-events tr").count() == 3
 
         shot = tmp_path / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
