@@ -143,7 +143,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         from trader_core.errors import ConfigError
 
-        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host or pick another "
+                          "--port") from None
     sock.listen(64)
     return sock
 
