@@ -159,3 +159,31 @@ def test_dashboard_command_is_registered_and_bad_options_are_one_line(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: invalid setting 'port'")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_typed_yes_or_a_declined_card_never_executes(chain_home):
+    """Only the card's confirm button executes: a typed "yes" does not, a declined proposal stays declined, an id
+    that this chat never proposed is refused."""
+    import httpx
+
+    from onchain import connect, get_portfolio
+    from tests.agent.conftest import journal_rows
+
+    before = get_portfolio(connect())
+    app, server = _serve(chat=scripted({"intent": "propose", "side": "sell", "amount": 0.1, "asset": "ETH"},
+                                       "Proposed.", {"intent": "execute"}, "Executing."))
+    with server as url:
+        headers = {"X-Trader-Token": _token(app), "Origin": url.rstrip("/")}
+        turn = httpx.post(url + "api/chat", json={"message": "sell 0.1 ETH"}, headers=headers, timeout=120).json()
+        pid = turn["proposal"]["id"]
+        yes = httpx.post(url + "api/chat", json={"message": "yes, execute it"}, headers=headers, timeout=120).json()
+        assert [t["name"] for t in yes["tools"]] == ["execute_swap"] and "error" in yes["tools"][0]["result"]
+        assert next(r for r in journal_rows() if r["id"] == pid)["status"] == "proposed"
+        declined = httpx.post(url + "api/decline", json={"proposal_id": pid}, headers=headers).json()
+        assert declined["ok"] and next(r for r in journal_rows() if r["id"] == pid)["status"] == "declined"
+        again = httpx.post(url + "api/confirm", json={"proposal_id": pid}, headers=headers, timeout=120).json()
+        assert not again["ok"] and "declined" in again["message"]
+        unknown = httpx.post(url + "api/confirm", json={"proposal_id": "deadbeefdeadbeef"}, headers=headers).json()
+        assert not unknown["ok"] and "nothing was sent" in unknown["message"]
+    row = next(r for r in journal_rows() if r["id"] == pid)
+    assert row["tx_hash"] is None and get_portfolio(connect()).usdc == before.usdc
