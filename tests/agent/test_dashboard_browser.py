@@ -59,10 +59,12 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
         page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+        # waits are functions, not expression strings: Playwright polls an expression with eval, which the page's
+        # Content-Security-Policy (no 'unsafe-eval') rightly blocks
 
         # price and portfolio, from the chain
         price = get_price(connect()).price
-        page.wait_for_function("document.querySelector('#price').textContent !== '–'", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#price').textContent !== '–'", timeout=60_000)
         shown = float(page.text_content("#price").replace(",", ""))
         assert shown == pytest.approx(price, rel=1e-3)
         assert "USDC" in page.text_content("#portfolio") and "value" in page.text_content("#portfolio")
@@ -105,7 +107,7 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
         # the journal row and the equity point arrive by polling, without a reload
         page.wait_for_selector(f"#journal tr[data-id='{pid}'][data-status='confirmed']", timeout=30_000)
         assert row["tx_hash"][:12] in page.text_content(f"#journal tr[data-id='{pid}']")
-        page.wait_for_function(f"Number(document.querySelector('#equity-chart').dataset.fills) > {fills}",
+        page.wait_for_function(f"() => Number(document.querySelector('#equity-chart').dataset.fills) > {fills}",
                                timeout=30_000)
         assert int(page.get_attribute("#equity-chart", "data-points")) >= points + 2  # before and after the fill
         assert page.evaluate("window.__sameDocument === true")
@@ -114,10 +116,10 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
         page.wait_for_selector("#signal-action", timeout=180_000)
         assert re.fullmatch(r"BUY|SELL|HOLD", page.text_content("#signal-action"))
         page.click("#refresh-signal")  # the chart loaded before the swap; the 30 s refresh would come later
-        page.wait_for_function("/; [1-9]\\d* of our fills marked/.test(document.querySelector('#price-source')"
+        page.wait_for_function("() => /; [1-9]\\d* of our fills marked/.test(document.querySelector('#price-source')"
                                ".textContent)", timeout=120_000)  # our sell is marked on the pool's price chart
         page.wait_for_selector("#trials tr:nth-child(2)", timeout=30_000)  # the recipe search panel
-        page.wait_for_function("document.querySelector('#learner').textContent.includes('promotions')",
+        page.wait_for_function("() => document.querySelector('#learner').textContent.includes('promotions')",
                                timeout=30_000)  # the online learner panel
         if not os.environ.get("DASHBOARD_RUN"):
             assert "1 promotions, 1 rollbacks" in page.text_content("#learner")
