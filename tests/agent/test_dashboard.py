@@ -187,3 +187,24 @@ def test_a_typed_yes_or_a_declined_card_never_executes(chain_home):
         assert not unknown["ok"] and "nothing was sent" in unknown["message"]
     row = next(r for r in journal_rows() if r["id"] == pid)
     assert row["tx_hash"] is None and get_portfolio(connect()).usdc == before.usdc
+
+
+@pytest.mark.llm
+def test_the_trader_models_explanation_comes_on_demand(chain_home):
+    """The signal panel's button: the trader model (here the real SmolLM2 GGUF) asked about the policy's view."""
+    import httpx
+
+    from agent.dashboard.app import DashboardConfig
+    from agent.llm import smollm2_path
+
+    cfg = DashboardConfig(port=0, trader_llm=f"gguf:{smollm2_path()}")
+    app, server = _serve(cfg)
+    with server as url:
+        assert httpx.post(url + "api/explain").status_code == 403  # it loads a model: not for anyone
+        r = httpx.post(url + "api/explain", headers={"X-Trader-Token": _token(app), "Origin": url.rstrip("/")},
+                       timeout=300)
+    body = r.json()
+    assert r.status_code == 200 and "error" not in body, body
+    assert body["answer"].strip() and body["action"] in ("BUY", "SELL", "HOLD", "UNKNOWN")
+    assert "SmolLM2" in body["model"] or "smollm" in body["model"].lower()
+    assert "bar of" in body["bar"]  # it names the bar its numbers describe
