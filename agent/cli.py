@@ -15,6 +15,7 @@ import typer
 
 from agent import commands as agent_commands
 from agent.mcp import command as mcp_command
+from agent.dashboard.cli import dashboard
 from finetune import cli as finetune_cli
 from onchain import cli as onchain_cli
 from rl import cli as rl_cli
@@ -34,6 +35,7 @@ app.add_typer(onchain_cli.chain_app, name="chain")
 app.add_typer(finetune_cli.app, name="finetune")
 app.add_typer(bench_app, name="bench")
 app.command("mcp")(mcp_command.mcp)
+app.command()(dashboard)
 
 # Packages contribute top-level commands (e.g. `trader price`) and benchmarks (e.g. `trader bench env`).
 for _module in (rl_cli, onchain_cli, finetune_cli, agent_commands):
