@@ -207,7 +207,8 @@ def search(
     workers: int = typer.Option(1, help="Local worker processes (1 torch thread each)."),
     study: str = typer.Option("rl-recipe", help="Optuna study name."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL: sqlite:///PATH, postgresql://..., "
-                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]."),
+                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]; the password goes "
+                                          "in PGPASSWORD or ~/.pgpass, never here."),
     data: Optional[str] = typer.Option(None, help="Comma-separated datasets trained on together and tested on "
                                        "each [chainlink-eth-1h,chainlink-btc-1h]."),
     folds: int = typer.Option(3, help="Walk-forward folds."),
@@ -216,19 +217,26 @@ def search(
     final_seeds: int = typer.Option(3, help="Seeds the chosen recipe is re-run with (vote ensemble)."),
     finalize: bool = typer.Option(True, help="After the trials: choose, re-run with seeds, test on the holdout "
                                   "(--no-finalize on extra machines that only add trials)."),
+    worker: bool = typer.Option(False, "--worker", help="Join a shared study (--storage) and only add trials: "
+                                "no finalize; machines never draw the same random trials."),
+    heartbeat: int = typer.Option(60, help="Seconds between a running trial's heartbeats; a trial silent for 5 "
+                                  "of them (its worker died) is failed and re-queued once."),
     seed: int = typer.Option(0, help="Sampler seed."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
     from rl.search import SearchConfig, search as run_search
+    from rl.study_storage import refuse_password_in_argv
     from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
 
+    refuse_password_in_argv(storage)
     datasets = [d.strip() for d in data.split(",") if d.strip()] if data else None
     cfg = resolve_config(SearchConfig, {
         "out": out, "trials": trials, "workers": workers, "study": study, "storage": storage,
         "datasets": datasets, "folds": folds, "train_bars": train_bars, "timesteps": timesteps,
-        "final_seeds": final_seeds, "finalize": finalize, "seed": seed}, env_prefix="TRADER_SEARCH_")
+        "final_seeds": final_seeds, "finalize": finalize, "seed": seed, "worker": worker or None,
+        "heartbeat": heartbeat}, env_prefix="TRADER_SEARCH_")
     report = run_search(cfg, on_progress=None if json_out else _search_progress(cfg.trials))
     if json_out:
         print_json(report)
