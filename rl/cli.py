@@ -197,7 +197,33 @@ def bench_train(
         f"ours vs SB3 defaults on gym-anytrading: {res['ratio']:.2f}x, same {res['utd']} updates per transition")
 
 
-bench_commands = {"env": bench_env, "train": bench_train}
+def bench_search(
+    trials: int = typer.Option(4, help="Trials per measured study."),
+    workers: str = typer.Option("1,2", help="Comma-separated local worker counts to compare."),
+    timesteps: int = typer.Option(3000, help="Training timesteps of every trial (fixed, so trials cost alike)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """`trader rl search` trials per hour with 1 and 2 local workers on one small fixed study (SQLite)."""
+    from rl.search_bench import SearchBenchConfig, bench_search as run
+    from trader_core.cli_utils import console, print_json
+    from trader_core.config import resolve_config
+    from trader_core.errors import ConfigError
+
+    try:
+        counts = [int(w) for w in workers.split(",")]
+    except ValueError:
+        raise ConfigError(f"--workers must be comma-separated integers such as 1,2, got {workers!r}") from None
+    res = run(resolve_config(SearchBenchConfig, {"trials": trials, "workers": counts, "timesteps": timesteps}))
+    if json_out:
+        print_json(res)
+        return
+    for r in res["runs"]:
+        console().print(f"{r['workers']} worker(s): {r['trials_per_hour']:>7.1f} trials/h over the whole run "
+                        f"({r['wall_s']:.0f} s, {r['speedup']:.2f}x), {r['trials_per_hour_span']:.1f} trials/h "
+                        f"first trial start to last end; trials {r['trials']}")
+
+
+bench_commands = {"env": bench_env, "train": bench_train, "search": bench_search}
 
 
 @app.command()
