@@ -21,6 +21,7 @@ $TRADER_SEARCH_STORAGE. Every URL shown to a person goes through `redact`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import zlib
@@ -137,8 +138,8 @@ class NoLock:
 def lock_for(url: str, name: str):
     """A lock every worker of `url` agrees on, named `name` (one for creating the storage, one per study)."""
     path = file_of(url)
-    if path is not None:
-        return FileLock(path.with_name(f"{path.name}.{name}"))
+    if path is not None:  # study.db.create.lock, study.db.study_rl-recipe.lock
+        return FileLock(path.with_name(f"{path.name}.{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}"))
     if urlsplit(url).scheme.split("+")[0] in ("postgresql", "postgres"):
         return AdvisoryLock(url, f"trader-rl-search:{name}")
     return NoLock()
@@ -179,7 +180,8 @@ def open_study(url: str, study_name: str, sampler, pruner, heartbeat_s: int = 60
     import optuna
 
     lock = lock_for(url, "create")
-    for attempt in range(CREATE_RETRIES):
+    attempt = 0
+    while True:
         try:
             lock.acquire()
             try:
@@ -189,13 +191,14 @@ def open_study(url: str, study_name: str, sampler, pruner, heartbeat_s: int = 60
             finally:
                 lock.release()
         except Exception as exc:  # bad URL, unreachable database, missing driver: one line, no password
-            if _creation_race(exc) and attempt < CREATE_RETRIES - 1:
-                time.sleep(0.2 * (attempt + 1))
+            attempt += 1
+            if _creation_race(exc) and attempt < CREATE_RETRIES:
+                time.sleep(0.2 * attempt)
                 continue
-            raise ConfigError(f"cannot open Optuna storage {redact(url)}: "
-                              f"{_scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}"
-                              ) from None
-    raise AssertionError("unreachable")
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            driver = isinstance(exc, ImportError) and url.startswith("postgres")
+            hint = "; pip install 'psycopg[binary]' (the rl extra)" if driver else ""
+            raise ConfigError(f"cannot open Optuna storage {redact(url)}: {_scrub(first_line, url)}{hint}") from None
 
 
 # -- claiming trials ------------------------------------------------------------------------------------------------
@@ -211,13 +214,14 @@ def live_trials(counts: dict[str, int]) -> int:
     return sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"))
 
 
-def run_trials(study, objective, target: int, url: str, poll_s: float = 2.0, max_failures: int | None = None) -> int:
+def run_trials(study, objective, target: int, url: str, poll_s: float = 10.0, max_failures: int | None = None) -> int:
     """Run trials of `study` in this process until it holds `target` finished trials; returns how many ran here.
 
     Under the study's claim lock: fail stale trials (a dead worker's trial is re-queued), then start a trial if
     one is queued or the study holds fewer than `target`. Optuna creates the trial inside `optimize`, so the
     lock is released by the objective as it starts. When every slot is taken by another worker's running trial,
-    wait: if that worker dies, its trial comes back here as a queued copy."""
+    wait (polling every `poll_s`, at most the heartbeat): if that worker dies, its trial comes back here as a
+    queued copy. Without heartbeats (journal) there is no telling a dead worker from a slow one: return."""
     import optuna
 
     lock = lock_for(url, f"study:{study.study_name}")
@@ -246,9 +250,9 @@ def run_trials(study, objective, target: int, url: str, poll_s: float = 2.0, max
                 continue
         finally:
             lock.release()
-        if not counts.get("RUNNING", 0):
+        if not counts.get("RUNNING", 0) or not _heartbeats(study):
             return ran
-        time.sleep(poll_s)
+        time.sleep(min(poll_s, study._storage.get_heartbeat_interval()))
 
 
 def _heartbeats(study) -> bool:
