@@ -220,7 +220,8 @@ def bench_search(
     for r in res["runs"]:
         console().print(f"{r['workers']} worker(s): {r['trials_per_hour']:>7.1f} trials/h over the whole run "
                         f"({r['wall_s']:.0f} s, {r['speedup']:.2f}x), {r['trials_per_hour_span']:.1f} trials/h "
-                        f"first trial start to last end; trials {r['trials']}")
+                        f"first trial start to last end; trials {r['trials']}; load {r['load_before']:.1f} -> "
+                        f"{r['load_after']:.1f} on {res['cpus']} CPUs")
 
 
 bench_commands = {"env": bench_env, "train": bench_train, "search": bench_search}

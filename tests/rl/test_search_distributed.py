@@ -190,7 +190,7 @@ def test_two_workers_start_together_on_a_new_sqlite_study_and_run_exactly_the_tr
 def test_postgres_workers_survive_a_kill_9_mid_trial(tmp_path, postgres_url):
     trials = 3
     env = {**os.environ, "TRADER_HOME": str(tmp_path / "home"), "TRADER_SEARCH_STORAGE": postgres_url}
-    victim, survivor = (_worker(tmp_path / f"w{k}", trials, env, "--heartbeat", "2") for k in range(2))
+    victim, survivor = (_worker(tmp_path / f"w{k}", trials, env, "--heartbeat", "3") for k in range(2))
     try:
         killed = _kill_mid_trial(postgres_url, victim)
         stdout, stderr = survivor.communicate(timeout=900)
@@ -266,3 +266,14 @@ def test_optuna_dashboard_serves_the_postgres_study(postgres_url):
         assert urllib.request.urlopen(f"{base}/dashboard", timeout=30).status == 200
     finally:
         server.shutdown()
+
+
+# -- trader bench search ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_bench_search_reports_trials_per_hour_per_worker_count():
+    from rl.search_bench import SearchBenchConfig, bench_search
+
+    res = bench_search(SearchBenchConfig(trials=1, workers=[1], timesteps=400, folds=2, train_bars=600))
+    (run,) = res["runs"]
+    assert run["workers"] == 1 and run["trials"] == {"COMPLETE": 1} and run["speedup"] == 1.0
+    assert run["trials_per_hour"] > 0 and run["span_s"] <= run["wall_s"]  # start-up is outside the span
