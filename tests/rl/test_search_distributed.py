@@ -218,7 +218,7 @@ def _worker_pid(trial) -> int:
 
 
 def _kill_mid_trial(url: str, victim: subprocess.Popen) -> int:
-    """Wait until a process of `victim`'s group runs a trial, SIGKILL the group; returns that trial's number."""
+    """Wait until a process of `victim`'s group trains a trial, SIGKILL the group; returns that trial's number."""
     import psutil
 
     deadline = time.monotonic() + 600
@@ -226,8 +226,9 @@ def _kill_mid_trial(url: str, victim: subprocess.Popen) -> int:
         assert victim.poll() is None, victim.communicate()[1][-3000:]
         group = {victim.pid, *(c.pid for c in psutil.Process(victim.pid).children(recursive=True))}
         try:
+            # "config" is set once every parameter is drawn: from then on the worker is training
             running = [t for t in _load(url).trials if t.state.name == "RUNNING" and "worker" in t.user_attrs
-                       and _worker_pid(t) in group and t.params]
+                       and _worker_pid(t) in group and "config" in t.user_attrs]
         except Exception:  # the study does not exist yet
             running = []
         if running:
