@@ -232,13 +232,16 @@ def run_trials(study, objective, target: int, url: str, poll_s: float = 10.0, ma
     def claimed(trial):
         lock.release()  # the trial exists (RUNNING, heartbeating): other workers may claim the next one
         trial.set_user_attr("worker", WORKER_ID)  # who ran it, in optuna-dashboard and for the kill test
+        trial.set_user_attr("claimed", trial.number)  # a re-queued copy carries its original's attributes
         return objective(trial)
 
+    unclaimed: dict[int, float] = {}
     while True:
         lock.acquire()
         try:
             if _heartbeats(study):
                 optuna.storages.fail_stale_trials(study)
+                _fail_unclaimed(study, unclaimed)
             counts = trial_counts(study)
             if counts.get("FAIL", 0) - failures_before > max_failures:
                 raise ConfigError(f"{counts['FAIL'] - failures_before} trials failed in this worker's run of "
@@ -253,6 +256,34 @@ def run_trials(study, objective, target: int, url: str, poll_s: float = 10.0, ma
         if not counts.get("RUNNING", 0) or not _heartbeats(study):
             return ran
         time.sleep(min(poll_s, study._storage.get_heartbeat_interval()))
+
+
+def _fail_unclaimed(study, first_seen: dict[int, float]) -> None:
+    """Fail (and re-queue) a RUNNING trial whose worker died after creating it but before its first heartbeat.
+
+    Optuna never calls such a trial stale (it has no heartbeat row), so every worker would wait for it forever.
+    A live worker tags its trial within milliseconds; one untagged for a whole grace period, by this process's
+    own clock (worker clocks and time zones may differ), is dead."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage, now = study._storage, time.monotonic()
+    grace = GRACE_BEATS * storage.get_heartbeat_interval()  # as open_storage set it
+    untagged = {t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.user_attrs.get("claimed") != t.number}
+    for trial_id in set(first_seen) - untagged:
+        del first_seen[trial_id]
+    for trial_id in untagged:
+        if now - first_seen.setdefault(trial_id, now) <= grace:
+            continue
+        del first_seen[trial_id]
+        try:
+            failed = storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:  # it ended after all
+            continue
+        retry = storage.get_heartbeat_stale_trial_callback()
+        if failed and retry is not None:
+            retry(study, storage.get_trial(trial_id))
 
 
 def _heartbeats(study) -> bool:

@@ -278,3 +278,21 @@ def test_bench_search_reports_trials_per_hour_per_worker_count():
     (run,) = res["runs"]
     assert run["workers"] == 1 and run["trials"] == {"COMPLETE": 1} and run["speedup"] == 1.0
     assert run["trials_per_hour"] > 0 and run["span_s"] <= run["wall_s"]  # start-up is outside the span
+
+
+@pytest.mark.timeout(180)  # the bug this guards against is a hang
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_rerun(tmp_path):
+    """Killed between creating its trial and its first heartbeat, a worker leaves a RUNNING trial Optuna never
+    calls stale; without this every other worker would wait for it forever."""
+    import optuna
+
+    from rl.study_storage import run_trials
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = open_study(url, "orphan", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner(), 1)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # ask() outside optimize() starts no heartbeat: the point
+        orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # RUNNING, never heartbeats
+    ran = run_trials(study, lambda t: t.suggest_float("x", 0, 1), target=1, url=url, poll_s=0.5)
+    assert ran == 1 and [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    retry = study.trials[1]
+    assert retry.system_attrs["failed_trial"] == orphan.number and retry.params == {"x": orphan.params["x"]}
