@@ -197,7 +197,34 @@ def bench_train(
         f"ours vs SB3 defaults on gym-anytrading: {res['ratio']:.2f}x, same {res['utd']} updates per transition")
 
 
-bench_commands = {"env": bench_env, "train": bench_train}
+def bench_search(
+    trials: int = typer.Option(4, help="Trials per measured study."),
+    workers: str = typer.Option("1,2", help="Comma-separated local worker counts to compare."),
+    timesteps: int = typer.Option(3000, help="Training timesteps of every trial (fixed, so trials cost alike)."),
+    json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """`trader rl search` trials per hour with 1 and 2 local workers on one small fixed study (SQLite)."""
+    from rl.search_bench import SearchBenchConfig, bench_search as run
+    from trader_core.cli_utils import console, print_json
+    from trader_core.config import resolve_config
+    from trader_core.errors import ConfigError
+
+    try:
+        counts = [int(w) for w in workers.split(",")]
+    except ValueError:
+        raise ConfigError(f"--workers must be comma-separated integers such as 1,2, got {workers!r}") from None
+    res = run(resolve_config(SearchBenchConfig, {"trials": trials, "workers": counts, "timesteps": timesteps}))
+    if json_out:
+        print_json(res)
+        return
+    for r in res["runs"]:
+        console().print(f"{r['workers']} worker(s): {r['trials_per_hour']:>7.1f} trials/h over the whole run "
+                        f"({r['wall_s']:.0f} s, {r['speedup']:.2f}x), {r['trials_per_hour_span']:.1f} trials/h "
+                        f"first trial start to last end; trials {r['trials']}; load {r['load_before']:.1f} -> "
+                        f"{r['load_after']:.1f} on {res['cpus']} CPUs")
+
+
+bench_commands = {"env": bench_env, "train": bench_train, "search": bench_search}
 
 
 @app.command()
@@ -207,7 +234,8 @@ def search(
     workers: int = typer.Option(1, help="Local worker processes (1 torch thread each)."),
     study: str = typer.Option("rl-recipe", help="Optuna study name."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL: sqlite:///PATH, postgresql://..., "
-                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]."),
+                                          "mysql://..., journal:PATH [SQLite in --out; or $TRADER_SEARCH_STORAGE]; the password goes "
+                                          "in PGPASSWORD or ~/.pgpass, never here."),
     data: Optional[str] = typer.Option(None, help="Comma-separated datasets trained on together and tested on "
                                        "each [chainlink-eth-1h,chainlink-btc-1h]."),
     folds: int = typer.Option(3, help="Walk-forward folds."),
@@ -216,19 +244,26 @@ def search(
     final_seeds: int = typer.Option(3, help="Seeds the chosen recipe is re-run with (vote ensemble)."),
     finalize: bool = typer.Option(True, help="After the trials: choose, re-run with seeds, test on the holdout "
                                   "(--no-finalize on extra machines that only add trials)."),
+    worker: bool = typer.Option(False, "--worker", help="Join a shared study (--storage) and only add trials: "
+                                "no finalize; machines never draw the same random trials."),
+    heartbeat: int = typer.Option(60, help="Seconds between a running trial's heartbeats; a trial silent for 5 "
+                                  "of them (its worker died) is failed and re-queued once."),
     seed: int = typer.Option(0, help="Sampler seed."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
     from rl.search import SearchConfig, search as run_search
+    from rl.study_storage import refuse_password_in_argv
     from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
 
+    refuse_password_in_argv(storage)
     datasets = [d.strip() for d in data.split(",") if d.strip()] if data else None
     cfg = resolve_config(SearchConfig, {
         "out": out, "trials": trials, "workers": workers, "study": study, "storage": storage,
         "datasets": datasets, "folds": folds, "train_bars": train_bars, "timesteps": timesteps,
-        "final_seeds": final_seeds, "finalize": finalize, "seed": seed}, env_prefix="TRADER_SEARCH_")
+        "final_seeds": final_seeds, "finalize": finalize, "seed": seed, "worker": worker or None,
+        "heartbeat": heartbeat}, env_prefix="TRADER_SEARCH_")
     report = run_search(cfg, on_progress=None if json_out else _search_progress(cfg.trials))
     if json_out:
         print_json(report)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,8 @@ from rl.config import TrainConfig
 from rl.fold_eval import MarketCache, evaluate_folds, evaluate_holdout, median_sharpe, plan_folds
 from rl.paths import prepare_out_dir
 from rl.search_space import max_lookback, suggest_recipe
+from rl.study_storage import STORAGE_ENV, open_study, redact, run_trials, trial_counts
 from trader_core.errors import ConfigError
-
-STORAGE_ENV = "TRADER_SEARCH_STORAGE"  # a database URL with a password stays out of argv
 
 
 class SearchConfig(BaseModel):
@@ -50,6 +50,10 @@ class SearchConfig(BaseModel):
     finalize: bool = Field(True, description="after the trials: choose, re-run with seeds, test on the holdout")
     seed: int = Field(0, ge=0, description="sampler seed (worker k uses seed + k)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch threads per worker")
+    worker: bool = Field(False, description="only add trials to a shared study (no finalize); each worker's "
+                         "sampler seed also mixes in its host and process, so machines never draw alike")
+    heartbeat: int = Field(60, ge=1, le=3600, description="seconds between a running trial's heartbeats; a "
+                           "trial silent for 5 of them (its worker died) is failed and re-queued once")
 
     @property
     def run_dir(self) -> Path:
@@ -61,37 +65,6 @@ def storage_url(cfg: SearchConfig) -> str:
     return cfg.storage or os.environ.get(STORAGE_ENV) or f"sqlite:///{(cfg.run_dir / 'study.db').resolve()}"
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for logs and reports."""
-    if "://" in url and "@" in url.split("://", 1)[1]:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
-
-
-def open_storage(url: str):
-    """Optuna storage for `url`, set up for several writers at once.
-
-    SQLite: waits up to 60 s for a lock instead of failing (two workers write trial states at the same
-    moment); heartbeats mark a killed worker's trial failed and re-queue it once. `journal:PATH`: Optuna's
-    file journal (append-only log with a file lock; good on NFS)."""
-    import warnings
-
-    import optuna
-
-    # heartbeats and the journal are marked experimental in Optuna 5 but are its documented way to do this
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url.split(":", 1)[1]))
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=60, grace_period=300,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-
-
 def load_or_create_study(cfg: SearchConfig, worker: int = 0):
     import optuna
 
@@ -100,14 +73,15 @@ def load_or_create_study(cfg: SearchConfig, worker: int = 0):
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(logging.WARNING)  # progress and reports are ours; keep Optuna's INFO lines out
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, multivariate=True, group=True,
+    seed = cfg.seed + worker
+    if cfg.worker:  # two machines with the same --seed would otherwise start with the same random trials
+        import socket
+
+        seed = zlib.crc32(f"{cfg.seed}:{worker}:{socket.gethostname()}:{os.getpid()}".encode())
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                          constant_liar=True, n_startup_trials=min(8, max(2, cfg.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
-    try:
-        return optuna.create_study(storage=open_storage(storage_url(cfg)), study_name=cfg.study, sampler=sampler,
-                                   pruner=pruner, direction="maximize", load_if_exists=True)
-    except Exception as exc:  # bad URL, unreachable database, missing driver
-        raise ConfigError(f"cannot open Optuna storage {redact(storage_url(cfg))}: {exc}") from exc
+    return open_study(storage_url(cfg), cfg.study, sampler, pruner, cfg.heartbeat)
 
 
 # -- one trial --------------------------------------------------------------------------------------------------
@@ -170,24 +144,14 @@ def make_objective(cfg: SearchConfig, cache: MarketCache):
     return objective
 
 
-def _counted(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                        TrialState.RUNNING, TrialState.WAITING)))
-
-
 def run_worker(cfg: SearchConfig, worker: int = 0) -> None:
-    """Add trials to the study until it holds `cfg.trials` (finished or running), one at a time."""
+    """Run trials until the study holds `cfg.trials` finished ones (over every worker and machine)."""
     from trader_core.runtime import configure_torch
 
     configure_torch(cfg.torch_threads)
     study = load_or_create_study(cfg, worker)
     cache = MarketCache(plan_folds(cfg.datasets, cfg.folds, cfg.train_bars, max_lookback(), cfg.interval))
-    objective = make_objective(cfg, cache)
-    while _counted(study) < cfg.trials:
-        # a trial that raises is recorded as FAIL and the worker goes on (Optuna's `catch`)
-        study.optimize(objective, n_trials=1, catch=(Exception,))
+    run_trials(study, make_objective(cfg, cache), cfg.trials, storage_url(cfg))
 
 
 def _worker_main(cfg_json: str, worker: int) -> None:
@@ -206,11 +170,7 @@ def start_workers(cfg: SearchConfig) -> list:
 
 
 # -- the driver -------------------------------------------------------------------------------------------------
-def state_counts(study) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    return counts
+state_counts = trial_counts
 
 
 def trials_span(study) -> float | None:
@@ -248,7 +208,7 @@ def search(cfg: SearchConfig, on_progress=None) -> dict:
     if failed_workers and not counts.get("COMPLETE"):
         raise ConfigError(f"search workers {failed_workers} exited with errors and no trial completed; "
                           f"run with --workers 1 and DEBUG=1 to see why")
-    if not cfg.finalize:
+    if not cfg.finalize or cfg.worker:
         return summary
     report = {**summary, **finalize(cfg, study)}
     _write_json(cfg.run_dir / "report.json", report)
