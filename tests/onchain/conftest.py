@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, clean_env, replica_chain
+from tests.conftest import CLEAN_ENV, HANG_S, clean_env, replica_chain
 from trader_core.errors import DependencyMissing
 
 
@@ -198,14 +198,14 @@ execute_swap(chain, proposal, journal)
 
 def trader_cli(home, *args) -> subprocess.CompletedProcess:
     """The real `trader` entry point in a child process with TRADER_HOME=home."""
-    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
+    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=HANG_S,
                           env={**os.environ, "TRADER_HOME": str(home)})
 
 
 def killed_swap(home, step: str, side: str, amount: float, asset: str, venue: str | None = None) -> str:
     """Run KILLED_SWAP (a swap that SIGKILLs itself at journal step `step`); returns the trade id."""
     proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset, venue or ""],
-                          capture_output=True, text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+                          capture_output=True, text=True, timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(home)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc.stdout.strip()
 
