@@ -13,13 +13,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from tests.conftest import CLEAN_ENV, replica_chain
+from tests.conftest import CLEAN_ENV, replica_chain, seeded_home
 
 
 @pytest.fixture(scope="session")
-def chain_home(tmp_path_factory):
-    """A real replica chain for the whole session; stopped whatever happens."""
-    with replica_chain(tmp_path_factory.mktemp("agent_home")) as home:
+def chain_home(tmp_path_factory, replica_build_home):
+    """A real replica chain for the whole session (loaded from the session's replica build); always stopped."""
+    with replica_chain(seeded_home(replica_build_home, tmp_path_factory.mktemp("agent_home"))) as home:
         yield home
 
 

@@ -55,15 +55,15 @@ def test_mlx_without_a_model_says_so_once_and_falls_back(tmp_path):
 
 @pytest.mark.llm
 @pytest.mark.slow
-def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(tmp_path):
+def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
     pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (Apple silicon, or Linux with mlx[cpu])")
     pytest.importorskip("transformers", reason="the MLX test model is made from the GGUF with transformers")
     from langchain_core.messages import HumanMessage
 
     from agent.planner import PLAN_SCHEMA
-    from finetune.models import dequantize_small_model
 
-    folder = dequantize_small_model(tmp_path / "smollm2-hf")  # the real SmolLM2 weights as an HF / MLX folder
+    # the real SmolLM2 weights as an HF / MLX folder: the session's, shared with the fine-tune tests
+    folder = request.getfixturevalue("small_model")
     notes = []
     llm = LLM(f"mlx:{folder}", notify=notes.append)
     assert llm.current.kind == "mlx" and llm.current.weak
