@@ -22,7 +22,7 @@ LLAMA_WHEELS := $(HOME)/.cache/rl-trader/wheels/llama-cpp-$(LLAMA_KEY)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Small machines: SB3 DQN is 10-17x faster with one torch thread (trader_core.runtime decides at run time).
 
-.PHONY: setup demo test bench clean clean-llama vendor-charts
+.PHONY: setup demo test test-under-load bench clean clean-llama vendor-charts
 
 setup: $(STAMP) node_modules/.installed
 
@@ -59,6 +59,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+test-under-load: setup  # the historically flaky tests, 3 rounds beside one busy loop per core
+	.ci/under-load
 
 bench: setup
 	$(BIN)/trader bench env

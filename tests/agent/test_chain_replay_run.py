@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.agent.test_online_learn import _env
+from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
 LEARN = dict(learn=True, learn_history=400, candidate_every=100, gate_window=24, ask_model=False, interval_s=0)
@@ -90,7 +91,7 @@ def test_executed_learning_swaps_on_the_replica_and_learns_gas_and_impact(chain_
 def test_chain_replay_without_a_chain_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--feed", "chain-replay", "--no-model",
                            "--iterations", "2", "--rpc-url", "http://127.0.0.1:9", "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+                          capture_output=True, text=True, timeout=HANG_S, env=_env(tmp_path))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert "does not answer" in lines[0] and "trader chain up" in lines[0]

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.agent.conftest import journal_rows
+from tests.conftest import HANG_S
 
 TRADER = Path(sys.executable).parent / "trader"
 
 
-def _trader(home, *args, timeout=300):
+def _trader(home, *args, timeout=HANG_S):
     env = {**os.environ, "TRADER_HOME": str(home), "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
     return subprocess.run([str(TRADER), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
@@ -191,7 +192,7 @@ def test_run_bad_input_is_one_line(tmp_path, args, fragment):
     args = [a.format(file=existing, missing=tmp_path / "no" / "such") for a in args]
     if "--iterations" not in args:
         args += ["--iterations", "1"]
-    proc = _trader(tmp_path / "home", *args, "--no-model", timeout=120)
+    proc = _trader(tmp_path / "home", *args, "--no-model", timeout=HANG_S)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
@@ -200,7 +201,7 @@ def test_run_bad_input_is_one_line(tmp_path, args, fragment):
 
 def test_bad_llm_threads_is_one_line_not_a_fallback(tmp_path):
     env_home = tmp_path / "home"
-    proc = subprocess.run([str(TRADER), "ask", "what is the ETH price?"], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([str(TRADER), "ask", "what is the ETH price?"], capture_output=True, text=True, timeout=HANG_S,
                           env={**os.environ, "TRADER_HOME": str(env_home), "TRADER_LLM_THREADS": "abc",
                                "OLLAMA_HOST": "http://127.0.0.1:9", "TRADER_GGUF": "none"})
     assert proc.returncode == 1

@@ -12,10 +12,13 @@ from agent.llm import LLM, candidates, ollama_host, public_address, smollm2_path
 from trader_core.errors import ConfigError, LLMError
 
 
-def closed_port() -> int:
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on, for the whole test: bound but never listening, connections to it are
+    refused, and no other process can take it meanwhile (a port closed again could be a new node's by now)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket is: nothing listens there
+        yield s.getsockname()[1]
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -52,15 +55,15 @@ def test_mlx_without_a_model_says_so_once_and_falls_back(tmp_path):
 
 @pytest.mark.llm
 @pytest.mark.slow
-def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(tmp_path):
+def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
     pytest.importorskip("mlx_lm", reason="mlx-lm is not installed (Apple silicon, or Linux with mlx[cpu])")
     pytest.importorskip("transformers", reason="the MLX test model is made from the GGUF with transformers")
     from langchain_core.messages import HumanMessage
 
     from agent.planner import PLAN_SCHEMA
-    from finetune.models import dequantize_small_model
 
-    folder = dequantize_small_model(tmp_path / "smollm2-hf")  # the real SmolLM2 weights as an HF / MLX folder
+    # the real SmolLM2 weights as an HF / MLX folder: the session's, shared with the fine-tune tests
+    folder = request.getfixturevalue("small_model")
     notes = []
     llm = LLM(f"mlx:{folder}", notify=notes.append)
     assert llm.current.kind == "mlx" and llm.current.weak
@@ -73,8 +76,8 @@ def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(tmp_path):
 
 
 @pytest.mark.llm
-def test_ollama_down_gives_one_message_and_falls_back_to_the_embedded_model(monkeypatch):
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+def test_ollama_down_gives_one_message_and_falls_back_to_the_embedded_model(monkeypatch, closed_port):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port}")
     notes = []
     llm = LLM("ollama:trader-qwen-rl", notify=notes.append)
     assert len(notes) == 1 and "unreachable" in notes[0] and "falling back" in notes[0]
@@ -82,21 +85,21 @@ def test_ollama_down_gives_one_message_and_falls_back_to_the_embedded_model(monk
 
 
 @pytest.mark.llm
-def test_auto_is_quiet_when_no_ollama_runs(monkeypatch):
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+def test_auto_is_quiet_when_no_ollama_runs(monkeypatch, closed_port):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port}")
     notes = []
     llm = LLM("auto", notify=notes.append)
     assert notes == [] and llm.current.kind == "gguf"
 
 
 @pytest.mark.llm
-def test_openai_server_down_mid_turn_falls_back_and_still_answers(chain_home):
+def test_openai_server_down_mid_turn_falls_back_and_still_answers(chain_home, closed_port):
     """The backend fails on the first real call: one message, the embedded model takes over, tools still run."""
     from agent.planner import Agent
     from agent.tools import ToolSession
 
     notes = []
-    llm = LLM("openai:some-model", base_url=f"http://127.0.0.1:{closed_port()}/v1", notify=notes.append)
+    llm = LLM("openai:some-model", base_url=f"http://127.0.0.1:{closed_port}/v1", notify=notes.append)
     assert llm.current.kind == "openai"
     agent = Agent(llm, ToolSession(), router="hybrid")
     result = agent.turn("what is the ETH price?")
@@ -156,10 +159,10 @@ def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
 
 
 @pytest.mark.llm
-def test_auto_prefers_the_project_model_when_one_exists(tmp_path, monkeypatch):
+def test_auto_prefers_the_project_model_when_one_exists(tmp_path, monkeypatch, closed_port):
     fused = tmp_path / "model-q4_k_m.gguf"
     fused.symlink_to(smollm2_path())  # any real GGUF stands in for the fine-tuned one
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("TRADER_GGUF", str(fused))
     llm = LLM("auto", notify=lambda line: None)
     assert "project model" in llm.label and llm.current.weak
@@ -218,7 +221,7 @@ def test_one_ollama_host_serves_the_agent_and_finetune():
     assert agent.llm.ollama_host is finetune.llm.ollama_host and agent.llm.public_address is finetune.llm.public_address
 
 
-def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch):
+def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch, closed_port):
     """Order only: the 491 MB Qwen is never loaded in tests (its opener is replaced by one that fails)."""
     import agent.llm
 
@@ -228,7 +231,7 @@ def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch):
         tried.append("trader-qwen-rl")
         raise LLMError("trader-qwen-rl is not built here")
 
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port}")
     monkeypatch.delenv("TRADER_GGUF", raising=False)
     monkeypatch.setattr(agent.llm, "open_trader_gguf", no_qwen)
     monkeypatch.chdir(os.path.dirname(__file__))  # no ./runs/finetune project model here

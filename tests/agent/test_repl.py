@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.conftest import journal_rows
+from tests.conftest import HANG_S
 
 TRADER = Path(sys.executable).parent / "trader"
 
@@ -18,7 +19,7 @@ def _spawn(home, *args):
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "TRADER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
            "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
-    child = pexpect.spawn(str(TRADER), ["chat", *args], env=env, encoding="utf-8", timeout=180,
+    child = pexpect.spawn(str(TRADER), ["chat", *args], env=env, encoding="utf-8", timeout=HANG_S,
                           dimensions=(60, 200))
     child.expect("model: ")
     return child, pexpect

@@ -26,6 +26,7 @@ from agent.router import keyword_plan
 from agent.safety import TradeGate, check_message, find_orders, review_plan
 from tests.agent.conftest import journal_rows
 from tests.agent.safety_corpus import BLOCKED, EXPLICIT, ISSUE_CASES
+from tests.conftest import HANG_S
 
 ALL_BLOCKED = [(kind, msg) for kind, msgs in BLOCKED.items() for msg in msgs]
 TRADER = Path(sys.executable).parent / "trader"
@@ -247,7 +248,7 @@ def issue_wallet_chain(tmp_path_factory):
 def _ask(chain, home, message: str) -> dict:
     env = {**os.environ, "TRADER_HOME": str(home), "OLLAMA_HOST": "http://127.0.0.1:9", "TRADER_GGUF": "none"}
     proc = subprocess.run([str(TRADER), "ask", message, "--yes", "--json", "--rpc-url", chain.rpc_url],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

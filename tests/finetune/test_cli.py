@@ -6,12 +6,14 @@ import sys
 
 import pytest
 
+from tests.conftest import HANG_S
+
 
 def trader(*args, home):
     env = {**os.environ, "TRADER_HOME": str(home)}
     env.pop("DEBUG", None)
     return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=HANG_S)
 
 
 @pytest.mark.parametrize("args,message", [

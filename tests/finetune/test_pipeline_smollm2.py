@@ -15,6 +15,7 @@ import yaml
 from finetune import formats
 from finetune.export import gguf_metadata
 from finetune.pipeline import PipelineConfig, run_pipeline, stale_stages
+from tests.conftest import HANG_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 MARKER = "range z"  # only the distilled rationale says this; the base model never does
@@ -92,14 +93,14 @@ def test_eval_cli_json_contract_and_bad_input(chain):
     test = os.path.join(res.artifacts["data"], "test.jsonl")
     out = subprocess.run([sys.executable, "-m", "agent.cli", "finetune", "eval", "--model",
                           f"gguf:{res.artifacts['gguf_quant']}", "--data", test, "--limit", "2", "--json"],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert set(doc) == {"accuracy", "parse_failure_rate", "confusion", "n", "task", "per_position", "baselines",
                         "model"} and doc["n"] == 2 and doc["task"] == "trade"
     assert set(doc["baselines"]) == {"majority", "position_rule"}
     bad = subprocess.run([sys.executable, "-m", "agent.cli", "finetune", "eval", "--model", "nope:x",
-                          "--data", test], capture_output=True, text=True, env=env, timeout=120)
+                          "--data", test], capture_output=True, text=True, env=env, timeout=HANG_S)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: model spec 'nope:x'")
     assert len(bad.stderr.strip().splitlines()) == 1
 

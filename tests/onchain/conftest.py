@@ -15,25 +15,14 @@ import time
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, clean_env, replica_chain
+from tests.conftest import CLEAN_ENV, HANG_S, clean_env, replica_chain, seeded_home
 from trader_core.errors import DependencyMissing
 
 
 @pytest.fixture(scope="session")
-def chain_home(tmp_path_factory):
-    with replica_chain(tmp_path_factory.mktemp("trader_home")) as home:
+def chain_home(tmp_path_factory, replica_build_home):
+    with replica_chain(seeded_home(replica_build_home, tmp_path_factory.mktemp("trader_home"))) as home:
         yield home
-
-
-def seeded_home(chain_home, home):
-    """A new TRADER_HOME holding the session chain's caches (the compiled token, the replica's seed dump), so a
-    chain started there loads in a second instead of being rebuilt."""
-    import shutil
-    from pathlib import Path
-
-    home = Path(home)
-    shutil.copytree(Path(chain_home) / "cache", home / "cache", dirs_exist_ok=True)
-    return home
 
 
 @pytest.fixture(scope="session")
@@ -198,14 +187,14 @@ execute_swap(chain, proposal, journal)
 
 def trader_cli(home, *args) -> subprocess.CompletedProcess:
     """The real `trader` entry point in a child process with TRADER_HOME=home."""
-    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=180,
+    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=HANG_S,
                           env={**os.environ, "TRADER_HOME": str(home)})
 
 
 def killed_swap(home, step: str, side: str, amount: float, asset: str, venue: str | None = None) -> str:
     """Run KILLED_SWAP (a swap that SIGKILLs itself at journal step `step`); returns the trade id."""
     proc = subprocess.run([sys.executable, "-c", KILLED_SWAP, step, side, str(amount), asset, venue or ""],
-                          capture_output=True, text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+                          capture_output=True, text=True, timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(home)})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc.stdout.strip()
 

@@ -20,7 +20,7 @@ from onchain.networks import BASE_USDC, MAINNET, PERMIT2
 from onchain.reconcile import connect
 from onchain.rpc import calldata, decode
 from onchain.swap import execute_swap, propose_swap
-from tests.conftest import replica_chain
+from tests.conftest import HANG_S, replica_chain
 from tests.onchain.conftest import (RUN_TRADER, KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row,
                                     seeded_home, trader_cli)
 from trader_core.errors import ChainUnavailable
@@ -153,7 +153,7 @@ def test_concurrent_v4_usdc_swaps_sign_distinct_permit2_nonces(home):
              for amount in ("300", "400", "500")]
     outs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG_S)
         assert proc.returncode == 0, err
         outs.append(json.loads(out))
     assert all(o["status"] == "confirmed" for o in outs) and len({o["tx_hash"] for o in outs}) == 3

@@ -24,6 +24,7 @@ from onchain.replica import send_as
 from onchain.rpc import RpcError, calldata, decode, mapping_slot
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote
+from tests.conftest import HANG_S
 from tests.onchain.conftest import nonce
 from trader_core.errors import SwapRefused, TransactionFailed
 
@@ -113,7 +114,7 @@ def test_pool_seeded_at_the_data_latest_swap_and_price_cli_agrees(base_chain, ba
         assert lp_fee == 500 and tick == -196856
         expected = (sqrt_p / 2**96) ** 2 * 1e12  # ETH is currency0 (18 dp), USDC currency1 (6 dp)
         proc = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", "price", "--venue", "v4",
-                               "--rpc-url", fresh.rpc_url, "--json"], capture_output=True, text=True, timeout=120,
+                               "--rpc-url", fresh.rpc_url, "--json"], capture_output=True, text=True, timeout=HANG_S,
                               env={**os.environ, "TRADER_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -10,13 +10,14 @@ import sys
 import pytest
 
 from onchain import chain as C
+from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
 RUN_TRADER = "from agent.cli import main; main()"
 
 
 def trader(*args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=HANG_S,
                           env={**os.environ, **(env or {})})
     if ok:
         assert proc.returncode == 0, proc.stderr
@@ -161,7 +162,7 @@ def test_a_proposal_the_user_says_no_to_is_journalled_declined(chain, trader_fun
 
     n0 = int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16)
     child = pexpect.spawn(sys.executable, ["-c", RUN_TRADER, "swap", "sell", "0.02", "ETH"], encoding="utf-8",
-                          timeout=120, env={**os.environ, "TRADER_HOME": str(chain_home)})
+                          timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(chain_home)})
     child.expect(r"execute on chain id 1 .*\? \[y/N\]: ")
     child.send(answer if answer == "\x03" else answer + "\r")
     child.expect(pexpect.EOF)

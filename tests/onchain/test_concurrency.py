@@ -12,6 +12,7 @@ import pytest
 
 from onchain.journal import Journal
 from onchain.rpc import calldata
+from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
 RUN_TRADER = "from agent.cli import main; main()"
@@ -34,7 +35,7 @@ def _swaps_at_once(home, orders: list[tuple[str, ...]]) -> list[dict]:
              for order in orders]
     outs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG_S)
         assert proc.returncode == 0, err
         outs.append(json.loads(out))
     return outs

@@ -190,7 +190,7 @@ def test_a_restart_keeps_funded_balances_and_fresh_resets_to_the_default_wallet(
 # --- processes: the port, orphans, signals ----------------------------------------------------------------
 
 def test_chain_up_on_a_port_another_node_holds_is_refused_and_starts_nothing(home, tmp_path, monkeypatch):
-    busy = C.read_state().port
+    busy = C.read_state().port  # held by the module's node for the whole test: no other test can take it
     assert C.pid_listens_on(C.read_state().pid, busy) and not C.pid_listens_on(os.getpid(), busy)
     other = tmp_path / "other_home"
     proc = trader_cli(other, "chain", "up", "--port", str(busy))
@@ -198,6 +198,32 @@ def test_chain_up_on_a_port_another_node_holds_is_refused_and_starts_nothing(hom
     assert not (other / "chain" / "state.json").exists()
     monkeypatch.setenv("TRADER_HOME", str(other))
     assert C.find_orphans() == []
+
+
+def test_a_picked_port_taken_before_anvil_binds_it_is_picked_again(tmp_path, monkeypatch):
+    """The race behind a free port: another process takes it between our pick and anvil's bind."""
+    import socket
+
+    from onchain import process as P
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = taken.getsockname()[1]
+        picks = iter([held, held, P.free_port()])
+        monkeypatch.setattr(P, "free_port", lambda: next(picks))
+        monkeypatch.setattr(P, "port_is_free", lambda port: True)  # free when checked, taken before anvil binds
+        node = P.launch_anvil(None, log_file=tmp_path / "anvil.log", detach=False, managed=False)
+        try:
+            assert node.port != held and P.pid_listens_on(node.pid, node.port)
+            assert "in use" in (tmp_path / "anvil.log").read_text().lower()  # anvil did fail on the taken one
+        finally:
+            node.stop()
+    monkeypatch.undo()
+    with socket.socket() as taken, pytest.raises(ConfigError, match="already in use"):
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()  # an explicit --port is never swapped for another
+        P.launch_anvil(taken.getsockname()[1], log_file=tmp_path / "anvil.log", detach=False, managed=False)
 
 
 def test_chain_up_finds_and_stops_an_orphan_of_its_home(chain_home, tmp_path, monkeypatch, capsys):
@@ -247,7 +273,7 @@ def test_sigterm_to_a_command_that_started_a_chain_stops_the_chain(chain_home, t
     finally:
         if proc.poll() is None:
             proc.kill()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # guards a hang only: a loaded machine reaps slowly
     while C.pid_is_anvil(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not C.pid_is_anvil(pid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import HANG_S
 from tests.onchain.test_guards import live_chain  # noqa: F401 - the fixture: a chain that looks like mainnet
 from trader_core.feed import DatasetFeed
 
@@ -77,7 +78,7 @@ def test_chain_replay_hourly_leaves_one_continuous_bar_per_close_on_both_pools(c
         with PrivateReplica() as private:
             proc = subprocess.run([sys.executable, "-m", "agent.cli", "chain", "replay", "--hourly", "--steps", "30",
                                    "--rpc-url", private.rpc_url, "--json"], capture_output=True, text=True,
-                                  timeout=180)
+                                  timeout=HANG_S)
             assert proc.returncode == 0, proc.stderr
             result = json.loads(proc.stdout)
             snaps = {v: ChainFeed(private, venue=v).read() for v in ("v2", "v3")}

@@ -193,7 +193,7 @@ class _LiveLookingProxy(JsonHandler):
         else:
             req = urllib.request.Request(self.upstream, json.dumps(body).encode(),
                                          {"Content-Type": "application/json"})
-            reply = json.loads(urllib.request.urlopen(req, timeout=10).read())
+            reply = json.loads(urllib.request.urlopen(req, timeout=60).read())  # guards a hang only
         self.reply(json.dumps(reply).encode())
 
 

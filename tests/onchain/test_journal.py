@@ -12,6 +12,7 @@ import pytest
 from onchain.journal import Journal, JournalError
 from onchain.reconcile import reconcile
 from onchain.swap import execute_swap, propose_swap
+from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
 
@@ -124,7 +125,7 @@ def test_trades_command_on_a_damaged_journal_is_one_line(tmp_path):
     (tmp_path / "journal.sqlite").write_bytes(b"\x00garbage" * 100)
     for args in (["trades"], ["trades", "--json"]):
         proc = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", *args],
-                              capture_output=True, text=True, timeout=120,
+                              capture_output=True, text=True, timeout=HANG_S,
                               env={**_env(), "TRADER_HOME": str(tmp_path)})
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
         assert proc.stderr.startswith("error: cannot open the trade journal") and "move it aside" in proc.stderr

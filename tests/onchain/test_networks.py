@@ -20,6 +20,7 @@ from onchain.networks import (MAINNET, MAINNET_QUOTER_V1, MAINNET_SWAP_ROUTER02,
                               MAINNET_V4_POOL_MANAGER, MULTICALL3, PERMIT2)
 from onchain.rpc import calldata, decode
 from onchain.uniswap import get_quote, recent_swaps, swaps_to_candles
+from tests.conftest import HANG_S
 from trader_core.errors import ConfigError
 
 pytestmark = pytest.mark.chain
@@ -34,7 +35,7 @@ def viem(rpc_url: str, network: str) -> dict:
         pytest.skip("node is not installed")
     if not (node_modules() / "viem").is_dir():
         pytest.skip("viem is not installed (npm ci)")
-    proc = subprocess.run([node, str(VIEM), rpc_url, network], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([node, str(VIEM), rpc_url, network], capture_output=True, text=True, timeout=HANG_S,
                           cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
@@ -42,7 +43,7 @@ def viem(rpc_url: str, network: str) -> dict:
 
 def trader(*args: str, home: Path, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", *args], capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "TRADER_HOME": str(home)})
+                          text=True, timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(home)})
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc

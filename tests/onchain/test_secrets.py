@@ -17,6 +17,7 @@ import pytest
 from onchain import chain as C
 from onchain.manage import fund
 from onchain.swap import execute_swap, propose_swap
+from tests.conftest import HANG_S
 from tests.onchain.conftest import JsonHandler, seeded_home, serving
 from trader_core.errors import SwapRefused
 
@@ -53,7 +54,7 @@ def hosted_rpc(chain):
 
 
 def _trader(home, *args, env=None):
-    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=240,
+    return subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=HANG_S,
                           env={**os.environ, "TRADER_HOME": str(home), **(env or {})})
 
 

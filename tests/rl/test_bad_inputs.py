@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.conftest import HANG_S
 from trader_core.errors import DataError
 from trader_core.market_data import load_candles
 
@@ -19,7 +20,7 @@ GOOD_SWAP = "2025-01-01T00:00:00Z,3961408125713216879677197516800,10000000000000
 
 def run_cli(*args, home, env=None):
     full_env = {**os.environ, "TRADER_HOME": str(home), **(env or {})}
-    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=full_env, timeout=HANG_S)
 
 
 def assert_one_line_error(res, needle):

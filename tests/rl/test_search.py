@@ -30,8 +30,10 @@ def test_two_workers_share_one_sqlite_study_to_a_chosen_recipe(tmp_path):
     import optuna
 
     study = optuna.load_study(study_name="rl-recipe", storage=report["storage"])  # what optuna-dashboard opens
-    a, b = study.trials
-    assert a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete  # ran side by side
+    # Shared, not side by side: two workers on two studies would have made 4 trials, and neither failed. Whether
+    # their trials overlapped in time depends on how fast each process started on a busy machine (one worker
+    # may finish both trials before the other has imported torch), so it is not asserted.
+    assert len(study.trials) == 2
     for t in study.trials:
         saved = json.loads((out / "trials" / f"trial_{t.number:04d}.json").read_text())
         assert saved["state"] == "COMPLETE" and saved["value"] == t.value and saved["params"] == t.params

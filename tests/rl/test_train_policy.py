@@ -14,6 +14,7 @@ from rl.data import load_candles
 from rl.features import fit_scaler
 from rl.policy import Policy, q_values
 from rl.train import train
+from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.slow
 TRADER = [sys.executable, "-m", "agent.cli"]
@@ -21,7 +22,7 @@ TRADER = [sys.executable, "-m", "agent.cli"]
 
 def run_cli(*args, home):
     env = {**os.environ, "TRADER_HOME": str(home)}
-    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=env, timeout=HANG_S)
 
 
 @pytest.fixture(scope="module")
