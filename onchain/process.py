@@ -215,6 +215,7 @@ def launch_anvil(
     log_file: Path | None = None,
     detach: bool = True,
     managed: bool = True,
+    timestamp: int | None = None,
 ) -> NodeProcess:
     """Start anvil on 127.0.0.1:`port` in its own session and wait until it answers.
 
@@ -222,6 +223,7 @@ def launch_anvil(
     loopback forwarder holds it. The port must be free, and the process we started must be the one that
     answers on it (not another node that took the port). `managed=False` (PrivateReplica: tied to its owner,
     never recorded) leaves it out of this home's orphan sweep, so `chain up`/`down` never stop it.
+    `timestamp`: the genesis block's time; the node's clock starts there (a replica that bakes past history).
     """
     if not port_is_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use by another process; pick another --port "
@@ -232,6 +234,8 @@ def launch_anvil(
            "--disable-code-size-limit"]
     if chain_id is not None:
         cmd += ["--chain-id", str(chain_id)]
+    if timestamp is not None:
+        cmd += ["--timestamp", str(int(timestamp))]
     forwarder = None
     if fork_url:
         forwarder, local_url = start_forwarder(fork_url, detach, log_file.with_name("forwarder.log"))
