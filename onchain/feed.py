@@ -18,7 +18,7 @@ import numpy as np
 from onchain.chain import Chain
 from onchain.models import SwapEvent
 from onchain.networks import network_of
-from onchain.uniswap import block_at, get_price, swap_events
+from onchain.uniswap import LOG_CHUNK_BLOCKS, block_at, get_price, swap_events
 from trader_core.feed import CandleFeed, MarketSnapshot, join_candles
 from trader_core.market_data import Candles, bucket_prices
 
@@ -38,12 +38,14 @@ def open_at_previous_close(bars: Candles) -> Candles:
 class ChainFeed:
     """Candles of `venue`'s pool on `chain` (default: the network's own, v2 on mainnet and v4 on Base), at the
     history's bar interval (else `interval_s`, else 1h). The first read scans the last `blocks` blocks, or, given
-    `bars`, back to `bars` + 1 bars before the chain's clock if that is further (what a look-back needs)."""
+    `bars`, back to `bars` + 1 bars before the chain's clock if that is further (what a look-back needs), asking
+    for `log_chunk` blocks of logs at a time."""
 
     def __init__(self, chain: Chain, venue: str | None = None, history: CandleFeed | None = None,
-                 interval_s: int | None = None, blocks: int = 5_000, bars: int | None = None):
+                 interval_s: int | None = None, blocks: int = 5_000, bars: int | None = None,
+                 log_chunk: int = LOG_CHUNK_BLOCKS):
         self.chain, self.venue, self.history = chain, network_of(chain).venue(venue), history
-        self.interval_s, self.blocks, self.bars = interval_s, blocks, bars
+        self.interval_s, self.blocks, self.bars, self.log_chunk = interval_s, blocks, bars, log_chunk
         self._events: list[SwapEvent] = []
         self._seen: int | None = None  # last block whose events are in `_events`
         self._first = 0  # first block scanned
@@ -65,9 +67,9 @@ class ChainFeed:
         latest = int(self.chain.rpc("eth_blockNumber"), 16)
         if self._seen is None:
             self._first = self.first_block(latest, int(interval_s or self.interval_s or DEFAULT_INTERVAL_S))
-            new = swap_events(self.chain, self.venue, self._first, latest)
+            new = swap_events(self.chain, self.venue, self._first, latest, self.log_chunk)
         elif latest > self._seen:
-            new = swap_events(self.chain, self.venue, self._seen + 1, latest)
+            new = swap_events(self.chain, self.venue, self._seen + 1, latest, self.log_chunk)
         else:
             new = []
         self._events += new

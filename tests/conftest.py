@@ -28,11 +28,20 @@ def clean_env(home) -> pytest.MonkeyPatch:
     return mp
 
 
+def history_bars() -> int:
+    """Bars of real history `trader chain up` bakes into a new replica (the default policy's look-back plus a day):
+    the session replicas carry the same, so a `chain up` in a home seeded with their cache loads it in a second."""
+    from agent.market import chain_history_bars
+
+    return chain_history_bars("default")
+
+
 @contextmanager
 def replica_chain(home, network: str | None = None):
-    """Start the offline replica of `network` (default mainnet) under `home`; stop whichever anvil the state
-    file names at exit (a test may have restarted it). The node is tied to the test process, so even a killed
-    test run cannot leak it. Skips when the anvil binary is missing (npm ci not run)."""
+    """Start the offline replica of `network` (default mainnet) under `home`, with the real history `trader chain
+    up` bakes; stop whichever anvil the state file names at exit (a test may have restarted it). The node is tied
+    to the test process, so even a killed test run cannot leak it. Skips when the anvil binary is missing (npm ci
+    not run)."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -43,7 +52,7 @@ def replica_chain(home, network: str | None = None):
 
     mp = clean_env(home)
     try:
-        start_chain(detach=False, network=network)
+        start_chain(detach=False, network=network, history_bars=history_bars())
         mp.undo()
         yield home
     finally:
