@@ -84,12 +84,15 @@ def test_a_new_base_replica_holds_the_recorded_v4_swaps_at_their_real_times(base
     from onchain.feed import ChainFeed
     from onchain.history import read_history
     from onchain.v4_replay import load_swaps
+    from trader_core.feed import DatasetFeed
 
     swaps = load_swaps()
     with pristine(base_cache_home, "base") as chain:
         hist = read_history(chain)
         snap = ChainFeed(chain).read()
+        joined = ChainFeed(chain, history=DatasetFeed("chainlink-eth-1h")).read()  # the policy's 2024 data
         sqrt_now = v4.read_pool(chain)[0]
+    assert joined.continuous_bars == snap.continuous_bars  # a year's gap stays a gap: nothing glued across it
     assert hist.data == "univ4-base-eth-swaps" and hist.last_bar == swaps[-1].timestamp // H * H
     assert hist.last_bar - hist.first_bar == (hist.bars - 1) * H and hist.bars <= history_bars()
     assert sqrt_now == pytest.approx(swaps[-1].sqrt_price_x96, rel=1e-12)  # the last recorded swap's price
