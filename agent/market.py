@@ -14,12 +14,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agent.llm import LLM
+if TYPE_CHECKING:
+    from agent.llm import LLM
 from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot
 
 _ACTION = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
@@ -200,6 +201,8 @@ class TraderModel:
     @property
     def llm(self):
         if self._llm is None:
+            from agent.llm import LLM  # langchain: only when the model is asked (`chain up` reads this module too)
+
             self._llm = LLM(self.spec, notify=self.notify)
             if self._llm.current.plans:  # trader-qwen-rl: decoded as its agreement was measured (greedy, no penalty)
                 self._llm.set_sampling(temperature=0.0, repeat_penalty=1.0, max_tokens=96)
