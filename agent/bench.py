@@ -68,9 +68,10 @@ def _ensure_chain():
     info = chain_status()
     if info is not None and info.running:
         return None
+    from agent.market import chain_history_bars
     from onchain import start_chain, stop_chain
 
-    start_chain()
+    start_chain(history_bars=chain_history_bars("default"))  # as `trader chain up` starts it
     return stop_chain
 
 

@@ -30,6 +30,22 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks: printed ratios against a peer run in the same process.",
                         no_args_is_help=True)
 
+def _policy_history_bars() -> int:
+    """What `trader chain up` bakes into a new replica: the default policy's look-back plus a day (from its config
+    alone); a policy that cannot be read must not stop a chain from starting, it gets none."""
+    from agent.market import chain_history_bars
+    from trader_core.errors import TraderError
+
+    try:
+        return chain_history_bars("default")
+    except TraderError as exc:
+        print(f"note: no market history baked into the replica: the default policy cannot be read ({exc})",
+              file=sys.stderr)
+        return 0
+
+
+onchain_cli.set_history_bars_default(_policy_history_bars)
+
 app.add_typer(rl_cli.app, name="rl")
 app.add_typer(onchain_cli.chain_app, name="chain")
 app.add_typer(finetune_cli.app, name="finetune")

@@ -135,7 +135,9 @@ def signal(
                f"{utc(view.bar_time)} ({age}); wallet {100 * view.position:.0f}% in ETH ({view.wallet})")
     if view.reason:
         typer.echo(f"holds because {view.reason}")
-    typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars (the policy needs {view.needed_bars})")
+    typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars from {utc(view.first_bar_time)} "
+               f"(the policy needs {view.needed_bars})"
+               + (f"; the chain's own from {utc(view.live_first_bar_time)}" if view.live_first_bar_time else ""))
 
 
 def bench_agent(

@@ -91,12 +91,16 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
                                              f" (agreement {view.agreement:.0%}, Q-margin {view.q_margin:+.3f})"))
 
         con.print(Rule("3. local replica chain"))
+        from agent.market import chain_history_bars
         from onchain import start_chain
 
-        info = start_chain()
+        info = start_chain(history_bars=chain_history_bars("default"))  # as `trader chain up`: the policy speaks
         started = True
         con.print(f"anvil replica up: chain id {info.chain_id}, Uniswap pools seeded at {info.price:,.2f} USDC/ETH "
                   f"(TRADER_HOME={home})")
+        if info.history is not None:
+            con.print(f"its pools walked {info.history.bars} real hourly bars of {info.history.data} at their real "
+                      f"times ({utc(info.history.first_bar)} .. {utc(info.history.last_bar)})")
 
         con.print(Rule("4. a conversation with the agent"))
         _conversation(con, quick)

@@ -3,7 +3,9 @@ and the trader model asked the seed's question with real numbers.
 
 `policy_signal` is the one place that reads rl's `Signal`: everything else in agent/ uses `PolicyView`. It
 holds (HOLD with the reason) when the feed's latest bar is stale or when the continuous bars up to it do not
-cover the policy's look-back; it never pads a short live history with invented bars.
+cover the policy's look-back; it never pads a short live history with invented bars. How many bars a look-back
+needs comes from the policy's own config (`needed_bars`), and so does how much real history `trader chain up`
+bakes into a new replica (`chain_history_bars`): onchain/ knows no policy, it is handed the number.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agent.llm import LLM
+if TYPE_CHECKING:
+    from agent.llm import LLM
 from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot
 
 _ACTION = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
+HISTORY_MARGIN_BARS = 24  # a day of bars beyond the look-back: a replica's history covers it with room to spare
 
 
 class PolicyView(BaseModel):
@@ -40,6 +44,10 @@ class PolicyView(BaseModel):
     data: str = Field(description="where the candles came from")
     live_bars: int
     continuous_bars: int = Field(description="gap-free bars ending at the latest bar")
+    first_bar_time: int = Field(0, description="open time of the first of those continuous bars (unix seconds)")
+    bars: int = Field(0, description="bars the feed showed (all sources, gaps included)")
+    live_first_bar_time: int | None = Field(None, description="open time of the first bar that came from the live "
+                                            "source (the chain's own history and swaps); None without one")
     needed_bars: int = Field(description="bars the policy's features need (its look-back)")
     q_values: list[float] = []
     features: dict[str, float] = {}
@@ -63,15 +71,31 @@ def human_duration(seconds: float) -> str:
     return f"{s} s"
 
 
+def needed_bars(config) -> int:
+    """Bars a policy trained with `config` (rl.config.TrainConfig) needs to decide: its look-back plus the bar
+    it decides on."""
+    return int(config.features.lookback) + 1
+
+
+def chain_history_bars(policy: str = "default") -> int:
+    """Bars of real history a new replica should carry for `policy` to speak at once: what it needs plus a day.
+    Reads only the run's config (no model, no torch)."""
+    from rl.config import load_train_config
+    from rl.policy import resolve_run
+
+    return needed_bars(load_train_config(resolve_run(policy))) + HISTORY_MARGIN_BARS
+
+
 def history_feed(policy) -> DatasetFeed:
     """The policy's own training data: the history live bars continue (and what is shown without a chain)."""
     return DatasetFeed(policy.config.data, policy.config.interval)
 
 
-def chain_feed(chain, history: CandleFeed | None, venue: str | None = None) -> CandleFeed:
+def chain_feed(chain, history: CandleFeed | None, venue: str | None = None, bars: int | None = None) -> CandleFeed:
+    """The pool's candles continuing `history`; its first read reaches back at least `bars` bars of chain time."""
     from onchain.feed import ChainFeed
 
-    return ChainFeed(chain, venue=venue, history=history)
+    return ChainFeed(chain, venue=venue, history=history, bars=bars)
 
 
 def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str) -> PolicyView:
@@ -84,12 +108,16 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
         candles = replace(candles, volume=None)
     # the feed's clock (chain time on a replica, the bar close on a replay) judges staleness, not the wall clock
     sig = policy.signal(candles=candles, position=position, now=snapshot.now)
-    needed = int(policy.config.features.lookback) + 1
+    needed = needed_bars(policy.config)
+    run = snapshot.continuous_bars
     view = PolicyView(action=sig.action, agreement=float(sig.agreement),
                       q_margin=float(sig.q_margin), reason=sig.reason, price=float(sig.price),
                       bar_time=int(sig.timestamp), bar_age_s=snapshot.age_s, stale=snapshot.stale,
                       position=round(float(position), 4), wallet=wallet, data=snapshot.source,
-                      live_bars=snapshot.live_bars, continuous_bars=snapshot.continuous_bars, needed_bars=needed,
+                      live_bars=snapshot.live_bars, continuous_bars=run, needed_bars=needed,
+                      first_bar_time=int(candles.timestamps[len(candles) - run]) if run else int(sig.timestamp),
+                      bars=len(candles), live_first_bar_time=(int(candles.timestamps[len(candles) - snapshot.live_bars])
+                                                              if snapshot.live_bars else None),
                       q_values=[float(q) for q in sig.q_values],
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
                       observation={k: float(v) for k, v in sig.observation.items() if np.isfinite(v)},
@@ -100,10 +128,12 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                 "market data is stale, the policy does not act on it"
                 + ("; start a chain (`trader chain up`) for live prices" if not snapshot.live_bars else ""))
         return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
-    if snapshot.continuous_bars < needed:
-        since = utc(candles.timestamps[len(candles) - snapshot.continuous_bars])
-        hold = (f"look-back not covered: {snapshot.continuous_bars} continuous {bar} bar(s) since {since}, the "
-                f"policy needs {needed}; older history is not joined across the gap")
+    if run < needed:
+        since = utc(candles.timestamps[len(candles) - run])
+        hold = (f"look-back not covered: {run} continuous {bar} bar(s) since {since}, the policy needs {needed}; "
+                "older history is not joined across the gap"
+                + ("; on a replica, `trader chain down` then `trader chain up --fresh` bakes enough real history"
+                   if snapshot.live_bars else ""))
         return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
     return view
 
@@ -171,6 +201,8 @@ class TraderModel:
     @property
     def llm(self):
         if self._llm is None:
+            from agent.llm import LLM  # langchain: only when the model is asked (`chain up` reads this module too)
+
             self._llm = LLM(self.spec, notify=self.notify)
             if self._llm.current.plans:  # trader-qwen-rl: decoded as its agreement was measured (greedy, no penalty)
                 self._llm.set_sampling(temperature=0.0, repeat_penalty=1.0, max_tokens=96)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
-                          policy_signal, position_fraction, trader_question, utc)
+                          needed_bars, policy_signal, position_fraction, trader_question, utc)
 from agent.redact import scrub
 from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
@@ -190,7 +190,7 @@ class ToolSession:
         if not self.chain_up():
             return self.history
         if self._feed is None or self._feed.chain is not self.chain:
-            self._feed = chain_feed(self.chain, self.history)
+            self._feed = chain_feed(self.chain, self.history, bars=needed_bars(self.policy.config))
         return self._feed
 
     def chain_up(self) -> bool:

@@ -4,7 +4,9 @@ and quotes, guarded swaps, and a crash-safe SQLite trade journal. Never imports 
 Python API (all importable from `onchain` lazily, or from `onchain.api`); amounts are token units (ETH, USDC):
 
     start_chain(fork_url=None, fork_block=None, port=None, state=None, price=None, dataset=None, eth=None,
-                usdc=None, fresh=False, detach=True, network="mainnet"|"base") -> ChainInfo
+                usdc=None, fresh=False, detach=True, network="mainnet"|"base", history_bars=None) -> ChainInfo
+        # history_bars=N: a new replica walks N bars of real history at their real times (onchain.history;
+        # `trader chain up` passes what the policy's look-back needs); ChainInfo.history says which
         # anvil on 127.0.0.1; replica unless a fork URL / $ETH_RPC_URL (held by a loopback forwarder, never in
         # argv); the replica's state is restored unless fresh (one saved state per network); a new chain's
         # trading account gets 10 ETH + 25,000 of the network's USDC; writes trader_home()/chain/state.json;
@@ -43,7 +45,7 @@ Python API (all importable from `onchain` lazily, or from `onchain.api`); amount
         .flows_today(account, node_id)   # today's confirmed + pending swaps (the kill switch's input)
     replay(chain, data=None, steps=50, speed=0.0, venues=("v2", "v3")) -> ReplayResult
     recent_swaps(chain, venue="v3", blocks=5000) -> list[SwapEvent];  swaps_to_candles(events, "1m") -> Candles
-    PrivateReplica(price=None, network=None)   # context manager: a throwaway replica Chain, always stopped
+    PrivateReplica(price=None, network=None, history_bars=0)   # a throwaway replica Chain, always stopped
     onchain.v4_replay.replay_swaps(chain, data=None, steps=50, speed=0.0)   # Base: the real V4 swap sequence
 
 Errors come from trader_core.errors: ChainUnavailable, ChainError, TransactionFailed, TransactionPending,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-import time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from onchain.locks import file_lock
+from onchain.models import ChainHistory
 from onchain.process import (HOME_MARKER, NodeProcess, child_env, find_processes_of_home, free_port, launch_anvil,
                              pid_is_anvil, pid_is_forwarder, pid_listens_on, port_is_free, stop_pid)
 from onchain.rpc import LOOPBACK_HOSTS, Rpc, RpcError, mask_url
@@ -72,6 +72,7 @@ class ChainInfo(BaseModel):
     state_file: str | None = None  # the replica's saved state: loaded at start, written at checkpoints
     restored_block: int | None = None  # the saved state's head block when this node was started from it
     forwarder_pid: int | None = None  # the loopback forwarder that holds a fork URL's secrets
+    history: ChainHistory | None = None  # the real market history baked into the replica (onchain.history)
 
 
 def state_path() -> Path:
@@ -156,8 +157,15 @@ class Chain:
         return self.rpc("eth_call", {"to": to, "data": data}, block)
 
     def block_timestamp(self) -> int:
-        """Latest block time, never behind the wall clock (the next block anvil mines is stamped now)."""
-        return max(int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16), int(time.time()))
+        """The chain's clock: the time the next block would be stamped (anvil's pending block follows its own
+        clock, which may run years behind the wall clock on a replica with baked history, or ahead after a
+        replay), never before the latest block."""
+        try:
+            blocks = self.rpc.batch([("eth_getBlockByNumber", ["latest", False]),
+                                     ("eth_getBlockByNumber", ["pending", False])])
+        except RpcError:  # a node without a pending block: its latest block is its clock
+            blocks = [self.rpc("eth_getBlockByNumber", "latest", False)]
+        return max(int(b["timestamp"], 16) for b in blocks if b)
 
     def describe(self) -> str:
         return f"chain id {self.chain_id} at {mask_url(self.rpc_url)} ({self.client_version.split('/')[0]})"

@@ -6,6 +6,7 @@ so `trader --help` stays instant).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Optional
 
 import typer
@@ -24,6 +25,23 @@ VENUE_OPT = typer.Option(None, "--venue", help="v2 (Router02 / pair) or v3 (Swap
 
 def _info_json(info) -> dict:
     return info.model_dump()
+
+
+# Bars of real history a new replica bakes when `chain up` gets no --history-bars. onchain/ knows no policy: the
+# agent layer (agent/cli.py) registers what its policy's look-back needs; unregistered, none is baked.
+_history_bars_default: Callable[[], int] | None = None
+
+
+def set_history_bars_default(provider: Callable[[], int] | None) -> None:
+    """Register how many bars `chain up` bakes by default (called once by the app that mounts these commands)."""
+    global _history_bars_default
+    _history_bars_default = provider
+
+
+def _utc(ts: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(ts)))
 
 
 @chain_app.command("up")
@@ -47,15 +65,23 @@ def up(
     fresh: bool = typer.Option(False, "--fresh", help="Discard the saved replica state and start from the seed."),
     network: str = typer.Option("mainnet", "--network", help="mainnet (V2/V3, chain id 1) or base (Uniswap V4, "
                                 "chain id 8453); each network's replica keeps its own saved state."),
+    history_bars: Optional[int] = typer.Option(
+        None, "--history-bars", help="Bars of real market history a new replica carries, swapped through its pools "
+        "at their real times (mainnet: the --data candles; Base: the recorded V4 swaps); default: what the policy's "
+        "look-back needs plus a day; 0: none. Built once per number and cached.", show_default=False),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Start anvil on 127.0.0.1 (fork or offline replica of mainnet or Base) and record it for later commands."""
+    import os
+
     from onchain.chain import status
     from onchain.manage import start_chain
 
+    if history_bars is None and not (fork_url or os.environ.get("ETH_RPC_URL")) and _history_bars_default:
+        history_bars = _history_bars_default()
     before = status()
     info = start_chain(fork_url=fork_url, fork_block=fork_block, port=port, state=state, price=price, dataset=data,
-                       eth=eth, usdc=usdc, fresh=fresh, network=network)
+                       eth=eth, usdc=usdc, fresh=fresh, network=network, history_bars=history_bars)
     if json_out:
         print_json(_info_json(info))
         return
@@ -68,6 +94,14 @@ def up(
     elif info.fork_url:
         what += f", forking {info.fork_url}"
     typer.echo(f"{'already running' if again else 'started'}: {what} on {info.rpc_url} (pid {info.pid})")
+    h = info.history
+    if h is not None:
+        bar = f"{h.interval_s // 3600}h" if h.interval_s % 3600 == 0 else f"{h.interval_s // 60}m"
+        typer.echo(f"history: {h.bars} real {bar} bars of {h.data}, {_utc(h.first_bar)} .. "
+                   f"{_utc(h.last_bar)}, swapped through its pools at their real times; the chain's clock goes on "
+                   "from there")
+    elif info.mode == "replica" and price is not None:
+        typer.echo("history: none (--price seeds a price no real history ends at)")
     typer.echo("stop it with: trader chain down")
 
 

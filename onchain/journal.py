@@ -196,13 +196,18 @@ class Journal:
         """A proposal the user said no to (or never answered): `declined`, never left `proposed`."""
         return self.transition(trade_id, "proposed", status=DECLINED, reason=reason)
 
-    def expire_stale(self, now: float | None = None) -> int:
-        """Proposals whose router deadline has passed can never execute: `expired`. Returns how many."""
+    def expire_stale(self, now: float | None = None, node_id: str | None = None,
+                     node_now: float | None = None) -> int:
+        """Proposals whose router deadline has passed can never execute: `expired`. Returns how many.
+        A deadline is on its chain's clock: rows of `node_id` are judged on `node_now` (that node's clock, which a
+        replica with baked history keeps years behind the wall clock), the others on `now` (the wall clock)."""
         now = time.time() if now is None else now
+        node_now = now if node_now is None else node_now
         with self._errors("write"):
             cur = self.db.execute("UPDATE trades SET status = 'expired', updated_at = ?, reason = COALESCE(reason, "
                                   "'never executed; its deadline passed') WHERE status = 'proposed' AND "
-                                  "deadline IS NOT NULL AND deadline < ?", (now, now))
+                                  "deadline IS NOT NULL AND deadline < (CASE WHEN node_id IS ? THEN ? ELSE ? END)",
+                                  (now, node_id, node_now, now))
         return cur.rowcount
 
     # --- reads --------------------------------------------------------------------------------------------

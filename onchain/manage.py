@@ -22,8 +22,9 @@ from onchain.keys import trading_address
 from onchain.locks import file_lock
 from onchain.networks import Network, get_network, network_of
 from onchain.reconcile import reconcile
-from onchain.replicas import (PrivateReplica, build, default_state_file, is_built, replica_cache, seed_price,
-                              upgrade_restored)
+from onchain.history import HistoryPlan, check_bars
+from onchain.replicas import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
+                              resume, seed_price, upgrade_restored)
 from onchain.rpc import mask_url
 from onchain.uniswap import get_price
 from onchain.wallet import fund, wallet
@@ -49,6 +50,7 @@ class _Up:
     fresh: bool
     detach: bool
     account: str
+    history_bars: int
 
 
 def _note(text: str) -> None:
@@ -80,9 +82,14 @@ def start_chain(
     fresh: bool = False,
     detach: bool = True,
     network: str | None = None,
+    history_bars: int | None = None,
 ) -> C.ChainInfo:
     """Start anvil (fork if a fork URL is given or $ETH_RPC_URL is set, else the offline replica) of
     `network`: mainnet (default; V2/V3) or base (chain id 8453; Uniswap V4, seeded from the V4 swap data).
+
+    `history_bars`: bars of real market history a new replica carries (onchain.history; what a policy's
+    look-back needs, which the caller knows: `trader chain up` asks the agent's policy); None or 0: none. A
+    replica loaded from its cache or saved state keeps the history it was built with.
 
     Idempotent: if the state file's chain still answers, it is returned unchanged. Either way the journal is
     reconciled with the node before returning. `detach=False` ties the node to this process (tests, demos).
@@ -101,10 +108,14 @@ def start_chain(
         raise ConfigError(f"--price must be a positive USDC-per-ETH price, got {price}")
     if fork_url and (price is not None or dataset is not None):
         raise ConfigError("--price and --data seed the offline replica; a fork takes its prices from the fork")
+    bars = check_bars(history_bars)
+    if fork_url and bars:
+        raise ConfigError("--history-bars bakes history into the offline replica; a fork reads its pool's own history")
     state_arg = _state_file_arg(state)
     funds, explicit = wallet(eth, usdc)
     account = trading_address()  # a malformed TRADER_PRIVATE_KEY fails here, before anything starts
-    up = _Up(net, fork_url, fork_block, port, state_arg, price, dataset, funds, explicit, fresh, detach, account)
+    up = _Up(net, fork_url, fork_block, port, state_arg, price, dataset, funds, explicit, fresh, detach, account,
+             0 if price is not None else bars)  # --price: a seed no real history ends at
     chain_dir = ensure_dir(trader_home() / "chain")
     with file_lock(chain_dir / "manage.lock", what="chain up/down lock"):
         journal = Journal()  # a damaged journal fails here, before anything starts
@@ -138,9 +149,10 @@ def _already_running(current: C.ChainInfo, up: _Up, journal: Journal) -> C.Chain
     return current
 
 
-def _start_replica(up: _Up, port: int | None, log_file: Path) -> tuple[C.NodeProcess, Path, bool, float | None]:
+def _start_replica(up: _Up, port: int | None, log_file: Path) -> tuple[C.NodeProcess, Path, bool, float | None,
+                                                                          HistoryPlan | None]:
     """anvil loaded with the saved state (unless --fresh), else the cached seed state: (node, state file,
-    restored from a save?, seed price of a new replica)."""
+    restored from a save?, seed price of a new replica, the history plan when it is built here)."""
     state_file = up.state or default_state_file(up.network)
     saved = state_file.exists() and state_file.stat().st_size > 0
     if saved and up.fresh:
@@ -151,29 +163,31 @@ def _start_replica(up: _Up, port: int | None, log_file: Path) -> tuple[C.NodePro
         raise ConfigError(f"a saved replica (its pools and balances) is in {state_file}; --price/--data seed a "
                           "new one: add --fresh to discard the saved one")
     seed = None if saved else seed_price(up.network, up.price, up.dataset)
-    cache = None if saved else replica_cache(seed, up.network)
+    cache = None if saved else replica_cache(seed, up.network, up.history_bars)
     load = state_file if saved else (cache if cache.exists() else None)
+    # a replica built here starts its clock before the history it bakes
+    plan = None if load is not None else history_plan(up.network, up.history_bars, up.price, up.dataset)
     try:
         node = C.launch_anvil(port, chain_id=up.network.chain_id, load_state=load, log_file=log_file,
-                              detach=up.detach)
+                              detach=up.detach, timestamp=plan.genesis if plan else None)
     except ChainError as exc:
         if not saved:
             raise
         raise ChainError(f"the saved replica state {state_file} cannot be loaded ({exc}); move it aside, or "
                          "pass --fresh to start a new replica") from None
-    return node, state_file, saved, seed
+    return node, state_file, saved, seed, plan
 
 
 def _launch(up: _Up, journal: Journal) -> C.ChainInfo:
     log_file = trader_home() / "chain" / "anvil.log"
-    restored, saved = None, False
+    restored, saved, plan, history = None, False, None, None
     if up.fork_url:
         node = C.launch_anvil(up.port, fork_url=up.fork_url, fork_block=up.fork_block, state=up.state,
                               log_file=log_file, detach=up.detach)
         mode, seed, state_file = "fork", None, up.state
     else:
         mode = "replica"
-        node, state_file, saved, seed = _start_replica(up, up.port, log_file)
+        node, state_file, saved, seed, plan = _start_replica(up, up.port, log_file)
     port = node.port  # --port, or a free one launch_anvil picked
     url = f"http://127.0.0.1:{port}"
     try:
@@ -186,16 +200,16 @@ def _launch(up: _Up, journal: Journal) -> C.ChainInfo:
             raise ConfigError(f"the saved replica state {state_file} is not a {up.network.name} replica; pass "
                               "--state with another file, or --fresh to start a new one")
         if mode == "replica" and not saved and not is_built(chain, up.network):
-            build(chain, up.network, up.price, up.dataset)
-            C.dump_state(chain, replica_cache(seed, up.network))
+            history = new_replica(chain, up.network, up.price, up.dataset, plan,
+                                  replica_cache(seed, up.network, up.history_bars))
         elif mode == "replica":
+            restored = int(chain.rpc("eth_blockNumber"), 16) if saved else None
+            history = resume(chain)  # its clock first: on from the history's end, else from now
             if saved:
-                restored = int(chain.rpc("eth_blockNumber"), 16)
                 added = upgrade_restored(chain, up.network)
                 if added:
                     _note(f"the saved replica predates {', '.join(added)}: deployed them at their canonical "
                           "addresses (balances and pools as saved)")
-            chain.rpc("evm_mine")  # a loaded dump ends on an old block: start the chain clock at now
         if restored is None or up.explicit_funds:  # a new chain gets the wallet; a restored one keeps its balances
             fund(chain, up.account, **up.funds)
         info = C.ChainInfo(
@@ -204,7 +218,7 @@ def _launch(up: _Up, journal: Journal) -> C.ChainInfo:
             price=seed if seed is not None else (get_price(chain).price if mode == "replica" else None),
             network=up.network.name, started_at=time.time(), log_file=str(log_file),
             state_file=str(state_file) if state_file else None, restored_block=restored,
-            forwarder_pid=node.forwarder.pid if node.forwarder else None,
+            forwarder_pid=node.forwarder.pid if node.forwarder else None, history=history,
         )
         chain.info, chain.mode = info, mode
         C.checkpoint(chain)

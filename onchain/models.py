@@ -101,3 +101,14 @@ class SwapEvent(BaseModel):
     price: float
     eth_delta: float = Field(description="pool-side ETH change: + the pool received ETH (someone sold)")
     usdc_delta: float
+
+
+class ChainHistory(BaseModel):
+    """Real market history baked into a replica (onchain.history): which bars its pools walked, at real times."""
+
+    data: str = Field(description="dataset the bars came from (candles, or recorded V4 swaps on Base)")
+    bars: int = Field(description="bars from the first to the last, inclusive")
+    interval_s: int
+    first_bar: int = Field(description="open time of the first bar (unix seconds)")
+    last_bar: int = Field(description="open time of the last bar; the chain's clock goes on from inside it")
+    swaps: int = Field(0, description="swaps mined to walk the pools (0 when read back from the chain)")

@@ -227,6 +227,7 @@ def launch_anvil(
     log_file: Path | None = None,
     detach: bool = True,
     managed: bool = True,
+    timestamp: int | None = None,
 ) -> NodeProcess:
     """Start anvil on 127.0.0.1:`port` (None: a free one, picked again if another process takes it before
     anvil binds it) in its own session and wait until it answers; the node's `port` says where it serves.
@@ -235,6 +236,7 @@ def launch_anvil(
     loopback forwarder holds it. The port must be free, and the process we started must be the one that
     answers on it (not another node that took the port). `managed=False` (PrivateReplica: tied to its owner,
     never recorded) leaves it out of this home's orphan sweep, so `chain up`/`down` never stop it.
+    `timestamp`: the genesis block's time; the node's clock starts there (a replica that bakes past history).
     """
     args = (chain_id, fork_url, fork_block, load_state, state, log_file, detach, managed)
     if port is not None:
@@ -266,6 +268,8 @@ def _launch_anvil_on(port: int, chain_id: int | None, fork_url: str | None, fork
            "--disable-code-size-limit"]
     if chain_id is not None:
         cmd += ["--chain-id", str(chain_id)]
+    if timestamp is not None:
+        cmd += ["--timestamp", str(int(timestamp))]
     forwarder = None
     if fork_url:
         forwarder, local_url = start_forwarder(fork_url, detach, log_file.with_name("forwarder.log"))

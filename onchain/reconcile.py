@@ -40,7 +40,7 @@ def reconcile(chain: C.Chain, journal: Journal | None = None, lock_timeout: floa
     """Settle this node's open rows (and re-check rows confirmed by an earlier run of it); returns the rows
     that changed. Accounts whose signing lock stays busy past `lock_timeout` are left for the next call."""
     journal = journal or default_journal()
-    journal.expire_stale()
+    journal.expire_stale(node_id=chain.node_id, node_now=chain.block_timestamp())
     changed: list[dict[str, Any]] = []
     rows = journal.rows_to_reconcile(chain.chain_id)
     if rows:

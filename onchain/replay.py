@@ -131,18 +131,23 @@ class BarReplayer:
         """Open of the bar after the one the chain's clock is in (never a bar already used)."""
         return (self.chain.block_timestamp() // self.interval_s + 1) * self.interval_s
 
-    def step(self, close: float) -> int:
-        """Mine the swaps that move the pools to `close` at the next bar's open; returns that block time."""
-        ts = self.next_bar_time()
+    def move_at(self, ts: int, price: float) -> int:
+        """Mine the swaps that move the pools to `price`, the first at block time `ts`; returns how many (0: the
+        pools already stood there, and `ts` stays set for whatever is mined next)."""
         self.chain.rpc("evm_setNextBlockTimestamp", hex(ts))
         swaps = 0
         if "v2" in self.venues:
-            swaps += step_v2(self.chain, self.arb, float(close), deadline=ts + 600)
+            swaps += step_v2(self.chain, self.arb, float(price), deadline=ts + 600)
         if "v3" in self.venues:
-            swaps += step_v3(self.chain, self.arb, float(close), deadline=ts + 600)
-        if not swaps:
-            self.chain.rpc("evm_mine")  # already at the close: an empty block so the clock still moves
+            swaps += step_v3(self.chain, self.arb, float(price), deadline=ts + 600)
         self.swaps += swaps
+        return swaps
+
+    def step(self, close: float) -> int:
+        """Mine the swaps that move the pools to `close` at the next bar's open; returns that block time."""
+        ts = self.next_bar_time()
+        if not self.move_at(ts, close):
+            self.chain.rpc("evm_mine")  # already at the close: an empty block so the clock still moves
         return ts
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 import uuid
 
 from eth_utils import keccak
@@ -102,17 +101,16 @@ def propose_swap(chain: C.Chain, side: str, amount: float, asset: str = "ETH", v
     # who must hold the USDC allowance: the router, or Permit2 on V4 (which then allows the router per swap)
     router = {"v2": C.V2_ROUTER, "v3": C.V3_ROUTER, "v4": PERMIT2}[venue]
     bal = calldata("balanceOf(address)", account)
-    eth_raw, usdc_raw, allowance, block, gas_price, tip, *permit2 = chain.rpc.batch([
+    eth_raw, usdc_raw, allowance, gas_price, tip, *permit2 = chain.rpc.batch([
         ("eth_getBalance", [account, "latest"]),
         ("eth_call", [{"to": net.usdc, "data": bal}, "latest"]),
         ("eth_call", [{"to": net.usdc, "data": calldata("allowance(address,address)", account, router)}, "latest"]),
-        ("eth_getBlockByNumber", ["latest", False]),
         ("eth_gasPrice", []),
         ("eth_maxPriorityFeePerGas", []),
     ] + ([v4_swap.permit2_allowance_call(account)] if venue == "v4" and q.asset_in == "USDC" else []))
     eth_bal, usdc_bal = int(eth_raw, 16) / 1e18, int(usdc_raw, 16) / 1e6
-    # anvil stamps the next block with the wall clock even when `latest` is an old (loaded/forked) block
-    deadline = max(int(block["timestamp"], 16), int(time.time())) + int(deadline_s)
+    # on the chain's clock (the next block's time), which a replica with baked history keeps years behind the wall
+    deadline = chain.block_timestamp() + int(deadline_s)
     min_out_raw = q.amount_out_raw * (10_000 - max_slippage_bps) // 10_000
     if min_out_raw <= 0:  # a zero minimum would accept any price
         raise SwapRefused(f"{q.amount_in:.6g} {q.asset_in} is too small: the minimum output after "

@@ -220,23 +220,62 @@ def get_portfolio(chain: C.Chain, address: str | None = None) -> Portfolio:
 
 # --- Swap events -> candles -------------------------------------------------------------------------------
 
+LOG_CHUNK_BLOCKS = 10_000  # eth_getLogs blocks per request: hosted nodes cap the range (a refusal halves it)
+MIN_LOG_CHUNK = 100
+BLOCK_BATCH = 500  # block headers per batched request when logs carry no blockTimestamp
+
+
 def recent_swaps(chain: C.Chain, venue: str | None = "v3", blocks: int = 5_000) -> list[SwapEvent]:
     """Swap events of the ETH/USDC pool over the last `blocks` blocks, with the post-swap mid price
     (on Base the V4 pool, whatever `venue` says: it is the only one there)."""
     latest = int(chain.rpc("eth_blockNumber"), 16)
-    start = hex(max(0, latest - blocks))
-    if network_of(chain) is BASE:
-        venue = "v4"
-        logs = v4.swap_logs(chain, start)
-    elif venue == "v2":
-        logs = chain.rpc("eth_getLogs", {"address": C.V2_PAIR, "fromBlock": start, "toBlock": "latest",
+    return swap_events(chain, venue, max(0, latest - blocks), latest)
+
+
+def swap_events(chain: C.Chain, venue: str | None, from_block: int, to_block: int,
+                chunk: int = LOG_CHUNK_BLOCKS) -> list[SwapEvent]:
+    """Swap events of the pool in blocks `from_block`..`to_block` (inclusive), in chain order, fetched `chunk`
+    blocks per eth_getLogs: a fork of a real node reaches back days (Base: 43,200 blocks a day), far past what one
+    request may span. A range the node refuses is halved, down to MIN_LOG_CHUNK blocks."""
+    venue = "v4" if network_of(chain) is BASE else network_of(chain).venue(venue)
+    logs: list[dict] = []
+    start, size = max(0, from_block), max(MIN_LOG_CHUNK, int(chunk))
+    while start <= to_block:
+        end = min(to_block, start + size - 1)
+        try:
+            logs += _pool_logs(chain, venue, hex(start), hex(end))
+        except RpcError:
+            if size <= MIN_LOG_CHUNK:
+                raise
+            size //= 2
+            continue
+        start = end + 1
+    return _decode_swaps(chain, venue, logs)
+
+
+def _pool_logs(chain: C.Chain, venue: str, start: str, end: str) -> list[dict]:
+    if venue == "v4":
+        return v4.swap_logs(chain, start, end)
+    if venue == "v2":  # V2 emits Sync right before Swap, in the same transaction: a chunk never splits the two
+        return chain.rpc("eth_getLogs", {"address": C.V2_PAIR, "fromBlock": start, "toBlock": end,
                                          "topics": [[V2_SWAP_TOPIC, V2_SYNC_TOPIC]]})
-    else:
-        logs = chain.rpc("eth_getLogs", {"address": C.V3_POOL, "fromBlock": start, "toBlock": "latest",
-                                         "topics": [V3_SWAP_TOPIC]})
-    blocks_needed = sorted({log["blockNumber"] for log in logs})
-    stamps = dict(zip(blocks_needed, (int(b["timestamp"], 16) for b in chain.rpc.batch(
-        [("eth_getBlockByNumber", [b, False]) for b in blocks_needed]))))
+    return chain.rpc("eth_getLogs", {"address": C.V3_POOL, "fromBlock": start, "toBlock": end,
+                                     "topics": [V3_SWAP_TOPIC]})
+
+
+def _block_times(chain: C.Chain, logs: list[dict]) -> dict[str, int]:
+    """blockNumber -> timestamp: from the logs themselves where the node includes it, else from the headers."""
+    stamps = {log["blockNumber"]: int(log["blockTimestamp"], 16) for log in logs if log.get("blockTimestamp")}
+    missing = sorted({log["blockNumber"] for log in logs} - set(stamps))
+    for i in range(0, len(missing), BLOCK_BATCH):
+        part = missing[i:i + BLOCK_BATCH]
+        headers = chain.rpc.batch([("eth_getBlockByNumber", [b, False]) for b in part])
+        stamps.update(zip(part, (int(h["timestamp"], 16) for h in headers)))
+    return stamps
+
+
+def _decode_swaps(chain: C.Chain, venue: str, logs: list[dict]) -> list[SwapEvent]:
+    stamps = _block_times(chain, logs)
     events, last_sync = [], None
     for log in logs:
         topic = log["topics"][0]
@@ -256,6 +295,22 @@ def recent_swaps(chain: C.Chain, venue: str | None = "v3", blocks: int = 5_000) 
         events.append(SwapEvent(venue=venue, block=int(log["blockNumber"], 16), timestamp=stamps[log["blockNumber"]],
                                 tx_hash=log["transactionHash"], price=price, eth_delta=eth_d, usdc_delta=usdc_d))
     return events
+
+
+def block_at(chain: C.Chain, timestamp: int, latest: int) -> int:
+    """The first block at or after `timestamp` (binary search on headers, ~log2(latest) reads); latest + 1 if
+    none is."""
+    def stamp(n: int) -> int:
+        return int(chain.rpc("eth_getBlockByNumber", hex(n), False)["timestamp"], 16)
+
+    lo, hi = 0, latest + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if stamp(mid) >= timestamp:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def swaps_to_candles(events: list[SwapEvent], interval: str | int = "1m"):

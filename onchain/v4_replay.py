@@ -103,6 +103,21 @@ def _swap_to(chain: C.Chain, arb: str, sqrt_p: int, liquidity: int, target: int,
     return True
 
 
+def walk_pool(chain: C.Chain, targets: list[tuple[int, int]]) -> int:
+    """Move the pool through (block time, sqrtPriceX96) targets in order, each swap mined at exactly its block
+    time (dev account 8 through the Universal Router); returns the swaps mined (a target the pool already sits at,
+    or one too close to pay out a unit, needs none)."""
+    arb = C.dev_account(C.ARB_ACCOUNT).address
+    _prepare(chain, arb)
+    sqrt_p, _, liquidity = v4.read_pool(chain)
+    swaps = 0
+    for stamp, target in targets:
+        if _swap_to(chain, arb, sqrt_p, liquidity, target, stamp + 600, stamp):
+            swaps += 1
+            sqrt_p = v4.read_pool(chain)[0]
+    return swaps
+
+
 def replay_swaps(chain: C.Chain, data: str | None = None, steps: int = 50, speed: float = 0.0) -> SwapReplayResult:
     """Replay the last `steps` recorded swaps (`speed` swaps per second, 0 = as fast as the node mines)."""
     if not chain.local:

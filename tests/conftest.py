@@ -32,6 +32,14 @@ def clean_env(home) -> pytest.MonkeyPatch:
     return mp
 
 
+def history_bars() -> int:
+    """Bars of real history `trader chain up` bakes into a new replica (the default policy's look-back plus a day):
+    the session replicas carry the same, so a `chain up` in a home seeded with their cache loads it in a second."""
+    from agent.market import chain_history_bars
+
+    return chain_history_bars("default")
+
+
 def session_env(home) -> pytest.MonkeyPatch:
     """TRADER_HOME=home for a session fixture's setup (monkeypatch is function-scoped); the caller undoes it."""
     mp = pytest.MonkeyPatch()
@@ -87,7 +95,8 @@ def replica_build_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("replica_build")
     mp = clean_env(home)
     try:
-        with PrivateReplica():  # builds the replica and caches its dump in home/cache
+        with PrivateReplica(history_bars=history_bars()):  # builds the replica (with the history `chain up`
+            # bakes) and caches its dump in home/cache
             pass
     finally:
         mp.undo()
@@ -96,9 +105,10 @@ def replica_build_home(tmp_path_factory):
 
 @contextmanager
 def replica_chain(home, network: str | None = None):
-    """Start the offline replica of `network` (default mainnet) under `home`; stop whichever anvil the state
-    file names at exit (a test may have restarted it). The node is tied to the test process, so even a killed
-    test run cannot leak it. Skips when the anvil binary is missing (npm ci not run)."""
+    """Start the offline replica of `network` (default mainnet) under `home`, with the real history `trader chain
+    up` bakes; stop whichever anvil the state file names at exit (a test may have restarted it). The node is tied
+    to the test process, so even a killed test run cannot leak it. Skips when the anvil binary is missing (npm ci
+    not run)."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -109,7 +119,7 @@ def replica_chain(home, network: str | None = None):
 
     mp = clean_env(home)
     try:
-        start_chain(detach=False, network=network)
+        start_chain(detach=False, network=network, history_bars=history_bars())
         mp.undo()
         yield home
     finally:

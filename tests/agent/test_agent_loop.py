@@ -27,18 +27,22 @@ def test_price_turn_uses_the_chain_price(make_agent, chain_home):
     assert f"{result.tool_calls[0].result['price']:.2f}" in chat.seen[-1][-1].content
 
 
-def test_signal_on_a_fresh_replica_holds_because_the_live_bars_do_not_cover_the_look_back(make_agent):
+def test_signal_on_a_fresh_replica_decides_on_the_real_history_the_chain_holds(make_agent):
     from onchain import connect
+    from onchain.history import read_history
 
     agent, _ = make_agent({"intent": "signal"}, "The policy's view.")
     call = agent.turn("what does the policy say?").tool_calls[0]
     assert call.ok, call.error
     sig = call.result
-    # the replica has minutes of market; the bundled 2024 history is not glued to it as if it were the last hours
-    assert sig["action"] == "HOLD" and sig["agreement"] == 0.0
-    assert sig["continuous_bars"] < sig["needed_bars"] and "look-back not covered" in sig["reason"]
-    assert sig["data"].startswith("chainlink-eth-1h (bundled) + chain v2 swaps") and sig["live_bars"] >= 1
-    assert sig["bar_time"] == connect().block_timestamp() // 3600 * 3600 and not sig["stale"]
+    chain = connect()
+    hist = read_history(chain)
+    # the replica's pools walked real hourly bars at their real times: the look-back is covered, the policy decides
+    assert sig["reason"] is None and sig["action"] == sig["policy_action"] and sig["observation"]
+    assert sig["continuous_bars"] >= sig["needed_bars"] and sig["live_bars"] >= sig["needed_bars"]
+    assert sig["live_first_bar_time"] == hist.first_bar and sig["data"].startswith("chainlink-eth-1h (bundled) + "
+                                                                                   "chain v2 swaps")
+    assert sig["bar_time"] == chain.block_timestamp() // 3600 * 3600 and not sig["stale"]
     assert 0.0 <= sig["position"] <= 1.0 and sig["wallet"] == "chain wallet" and len(sig["q_values"]) >= 2
 
 

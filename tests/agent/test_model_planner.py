@@ -111,11 +111,11 @@ def test_the_trader_model_is_asked_with_the_policys_observation(chain_home):
     from agent.tools import ToolSession
 
     tools = ToolSession()
-    assert not tools.call("get_rl_signal").value.observation  # a fresh replica: live bars miss the look-back
+    sig = tools.call("get_rl_signal").value
+    assert sig.observation  # the replica carries real history: the policy sees the chain's latest bar
     opinion = tools.call("ask_trader_model").value
-    # so the question describes the policy's latest full view (its history's last bar), and says which bar
-    history = tools.history.read()
+    # the question describes what the policy saw there, and says which bar
     assert opinion.question.startswith("What the policy sees at the last bar:")
     assert "returns of the last 8 bars" in opinion.question and "wallet " in opinion.question
-    assert f"{history.candles.close[-1]:,.2f}" in opinion.question and "bar of" in opinion.bar
+    assert f"{sig.price:,.2f}" in opinion.question and "chain v2 swaps" in opinion.bar and "bar of" in opinion.bar
     assert opinion.answer and "SmolLM2" in opinion.model  # tests never load the 491 MB Qwen

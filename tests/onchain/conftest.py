@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, HANG_S, clean_env, replica_chain, seeded_home
+from tests.conftest import CLEAN_ENV, HANG_S, clean_env, history_bars, replica_chain, seeded_home
 from trader_core.errors import DependencyMissing
 
 
@@ -39,7 +39,8 @@ def base_home(base_chain, base_cache_home, tmp_path):
 
 @pytest.fixture(scope="session")
 def base_chain(base_cache_home):
-    """A private offline Base replica (chain id 8453, Uniswap V4) for the session; always stopped."""
+    """A private offline Base replica (chain id 8453, Uniswap V4, with the real history `chain up` bakes) for the
+    session; always stopped."""
     from onchain.artifacts import find_anvil
 
     try:
@@ -50,7 +51,7 @@ def base_chain(base_cache_home):
 
     mp = clean_env(base_cache_home)
     try:
-        replica = PrivateReplica(network="base")
+        replica = PrivateReplica(network="base", history_bars=history_bars())
         chain = replica.__enter__()
     finally:
         mp.undo()

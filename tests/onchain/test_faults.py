@@ -18,7 +18,7 @@ from onchain.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
 from onchain.reconcile import connect, reconcile
 from onchain.swap import execute_swap, propose_swap
-from tests.conftest import replica_chain
+from tests.conftest import history_bars, replica_chain
 from tests.onchain.conftest import (KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row, seeded_home,
                                     trader_cli)
 from trader_core.errors import ChainUnavailable, ConfigError, TransactionPending
@@ -173,7 +173,7 @@ def test_a_restart_keeps_funded_balances_and_fresh_resets_to_the_default_wallet(
     eth, usdc, _ = balances(connect())
     assert (eth, usdc) == (int(3.5e18), 123_000_000)
     stop_chain()
-    info = start_chain(fresh=True, detach=False)
+    info = start_chain(fresh=True, detach=False, history_bars=history_bars())  # as `trader chain up --fresh`
     assert info.restored_block is None and "discarded the saved replica state" in capsys.readouterr().err
     chain = connect()
     eth, usdc, _ = balances(chain)
