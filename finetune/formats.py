@@ -47,11 +47,9 @@ class TraderState(BaseModel):
     def from_signal(cls, signal: Any, eth: float, usdc: float, volume: float | None = None) -> "TraderState":
         """A live `rl.policy.Signal` (with its observation) and the wallet -> the state the model is asked."""
         feats = dict(signal.features)
-        value = eth * float(signal.price) + usdc
         return cls(price=float(signal.price), price_change=float(feats.get("price_change_24", 0.0)), volume=volume,
                    volatility=float(feats.get("realised_vol", 0.0)), eth=float(eth), usdc=float(usdc),
-                   observation=dict(getattr(signal, "observation", {}) or {}), features=feats,
-                   wallet_in_eth=eth * float(signal.price) / value if value > 0 else 0.0)
+                   observation=dict(getattr(signal, "observation", {}) or {}), features=feats)
 
 
 def _state(state: TraderState | dict[str, Any]) -> TraderState:
