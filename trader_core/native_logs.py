@@ -70,6 +70,7 @@ def route_llama_logs() -> Path | None:
 
     with _lock:
         fh = _file()
+        _recent.clear()  # what is kept from now on belongs to the load that follows
         if _callback is None:
             @llama_cpp.llama_log_callback
             def to_file(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
@@ -86,11 +87,17 @@ def route_llama_logs() -> Path | None:
         return _sink["path"] if fh is not None else None
 
 
+# words of llama.cpp's failure lines; not "cannot"/"not ": its warnings use those ("cannot use buft CPU_REPACK")
+_FAILURE_WORDS = ("error", "failed", "invalid", "unable", "unknown", "unsupported", "only supports")
+
+
 def last_llama_error() -> str | None:
-    """The last line llama.cpp logged that reads like a failure (for a one-line error), else None."""
-    for line in reversed(_recent):
+    """The first line llama.cpp logged since the last `route_llama_logs()` that reads like a failure: the cause
+    ("this GGUF file is version ... but this software only supports up to version 3"), not the generic
+    "failed to load model" that follows it. None when it logged none."""
+    for line in _recent:
         low = line.lower()
-        if any(word in low for word in ("error", "failed", "invalid", "cannot", "unable", "not ")):
+        if any(word in low for word in _FAILURE_WORDS):
             return line[:200]
     return None
 
