@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 LOG_NAME = "native.log"
+MAX_BYTES = 8 << 20  # past this, the log starts afresh (the previous one is kept as native.log.1)
 _lock = threading.RLock()  # re-entrant: a warning logged while the file is opened must not deadlock
 _sink: dict[str, Any] = {"path": None, "fh": None}
 _recent: collections.deque[str] = collections.deque(maxlen=40)  # llama.cpp's last lines, for one-line errors
@@ -50,7 +51,13 @@ def _file() -> BinaryIO | None:
     if _sink["path"] != path:
         if _sink["fh"] is not None:
             _sink["fh"].close()
-        _sink["fh"], _sink["path"] = open(path, "ab", buffering=0), path  # noqa: SIM115 - kept open on purpose
+        try:
+            if path.exists() and path.stat().st_size > MAX_BYTES:  # ~2,000 lines per model load: keep one old file
+                path.replace(path.with_name(LOG_NAME + ".1"))
+            _sink["fh"], _sink["path"] = open(path, "ab", buffering=0), path  # noqa: SIM115 - kept open on purpose
+        except OSError:
+            _sink["fh"], _sink["path"] = None, None
+            return None
     return _sink["fh"]
 
 
