@@ -22,8 +22,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from agent.market import (PolicyView, TraderOpinion, market_summary, policy_signal, position_fraction,
-                          trader_question, utc)
+from agent.market import (PolicyView, TraderOpinion, market_summary, position_fraction,
+                          trader_question, utc, vote_words, wallet_signal)
 from agent.session import AgentConfig, build_agent
 from agent.trading import Action, TradeDecision, act, run_key
 from onchain.models import Portfolio
@@ -130,7 +130,7 @@ def decide(agent, signal: PolicyView, opinion: TraderOpinion | None, market: dic
 
     from prompts import render_prompt
 
-    rl_reason = f"RL policy says {signal.action} (agreement {signal.agreement:.0%})"
+    rl_reason = f"RL policy says {signal.action} ({vote_words(signal)})"
     if agent.llm.current.weak:
         return signal.action, 1.0, rl_reason, "rl"
     prompt = render_prompt("decision", market=json.dumps(market), signal=json.dumps(
@@ -286,9 +286,9 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
                           else {"eth": 1.0, "usdc": price})
             traded = ({"eth": real.eth + real.weth, "usdc": real.usdc}
                       if mode == "execute" and isinstance(real, Portfolio) else wallet)
-            position = position_fraction(traded["eth"], traded["usdc"], price)
-            signal = policy_signal(policy, snap, position,
+            signal = wallet_signal(policy, snap, traded["eth"], traded["usdc"],
                                    "chain wallet" if mode == "execute" else "paper wallet")
+            position = position_fraction(traded["eth"], traded["usdc"], price)  # unrounded, for the learner
             if history and history[-1].pnl_usd is None:
                 prev = history[-1]
                 sign = {"BUY": 1, "SELL": -1, "HOLD": 0}[prev.action]
@@ -303,7 +303,8 @@ def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, 
                 said = None
                 opinion = None
                 if cfg.ask_model:
-                    question = trader_question(market_summary(snap.candles), traded["eth"], traded["usdc"])
+                    # the policy's view of this bar first, as the model was trained, with the wallet it was given
+                    question = trader_question(market_summary(snap.candles), traded["eth"], traded["usdc"], signal)
                     opinion = tools.trader_model.ask(question)
                 action, frac, reason, by = decide(agent, signal, opinion, {"price": price, "bar": utc(snap.last_time)},
                                                   traded, history, cfg)

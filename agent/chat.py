@@ -15,6 +15,7 @@ from typing import Any
 from rich.markup import escape
 
 from agent.facts import fact
+from agent.market import PolicyView
 from agent.safety import TradeGate
 from agent.session import AgentConfig, build_agent
 from agent.tools import ToolCall
@@ -89,7 +90,11 @@ class ChatREPL:
     def show_call(self, call: ToolCall) -> None:
         if call.ok:
             line = fact(call) if call.name not in ("get_trades",) else ""
-            detail = _short(call.result, 140) if call.name in ("get_rl_signal", "ask_trader_model") else ""
+            detail = _short(call.result, 140) if call.name == "ask_trader_model" else ""
+            if isinstance(call.value, PolicyView):  # its numbers in words: a forced HOLD has no vote to show
+                v = call.value
+                detail = (f"Q-margin {v.q_margin:+.3f}; " if v.voted else "") + (
+                    f"data: {v.data}; {v.continuous_bars} continuous bars (the policy needs {v.needed_bars})")
             text = line if not line.startswith(call.name) else _short(call.result, 300)
             self.console.print(f"[green]✓ {call.name}[/green] {escape(text)}", highlight=False)
             if detail:

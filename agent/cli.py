@@ -69,7 +69,9 @@ def demo(
 ) -> None:
     """End-to-end session on embedded defaults: data, policy, backtest, signal (and more as it lands)."""
     from agent.demo import run_demo
+    from trader_core.native_logs import quiet_terminal
 
+    quiet_terminal()  # library logs and progress bars go to $TRADER_HOME/logs/native.log
     run_demo(quick=quick)
 
 

@@ -14,6 +14,13 @@ def _config(cls, **values):
     return resolve_config(cls, values)
 
 
+def _quiet() -> None:
+    """The commands a person reads: library logs and progress bars go to $TRADER_HOME/logs/native.log."""
+    from trader_core.native_logs import quiet_terminal
+
+    quiet_terminal()
+
+
 def chat(
     llm: str = typer.Option("auto", "--llm", help=LLM_HELP),
     base_url: str = typer.Option(None, "--base-url", help="base URL for --llm openai:MODEL"),
@@ -22,6 +29,7 @@ def chat(
     native_tools: bool = typer.Option(False, "--native-tools", help="let a capable model call tools itself"),
 ) -> None:
     """Chat with the trading agent (Rich REPL; /help lists the slash commands)."""
+    _quiet()
     from agent.chat import run_chat
     from agent.session import AgentConfig
 
@@ -40,6 +48,7 @@ def ask(
     policy: str = typer.Option("default", "--policy", help="'default' or a training run directory"),
 ) -> None:
     """Ask the agent one question, non-interactively."""
+    _quiet()
     from agent.ask import ask_once, print_events
     from agent.session import AgentConfig
     from trader_core.cli_utils import print_json
@@ -80,6 +89,7 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="print the decisions as JSON at the end"),
 ) -> None:
     """Autonomous loop: RL signal + trader model -> decision -> paper trade / guarded swap -> journal."""
+    _quiet()
     from agent.autopilot import RunConfig, parse_duration, run_agent
     from trader_core.cli_utils import print_json
     from trader_core.errors import ConfigError
@@ -112,7 +122,7 @@ def signal(
     """The policy's signal on the live market: the chain's candles continuing its history, with their age."""
     import math
 
-    from agent.market import human_duration, policy_signal, position_fraction, utc
+    from agent.market import human_duration, policy_signal, utc, vote_words, wallet_words
     from agent.tools import ToolSession
     from trader_core.cli_utils import print_json
     from trader_core.errors import ConfigError
@@ -121,18 +131,16 @@ def signal(
         raise ConfigError(f"--position must be a fraction of the portfolio in ETH from 0 to 1, got {position}")
     tools = ToolSession(rpc_url=rpc_url, policy=policy)
     snapshot = tools.feed().read()
-    if position is None:
-        eth, usdc, whose = tools.wallet()
-        position = position_fraction(eth, usdc, snapshot.price)
+    if position is None:  # the wallet and the bar are read once: the line below tells one story
+        view = tools.signal_on(snapshot)
     else:
-        whose = "given by --position"
-    view = policy_signal(tools.policy, snapshot, position, whose)
+        view = policy_signal(tools.policy, snapshot, position, "given by --position")
     if json_out:
         print_json(view.model_dump(mode="json"))
         return
     age = "current bar" if not view.bar_age_s else f"closed {human_duration(view.bar_age_s)} ago"
-    typer.echo(f"{view.action} (agreement {view.agreement:.0%}) at {view.price:,.2f} for the bar of "
-               f"{utc(view.bar_time)} ({age}); wallet {100 * view.position:.0f}% in ETH ({view.wallet})")
+    typer.echo(f"{view.action} ({vote_words(view)}) at {view.price:,.2f} for the bar of "
+               f"{utc(view.bar_time)} ({age}); wallet {wallet_words(view)} ({view.wallet})")
     if view.reason:
         typer.echo(f"holds because {view.reason}")
     typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars from {utc(view.first_bar_time)} "

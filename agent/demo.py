@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCRIPT = [
     ("What is the ETH price?", None),
@@ -26,6 +28,16 @@ SCRIPT = [
     ("/trades", None),
 ]
 QUICK_SCRIPT = [SCRIPT[0], ("/signal", None), SCRIPT[2], SCRIPT[6]]  # same story, fewer model turns
+
+
+@dataclass
+class DemoStory:
+    """What the demo showed, typed: every tool result of the conversation, then the trader model's opinion (with
+    the policy's view it was asked from) and the wallet read right after it, so a test can check they agree."""
+
+    calls: list[Any] = field(default_factory=list)  # agent.tools.ToolCall, in the order shown
+    opinion: Any = None  # agent.market.TraderOpinion; `.view` is the wallet + bar + observation it was asked with
+    portfolio: Any = None  # onchain.models.Portfolio, read after the opinion (nothing trades in between)
 
 
 def backtest_line(policy) -> str | None:
@@ -50,13 +62,13 @@ def backtest_line(policy) -> str | None:
     return line
 
 
-def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
+def run_demo(quick: bool = False, home: str | Path | None = None, console=None) -> DemoStory:
     from rich.console import Console
     from rich.rule import Rule
 
     from finetune.model_store import models_dir
 
-    con = Console(highlight=False)
+    con = console or Console(highlight=False)
     old_home, old_models = os.environ.get("TRADER_HOME"), os.environ.get("TRADER_MODELS_DIR")
     # built models (the assembled Qwen, trader-qwen-rl) are a cache: keep using yours, never rebuild per demo
     os.environ["TRADER_MODELS_DIR"] = str(models_dir())
@@ -85,10 +97,15 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
             con.print(line)
         from agent.market import history_feed, policy_signal, utc
 
-        view = policy_signal(policy, history_feed(policy).read(), 0.0, "flat")
-        con.print(f"on the bundled data's last bar ({utc(view.bar_time)}, close {view.price:,.2f}) the policy says "
-                  f"{view.policy_action}" + (f"; the live agent holds: {view.reason}" if view.reason else
-                                             f" (agreement {view.agreement:.0%}, Q-margin {view.q_margin:+.3f})"))
+        from dataclasses import replace
+
+        history = history_feed(policy).read()
+        # judged as of that bar's close (as a replay would), so the policy votes; live, old data is stale
+        view = policy_signal(policy, replace(history, now=history.last_time + history.interval_s), 0.0, "flat")
+        said = (f"the policy says {view.action} (agreement {view.agreement:.0%}, Q-margin {view.q_margin:+.3f})"
+                if view.voted else f"the policy casts no vote and holds: {view.reason}")
+        con.print(f"on the bundled data's last bar ({utc(view.bar_time)}, close {view.price:,.2f}), as of its close, "
+                  f"a flat wallet: {said}")
 
         con.print(Rule("3. local replica chain"))
         from agent.market import chain_history_bars
@@ -103,13 +120,15 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
                       f"times ({utc(info.history.first_bar)} .. {utc(info.history.last_bar)})")
 
         con.print(Rule("4. a conversation with the agent"))
-        _conversation(con, quick)
+        return _conversation(con, quick)
     finally:
         if started:
             from onchain import stop_chain
 
             stop_chain()
             con.print("chain stopped")
+        if (home / "logs" / "native.log").exists():  # llama.cpp's and other libraries' lines, kept off the screen
+            con.print(f"library logs: {home / 'logs' / 'native.log'}")
         for name, value in (("TRADER_HOME", old_home), ("TRADER_MODELS_DIR", old_models)):
             if value is None:
                 os.environ.pop(name, None)
@@ -117,22 +136,26 @@ def run_demo(quick: bool = False, home: str | Path | None = None) -> None:
                 os.environ[name] = value
 
 
-def _conversation(con, quick: bool) -> None:
+def _conversation(con, quick: bool) -> DemoStory:
     from rich.markup import escape
 
     from agent.chat import ChatREPL
     from agent.session import AgentConfig
 
     answers: list[str] = []
+    story = DemoStory()
 
     def scripted_input(prompt: str) -> str:
         reply = answers.pop(0) if answers else "n"
         con.print(f"{prompt}{reply}", markup=False)
         return reply
 
-    import time
+    class DemoREPL(ChatREPL):
+        def show_call(self, call) -> None:  # every tool result the user sees, kept for the story's checks
+            story.calls.append(call)
+            super().show_call(call)
 
-    repl = ChatREPL(AgentConfig(), console=con, input_fn=scripted_input)
+    repl = DemoREPL(AgentConfig(), console=con, input_fn=scripted_input)
     llm = repl.agent.llm.current
     con.print(f"model: {llm.label}; plans: " + ("its own trained `plan` call, checked by the safety layer"
                                                if llm.plans else "keyword router + model (an untrained model)"))
@@ -145,12 +168,32 @@ def _conversation(con, quick: bool) -> None:
     from rich.rule import Rule
 
     con.print(Rule("5. the trader model, asked the seed's question with the policy's observation"))
+    _ask_trader_model(con, repl.agent.tools, story)
+    return story
+
+
+def _ask_trader_model(con, tools, story: DemoStory) -> None:
+    """One story: the wallet is read once; the policy's view of the bar, the question and the answer use it."""
+    import time
+
+    from rich.markup import escape
+
+    from agent.market import utc, vote_words, wallet_words
+
     t0 = time.perf_counter()
-    call = repl.agent.tools.call("ask_trader_model")
-    if call.ok:
-        opinion = call.value
-        con.print(f"({opinion.bar})\n{opinion.question}", markup=False)
-        con.print(f"[bold green]{escape(opinion.model)}>[/bold green] {escape(opinion.answer)}")
-        con.print(f"parsed: {opinion.action} ({time.perf_counter() - t0:.1f} s)")
-    else:
+    call = tools.call("ask_trader_model")
+    seconds = time.perf_counter() - t0
+    if not call.ok:
         con.print(f"[red]ask_trader_model: {escape(call.error or '')}[/red]")
+        return
+    opinion = story.opinion = call.value
+    view = opinion.view
+    if view is not None:
+        con.print(f"wallet ({view.wallet}): {wallet_words(view)}, valued at {view.price:,.2f} USDC/ETH", markup=False)
+        con.print(f"the policy on {view.data}, bar of {utc(view.bar_time)}: {view.action} ({vote_words(view)})",
+                  markup=False)
+    con.print(f"({opinion.bar})\n{opinion.question}", markup=False)
+    con.print(f"[bold green]{escape(opinion.model)}>[/bold green] {escape(opinion.answer)}")
+    con.print(f"parsed: {opinion.action} ({seconds:.1f} s)")
+    wallet = tools.call("get_portfolio")
+    story.portfolio = wallet.value if wallet.ok else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from agent.market import PolicyView, TraderOpinion, utc
+from agent.market import PolicyView, TraderOpinion, utc, vote_words, wallet_words
 from agent.tools import ToolCall
 from onchain.models import Portfolio, PriceQuote, Quote, SwapProposal, SwapReceipt
 
@@ -27,8 +27,8 @@ def fact(c: ToolCall) -> str:
                 f"(impact {v.price_impact_bps:.1f} bps).")
     if isinstance(v, PolicyView):
         note = f"; it holds because {v.reason}" if v.reason else ""
-        return (f"The RL policy says {v.action} (agreement {v.agreement:.0%}, wallet {100 * v.position:.0f}% "
-                f"in ETH) for the bar of {utc(v.bar_time)}{note}.")
+        return (f"The RL policy says {v.action} ({vote_words(v)}; wallet {wallet_words(v)}) for the bar of "
+                f"{utc(v.bar_time)} at {v.price:,.2f}{note}.")
     if isinstance(v, TraderOpinion):
         return f"The trader model ({v.model}) says {v.action}."
     if isinstance(v, Portfolio):

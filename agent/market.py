@@ -32,7 +32,9 @@ class PolicyView(BaseModel):
 
     action: Literal["BUY", "SELL", "HOLD"]
     agreement: float = Field(description="share of the policy's ensemble members that chose this action (1.0 for "
-                             "one model; 0 when it holds for safety)")
+                             "one model; 0 when it holds for safety: then no member voted, see `voted`)")
+    voted: bool = Field(True, description="the policy decided on these bars; False when it holds for safety "
+                        "(stale data, look-back not covered, model fault) and `reason` says why")
     q_margin: float = Field(0.0, description="chosen action's Q-value minus the best other's, in the network's units")
     reason: str | None = Field(None, description="why it holds: stale data, look-back not covered, model fault")
     price: float = Field(description="close of the latest bar, USDC per ETH")
@@ -41,6 +43,9 @@ class PolicyView(BaseModel):
     stale: bool
     position: float = Field(description="fraction of the wallet in ETH the policy was given (0..1)")
     wallet: str = Field(description="whose position: the chain wallet, the paper wallet, or assumed flat")
+    eth: float | None = Field(None, description="the wallet's ETH (incl. WETH) the position was computed from; "
+                              "None when the position was given as a fraction")
+    usdc: float | None = Field(None, description="the wallet's USDC, as `eth`")
     data: str = Field(description="where the candles came from")
     live_bars: int
     continuous_bars: int = Field(description="gap-free bars ending at the latest bar")
@@ -110,7 +115,7 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
     sig = policy.signal(candles=candles, position=position, now=snapshot.now)
     needed = needed_bars(policy.config)
     run = snapshot.continuous_bars
-    view = PolicyView(action=sig.action, agreement=float(sig.agreement),
+    view = PolicyView(action=sig.action, agreement=float(sig.agreement), voted=sig.reason is None,
                       q_margin=float(sig.q_margin), reason=sig.reason, price=float(sig.price),
                       bar_time=int(sig.timestamp), bar_age_s=snapshot.age_s, stale=snapshot.stale,
                       position=round(float(position), 4), wallet=wallet, data=snapshot.source,
@@ -122,21 +127,52 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
                       observation={k: float(v) for k, v in sig.observation.items() if np.isfinite(v)},
                       raw_action=sig.raw_action, policy_action=sig.action)
+    no_vote = {"action": "HOLD", "agreement": 0.0, "voted": False, "q_margin": 0.0}
     bar = human_duration(snapshot.interval_s)
     if snapshot.stale:
         hold = (f"the latest bar ({utc(snapshot.last_time)}) closed {human_duration(snapshot.age_s)} ago: the "
                 "market data is stale, the policy does not act on it"
                 + ("; start a chain (`trader chain up`) for live prices" if not snapshot.live_bars else ""))
-        return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
+        return view.model_copy(update={**no_vote, "reason": hold})
     if run < needed:
         since = utc(candles.timestamps[len(candles) - run])
         hold = (f"look-back not covered: {run} continuous {bar} bar(s) since {since}, the policy needs {needed}; "
                 "older history is not joined across the gap"
                 + ("; on a replica, `trader chain down` then `trader chain up --fresh` bakes enough real history"
                    if snapshot.live_bars else ""))
-        return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
+        return view.model_copy(update={**no_vote, "reason": hold})
     return view
 
+
+def wallet_signal(policy, snapshot: MarketSnapshot, eth: float, usdc: float, wallet: str) -> PolicyView:
+    """`policy_signal` for a real wallet: its position is the wallet's ETH share at the bar's own price, and the
+    view keeps the balances, so the signal, the trader model's question and the answer tell one story."""
+    view = policy_signal(policy, snapshot, position_fraction(eth, usdc, snapshot.price), wallet)
+    return view.model_copy(update={"eth": float(eth), "usdc": float(usdc)})
+
+
+def vote_words(view: PolicyView) -> str:
+    """'agreement 67%' for a decision the policy took; 'no vote (why)' for a HOLD forced by stale or short data
+    (its agreement is 0 because nobody voted, not because the members disagreed)."""
+    if view.voted:
+        return f"agreement {view.agreement:.0%}"
+    if view.stale:
+        why = "stale data"
+    elif view.continuous_bars < view.needed_bars:
+        why = "look-back not covered"
+    else:  # the policy's own safety switch (model fault, unexpected position): its first clause
+        why = (view.reason or "held for safety").split(": ")[0].strip()
+    return f"no vote: {why}"
+
+
+def wallet_words(view: PolicyView) -> str:
+    """The wallet as the policy took it: its real ETH share and, when the policy saw the bar, how it read it."""
+    from finetune.formats import position_word
+
+    held = "" if view.eth is None else f"{view.eth:.4f} ETH + {view.usdc or 0.0:,.2f} USDC, "
+    if "position" in view.observation:
+        return f"{held}{position_word(view.observation, view.position)}"
+    return f"{held}{100 * view.position:.0f}% in ETH"
 
 def position_fraction(eth: float, usdc: float, price: float) -> float:
     """Fraction of a wallet's value held in ETH, 0..1."""
@@ -166,11 +202,16 @@ def market_summary(candles, lookback: int = 24) -> MarketSummary:
 
 def trader_question(summary: MarketSummary, eth: float, usdc: float, view: PolicyView | None = None) -> str:
     """The seed's question with real numbers, formatted exactly as the fine-tune data was (finetune.formats):
-    with the policy's view of the bar, what the policy saw (its whole observation) comes first, as in training."""
+    with the policy's view of the bar, what the policy saw (its whole observation) comes first, as in training,
+    and the wallet is the one the view's position was computed from."""
     from finetune.formats import TraderState, question
 
     if view is not None and view.observation:
-        return question(TraderState.from_signal(view, eth, usdc, volume=summary.volume))
+        if view.eth is not None:
+            eth, usdc = view.eth, view.usdc or 0.0
+        state = TraderState.from_signal(view, eth, usdc, volume=summary.volume)
+        # the share the policy was given, to the digit: the signal line and the question round the same number
+        return question(state.model_copy(update={"wallet_in_eth": view.position}))
     return question({"price": summary.price, "volume": summary.volume, "volatility": summary.volatility,
                      "price_change": summary.change_pct / 100, "eth": eth, "usdc": usdc})
 
@@ -188,6 +229,8 @@ class TraderOpinion(BaseModel):
     model: str
     seconds: float
     bar: str | None = None  # which feed and bar the question's numbers describe
+    # the policy's view the question was made from (wallet, bar, observation): one story, shown by the demo
+    view: PolicyView | None = Field(None, exclude=True, repr=False)
 
 
 class TraderModel:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
-                          needed_bars, policy_signal, position_fraction, trader_question, utc)
+                          needed_bars, policy_signal, trader_question, utc, wallet_signal)
 from agent.redact import scrub
 from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
@@ -275,26 +275,31 @@ class ToolSession:
         pf = get_portfolio(self.chain)
         return pf.eth + pf.weth, pf.usdc, "chain wallet"
 
-    def _get_rl_signal(self, a: GetRLSignalArgs) -> PolicyView:
-        snapshot = self.feed().read()
+    def signal_on(self, snapshot) -> PolicyView:
+        """The policy's view of `snapshot` holding the wallet as it is now (read once: the one story of a turn)."""
         eth, usdc, whose = self.wallet()
-        return policy_signal(self.policy, snapshot, position_fraction(eth, usdc, snapshot.price), whose)
+        if whose != "chain wallet":  # no wallet to read: the position is an assumption, not balances
+            return policy_signal(self.policy, snapshot, 0.0, whose)
+        return wallet_signal(self.policy, snapshot, eth, usdc, whose)
+
+    def _get_rl_signal(self, a: GetRLSignalArgs) -> PolicyView:
+        return self.signal_on(self.feed().read())
 
     def _ask_trader_model(self, a: AskTraderModelArgs) -> TraderOpinion:
         if a.question:
             return self.trader_model.ask(a.question)
         snapshot = self.feed().read()
-        eth, usdc, whose = self.wallet()
-        position = position_fraction(eth, usdc, snapshot.price)
         # the policy's own observation of the bar (as the model was trained on), with the real wallet
-        view = policy_signal(self.policy, snapshot, position, whose)
+        view = self.signal_on(snapshot)
         if not view.observation and snapshot.live_bars:
             # live bars that do not cover the look-back yet (a fresh chain) give no observation: the policy's
-            # latest full view is its history's last bar; the opinion names that bar
+            # latest full view is its history's last bar; the opinion names that bar (the wallet is today's,
+            # valued at that bar's price, so the question's numbers agree with each other)
             snapshot = self.history.read()
-            view = policy_signal(self.policy, snapshot, position, whose)
-        opinion = self.trader_model.ask(trader_question(market_summary(snapshot.candles), eth, usdc, view))
-        return opinion.model_copy(update={"bar": f"{view.data}, bar of {utc(view.bar_time)}"})
+            view = self.signal_on(snapshot)
+        eth, usdc = (view.eth, view.usdc) if view.eth is not None else (0.0, 0.0)
+        opinion = self.trader_model.ask(trader_question(market_summary(snapshot.candles), eth, usdc or 0.0, view))
+        return opinion.model_copy(update={"bar": f"{view.data}, bar of {utc(view.bar_time)}", "view": view})
 
     def _propose_swap(self, a: ProposeSwapArgs) -> "SwapProposal":
         from onchain import propose_swap

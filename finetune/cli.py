@@ -12,6 +12,14 @@ app = typer.Typer(help="Distil the policy into an LLM: data, LoRA, fuse, GGUF, O
 JSON = typer.Option(False, "--json", help="Strict JSON on stdout.")
 
 
+@app.callback()
+def _quiet() -> None:
+    """Distil the policy into an LLM: data, LoRA, fuse, GGUF, Ollama."""
+    from trader_core.native_logs import quiet_terminal
+
+    quiet_terminal()  # transformers/torch/tqdm/llama.cpp chatter goes to $TRADER_HOME/logs/native.log
+
+
 def _emit(result, as_json: bool, exclude: set | None = None) -> None:
     from trader_core.cli_utils import console, print_json
 

@@ -40,6 +40,8 @@ class TraderState(BaseModel):
     observation: dict[str, float] = Field(default_factory=dict,
                                           description="the policy's observation by name (scaled), rl.Policy order")
     features: dict[str, float] = Field(default_factory=dict, description="raw market features by name")
+    wallet_in_eth: float | None = Field(None, description="a live wallet's real share in ETH (0..1), when the "
+                                        "policy's all-in/all-out position feature is a rounding of it")
 
     @classmethod
     def from_signal(cls, signal: Any, eth: float, usdc: float, volume: float | None = None) -> "TraderState":
@@ -76,9 +78,18 @@ def previous_action(obs: dict[str, float]) -> str:
     return hot[0] if hot else "none"
 
 
-def position_word(obs: dict[str, float]) -> str:
+def position_word(obs: dict[str, float], wallet_in_eth: float | None = None) -> str:
+    """The policy's position feature in words; with a live wallet's real ETH share, both when they differ.
+
+    The policy sees only all in, all out (or short); a wallet 45% in ETH is "flat" to it. Saying "flat (all
+    USDC)" beside "I hold 9.5 ETH" would contradict the question, so a mixed wallet is named as it is and as
+    the policy reads it. Rollouts (the training data) carry no `wallet_in_eth`: their text is unchanged."""
     pos = obs.get("position", 0.0)
-    return "holding ETH" if pos >= 0.5 else "short ETH" if pos <= -0.5 else "flat (all USDC)"
+    seen = "holding ETH" if pos >= 0.5 else "short ETH" if pos <= -0.5 else "flat"
+    exact = {"holding ETH": 1.0, "short ETH": -1.0, "flat": 0.0}[seen]
+    if wallet_in_eth is None or abs(wallet_in_eth - exact) < 0.005:
+        return "flat (all USDC)" if seen == "flat" else seen
+    return f"{100 * wallet_in_eth:.0f}% in ETH (the policy, all in or all out, reads it as {seen})"
 
 
 def policy_view(state: TraderState | dict[str, Any]) -> str:
@@ -98,7 +109,7 @@ def policy_view(state: TraderState | dict[str, Any]) -> str:
         range=_pct(raw.get("hl_range")).lstrip("+"), range_z=_z(obs.get("hl_range")),
         volume_z=_z(obs.get("volume_z")),
         ema_fast=_pct(raw.get("ema_fast_dist")), ema_slow=_pct(raw.get("ema_slow_dist")),
-        position=position_word(obs), pnl=_pct(pnl),
+        position=position_word(obs, st.wallet_in_eth), pnl=_pct(pnl),
         bars=int(round(100 * obs.get("time_in_trade", 0.0))),  # the env observes bars / 100
         drawdown=_pct(obs.get("drawdown", 0.0)).lstrip("+"), previous=previous_action(obs),
     ).strip()
@@ -138,7 +149,7 @@ def rationale(state: TraderState | dict[str, Any]) -> str:
         trend = "up" if st.price_change > 0.005 else "down" if st.price_change < -0.005 else "flat"
         return (f"Trend {trend} ({_pct(st.price_change)} over 24h), volatility {100 * st.volatility:.2f}%/bar, "
                 f"{100 * in_eth:.0f}% in ETH.")
-    where = position_word(obs)
+    where = position_word(obs, st.wallet_in_eth)
     if obs.get("position", 0.0) != 0.0:
         where += f" for {int(round(100 * obs.get('time_in_trade', 0.0)))} bars at {_pct(math.expm1(obs.get('unrealised_pnl', 0.0)))}"
     slow = raw.get("ema_slow_dist")

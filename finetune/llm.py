@@ -155,6 +155,7 @@ def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 20
         raise DependencyMissing(f"llama-cpp-python is not installed ({exc}); "
                                 "pip install llama-cpp-python==0.3.36") from None
     from trader_core.llama_check import ensure_llama_works
+    from trader_core.native_logs import last_llama_error, quiet_fds, route_llama_logs
 
     ensure_llama_works()  # a build that crashes on batched decode: one line here, not a segfault mid-answer
     threads = n_threads or llm_threads()
@@ -164,12 +165,18 @@ def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 20
             # Spinning OpenMP workers starve each other on a busy machine (measured: a 830-token prompt took
             # 12-23 s instead of 6 s with 2 threads on 2 loaded cores); passive waiting costs little when idle.
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            # llama.cpp logs a screen per load (tensors, CPU_REPACK buffers, LoRA) even with verbose=False:
+            # its log callback and, around the load, the process's stdout/stderr go to $TRADER_HOME/logs
+            log = route_llama_logs()
             try:
-                _LLAMAS[key] = llama_cpp.Llama(model_path=str(path), lora_path=str(lora) if lora else None,
-                                               n_ctx=n_ctx, n_threads=threads, chat_format=chat_format,
-                                               verbose=False, seed=0)
+                with quiet_fds():
+                    _LLAMAS[key] = llama_cpp.Llama(model_path=str(path), lora_path=str(lora) if lora else None,
+                                                   n_ctx=n_ctx, n_threads=threads, chat_format=chat_format,
+                                                   verbose=False, seed=0)
             except (ValueError, RuntimeError) as exc:
-                raise ModelError(f"cannot load GGUF {path.name}: {exc}") from None
+                why = last_llama_error()
+                raise ModelError(f"cannot load GGUF {path.name}: {exc}" + (f" (llama.cpp: {why})" if why else "")
+                                 + (f"; full log in {log}" if log else "")) from None
         llama = _LLAMAS[key]
         if ram_cache_mb and getattr(llama, "cache", None) is None:
             llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=ram_cache_mb << 20))
