@@ -238,7 +238,7 @@ def launch_anvil(
     never recorded) leaves it out of this home's orphan sweep, so `chain up`/`down` never stop it.
     `timestamp`: the genesis block's time; the node's clock starts there (a replica that bakes past history).
     """
-    args = (chain_id, fork_url, fork_block, load_state, state, log_file, detach, managed)
+    args = (chain_id, fork_url, fork_block, load_state, state, log_file, detach, managed, timestamp)
     if port is not None:
         return _launch_anvil_on(port, *args)
     for attempt in range(_PICK_ATTEMPTS):
@@ -258,7 +258,7 @@ def _lost_the_port(exc: Exception) -> bool:
 
 def _launch_anvil_on(port: int, chain_id: int | None, fork_url: str | None, fork_block: int | None,
                      load_state: Path | None, state: Path | None, log_file: Path | None, detach: bool,
-                     managed: bool) -> NodeProcess:
+                     managed: bool, timestamp: int | None) -> NodeProcess:
     if not port_is_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is already in use by another process; pick another --port "
                           "or omit it for a free one")
