@@ -136,6 +136,8 @@ def signal(
     if view.reason:
         typer.echo(f"holds because {view.reason}")
     typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars (the policy needs {view.needed_bars})")
+    if view.about:
+        typer.echo(f"policy: {view.about}")
 
 
 def bench_agent(

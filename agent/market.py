@@ -46,6 +46,7 @@ class PolicyView(BaseModel):
     observation: dict[str, float] = Field(default_factory=dict, description="the exact vector the policy's network "
                                           "read on these bars, by name (empty when no features could be made)")
     raw_action: str = "HOLD"
+    about: str = Field("", description="the policy: algorithm, recipe, training budget, what it was measured worth")
     policy_action: Literal["BUY", "SELL", "HOLD"] = Field("HOLD", description="what the policy chose on these bars "
                                                           "before the stale / look-back check")
 
@@ -93,7 +94,7 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                       q_values=[float(q) for q in sig.q_values],
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
                       observation={k: float(v) for k, v in sig.observation.items() if np.isfinite(v)},
-                      raw_action=sig.raw_action, policy_action=sig.action)
+                      raw_action=sig.raw_action, policy_action=sig.action, about=_about(policy))
     bar = human_duration(snapshot.interval_s)
     if snapshot.stale:
         hold = (f"the latest bar ({utc(snapshot.last_time)}) closed {human_duration(snapshot.age_s)} ago: the "
@@ -106,6 +107,11 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                 f"policy needs {needed}; older history is not joined across the gap")
         return view.model_copy(update={"action": "HOLD", "agreement": 0.0, "q_margin": 0.0, "reason": hold})
     return view
+
+
+def _about(policy) -> str:
+    describe = getattr(policy, "describe", None)  # stand-in policies in tests may not describe themselves
+    return describe() if callable(describe) else ""
 
 
 def position_fraction(eth: float, usdc: float, price: float) -> float:
