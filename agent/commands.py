@@ -146,6 +146,8 @@ def signal(
     typer.echo(f"data: {view.data}; {view.continuous_bars} continuous bars from {utc(view.first_bar_time)} "
                f"(the policy needs {view.needed_bars})"
                + (f"; the chain's own from {utc(view.live_first_bar_time)}" if view.live_first_bar_time else ""))
+    if view.about:
+        typer.echo(f"policy: {view.about}")
 
 
 def bench_agent(

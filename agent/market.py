@@ -59,6 +59,7 @@ class PolicyView(BaseModel):
     observation: dict[str, float] = Field(default_factory=dict, description="the exact vector the policy's network "
                                           "read on these bars, by name (empty when no features could be made)")
     raw_action: str = "HOLD"
+    about: str = Field("", description="the policy: algorithm, recipe, training budget, what it was measured worth")
     policy_action: Literal["BUY", "SELL", "HOLD"] = Field("HOLD", description="what the policy chose on these bars "
                                                           "before the stale / look-back check")
 
@@ -126,7 +127,7 @@ def policy_signal(policy, snapshot: MarketSnapshot, position: float, wallet: str
                       q_values=[float(q) for q in sig.q_values],
                       features={k: float(v) for k, v in sig.features.items() if np.isfinite(v)},
                       observation={k: float(v) for k, v in sig.observation.items() if np.isfinite(v)},
-                      raw_action=sig.raw_action, policy_action=sig.action)
+                      raw_action=sig.raw_action, policy_action=sig.action, about=_about(policy))
     no_vote = {"action": "HOLD", "agreement": 0.0, "voted": False, "q_margin": 0.0}
     bar = human_duration(snapshot.interval_s)
     if snapshot.stale:
@@ -173,6 +174,11 @@ def wallet_words(view: PolicyView) -> str:
     if "position" in view.observation:
         return f"{held}{position_word(view.observation, view.position)}"
     return f"{held}{100 * view.position:.0f}% in ETH"
+
+def _about(policy) -> str:
+    describe = getattr(policy, "describe", None)  # stand-in policies in tests may not describe themselves
+    return describe() if callable(describe) else ""
+
 
 def position_fraction(eth: float, usdc: float, price: float) -> float:
     """Fraction of a wallet's value held in ETH, 0..1."""

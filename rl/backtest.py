@@ -80,6 +80,7 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
     report, results = compare(feats, policy.config.env, a, b, policy.action_fn())
     report["policy"]["run"] = str(policy.run_dir)
     report["policy"]["members"] = len(policy.models)
+    add_risk_matched_baselines(report, results["policy"], policy, feats, a, b)
     if len(policy.models) > 1:
         per_seed = [compute_metrics(run_backtest(feats, policy.config.env, a, b, Policy(
             [m], policy.config, d).action_fn()), candles.interval_s)
@@ -95,6 +96,20 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
     if out_dir is not None:
         write_outputs(report, results, out_dir)
     return report
+
+
+def add_risk_matched_baselines(report: dict, result, policy, feats, a: int, b: int) -> None:
+    """Constant exposure and volatility targeting at the policy's own exposure and risk, the judgement against
+    the best baseline, and how much of the policy's decisions its position alone predicts."""
+    from rl.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
+    from rl.evaluate import baseline_env
+
+    base = baseline_env(policy.config.env)
+    report["const_exposure"] = constant_exposure(feats.candles, a, b, base, report["policy"]["mean_exposure"])
+    report["vol_target"] = vol_target(feats.candles, a, b, base, result.returns)
+    report["policy"]["position_predictability"] = position_predictability(
+        *decisions_on_states(policy.models, feats, policy.config.env, a, b))
+    report["judgement"] = judge(report)
 
 
 def write_outputs(report: dict, results: dict, out: Path) -> None:

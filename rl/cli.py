@@ -22,7 +22,7 @@ def train(
     val_end: Optional[str] = typer.Option(None, help="Last validation timestamp (ISO-8601)."),
     interval: Optional[str] = typer.Option(None, help="Candle interval for swap-event data, e.g. 1h."),
     reward: Optional[str] = typer.Option(None, help="log_return, diff_sharpe, drawdown_penalty or freqai."),
-    action_set: Optional[str] = typer.Option(None, help="spot3, target or 5action."),
+    action_set: Optional[str] = typer.Option(None, help="spot3, target, 5action or size5 (exposure 0/25/50/75/100%)."),
     eval_freq: Optional[int] = typer.Option(None, help="Timesteps between validation backtests."),
     config: Optional[str] = typer.Option(None, help="YAML/JSON/TOML file with TrainConfig fields "
                                          "(environment: TRADER_RL_<FIELD>; flags win over both)."),
@@ -249,6 +249,8 @@ def search(
     heartbeat: int = typer.Option(60, help="Seconds between a running trial's heartbeats; a trial silent for 5 "
                                   "of them (its worker died) is failed and re-queued once."),
     seed: int = typer.Option(0, help="Sampler seed."),
+    algos: Optional[str] = typer.Option(None, help="Comma-separated algorithms trials may use; the shipped "
+                                        "recipe is the best DQN-family one [dqn,qrdqn,ppo,a2c]."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
@@ -263,7 +265,13 @@ def search(
         "out": out, "trials": trials, "workers": workers, "study": study, "storage": storage,
         "datasets": datasets, "folds": folds, "train_bars": train_bars, "timesteps": timesteps,
         "final_seeds": final_seeds, "finalize": finalize, "seed": seed, "worker": worker or None,
-        "heartbeat": heartbeat}, env_prefix="TRADER_SEARCH_")
+        "heartbeat": heartbeat,
+        "algos": [a.strip() for a in algos.split(",") if a.strip()] if algos else None}, env_prefix="TRADER_SEARCH_")
+    from rl.algos import ALGOS
+    from trader_core.errors import ConfigError
+
+    if any(a not in ALGOS for a in cfg.algos):
+        raise ConfigError(f"--algos takes {', '.join(ALGOS)}; got {', '.join(cfg.algos)}")
     report = run_search(cfg, on_progress=None if json_out else _search_progress(cfg.trials))
     if json_out:
         print_json(report)
@@ -288,7 +296,7 @@ def _search_progress(total: int):
             state["started"] = True
         done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) + counts.get("FAIL", 0)
         try:
-            best = f"best median Sharpe {study.best_value:+.2f}"
+            best = f"best score {study.best_value:+.2f}"
         except ValueError:
             best = "no trial finished yet"
         progress.update(task, completed=min(done, total), description=(
@@ -310,7 +318,12 @@ def _print_search_report(report: dict, out: str) -> None:
     if "best" not in report:
         return
     best = report["best"]
-    con.print(f"best trial #{best['number']}: median Sharpe {best['value']:+.2f} over folds x assets")
+    con.print(f"best DQN-family trial #{best['number']}: score {best['value']:+.2f} (median Sharpe minus the best "
+              f"baseline's over folds x assets), median Sharpe {best.get('median_sharpe') or float('nan'):+.2f}")
+    other = report.get("best_other_algorithm")
+    if other:
+        con.print(f"best other algorithm: trial #{other['number']} ({other['algo']}), score {other['value']:+.2f}"
+                  + (" - scores better than the shipped DQN" if other["scores_better_than_shipped"] else ""))
     for title, rows in (("walk-forward folds", report["folds"]), ("final test (never searched)", report["holdout"])):
         table = Table(title=f"{title}, seeds {report['seeds']} (policy = their vote)")
         for col in ("fold", "asset", "window", "policy ret", "Sharpe", "B&H ret", "Sharpe", "SMA ret", "Sharpe",

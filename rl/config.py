@@ -46,6 +46,8 @@ class TrainConfig(BaseModel):
                                           "(0.25 = SB3's train_freq=4, gradient_steps=1 on one env)")
     reward_scale: float = Field(100.0, gt=0, description="multiply rewards seen by the learner (hourly log "
                                 "returns are ~1e-3; the env's own reward and metrics stay unscaled)")
+    double_q: bool = Field(False, description="dqn: Double DQN targets (the online net picks the next action, "
+                           "the target net values it; curbs the max operator's overestimation)")
     n_quantiles: int = Field(25, ge=2, le=256, description="qrdqn: quantiles per action (its loss is "
                              "quadratic in this; SB3's 200 trains ~30x slower on small CPUs)")
     net_arch: list[int] = Field(default_factory=lambda: [64, 64], description="hidden layer sizes")

@@ -22,13 +22,16 @@ from rl.features import MarketFeatures
 from rl.rewards import DrawdownPenalty, LogReturn, StepRecord, make_reward
 
 ACCOUNT_FEATURES = ["position", "unrealised_pnl", "time_in_trade", "drawdown"]
-ActionSet = Literal["spot3", "target", "5action"]
+ActionSet = Literal["spot3", "target", "5action", "size5"]
 ACTION_NAMES: dict[str, list[str]] = {
     "spot3": ["HOLD", "BUY", "SELL"],
     "target": ["FLAT", "LONG"],
     "target_short": ["SHORT", "FLAT", "LONG"],
     "5action": ["NEUTRAL", "ENTER_LONG", "EXIT_LONG", "ENTER_SHORT", "EXIT_SHORT"],
+    "size5": ["TO_0", "TO_25", "TO_50", "TO_75", "TO_100"],
 }
+# size5: the action is the share of equity to hold in ETH (the position size is the decision, not a setting)
+SIZE_LEVELS: dict[str, list[float]] = {"size5": [0.0, 0.25, 0.5, 0.75, 1.0]}
 KEEP = 99  # "no change" target position
 OBS_BOUND = 10.0  # market features are clipped to +-5; account state is clipped to this
 
@@ -36,7 +39,8 @@ OBS_BOUND = 10.0  # market features are clipped to +-5; account state is clipped
 class EnvConfig(BaseModel):
     """Everything that defines the market simulation; saved with each run."""
 
-    action_set: ActionSet = Field("spot3", description="spot3 (HOLD/BUY/SELL), target, or 5action (FreqAI)")
+    action_set: ActionSet = Field("spot3", description="spot3 (HOLD/BUY/SELL), target, 5action (FreqAI), or "
+                                  "size5 (hold 0/25/50/75/100% of equity in ETH; position_size is ignored)")
     allow_short: bool = Field(False, description="target/5action only: allow short positions")
     fee: float = Field(costs.DEFAULT_FEE, ge=0, lt=0.1, description="Uniswap fee tier as a fraction")
     pool_depth_usd: float = Field(costs.DEFAULT_POOL_DEPTH_USD, gt=0, description="USDC on each pool side")
@@ -65,7 +69,14 @@ class EnvConfig(BaseModel):
 
 
 def target_table(cfg: EnvConfig) -> list[list[int]]:
-    """targets[action][position + 1] -> new position (-1, 0, 1) or KEEP when the action is invalid/no-op."""
+    """targets[action][position + 1] -> new position (-1, 0, 1) or KEEP when the action is invalid/no-op.
+
+    size5 has no such table (its actions are exposure levels); it reads like `target`: the first action goes
+    flat, the last goes fully long."""
+    if cfg.action_set in SIZE_LEVELS:
+        n = len(SIZE_LEVELS[cfg.action_set])
+        return [[0 if p != 0 else KEEP for p in (-1, 0, 1)]] + [[KEEP] * 3] * (n - 2) + \
+            [[1 if p != 1 else KEEP for p in (-1, 0, 1)]]
     if cfg.action_set == "spot3":  # HOLD, BUY, SELL; long-only as in the seed tutorial
         return [[KEEP, KEEP, KEEP], [KEEP, 1, KEEP], [KEEP, KEEP, 0]]
     if cfg.action_set == "target":
@@ -93,7 +104,7 @@ def entry_fractions(features: MarketFeatures, cfg: EnvConfig) -> np.ndarray:
 def valid_table(cfg: EnvConfig) -> list[list[bool]]:
     """valid[action][position + 1]: HOLD/NEUTRAL is always valid; other no-ops are invalid."""
     table = target_table(cfg)
-    return [[a == 0 or t != KEEP for t in row] if cfg.action_set != "target" else [True] * 3
+    return [[a == 0 or t != KEEP for t in row] if cfg.action_set not in ("target", *SIZE_LEVELS) else [True] * 3
             for a, row in enumerate(table)]
 
 
@@ -133,6 +144,7 @@ class TradingEnv(gym.Env):
         self._gas = self.cfg.gas_usd
         self._nf = nf
         self._frac = entry_fractions(features, self.cfg).tolist()
+        self._levels = SIZE_LEVELS.get(self.cfg.action_set)
         self._min_hold = self.cfg.min_hold_bars
         self._cost_penalty = self.cfg.cost_penalty
         self._rec = StepRecord()
@@ -156,6 +168,7 @@ class TradingEnv(gym.Env):
 
     def _reset_ledger(self) -> None:
         self.cash, self.units, self.position = self.cfg.initial_cash, 0.0, 0
+        self.level = 0  # size5: index of the exposure level held
         self.equity = self.peak = self.cfg.initial_cash
         self.entry_equity, self.entry_t = self.cfg.initial_cash, self.t
         self.prev_action = 0
@@ -220,16 +233,54 @@ class TradingEnv(gym.Env):
             return self.cash - costs.buy_exact_eth(-self.units, price, cfg.pool_depth_usd, cfg.fee)[0] - cfg.gas_usd
         return self.cash
 
+    def _resize(self, a: int, t: int) -> tuple[bool, float, float, float]:
+        """size5: trade only the difference to exposure level `a` (a partial buy or sell, not a round trip).
+        Returns (traded, fee, impact, return of the trade closed by going to 0%)."""
+        if a == self.level or (self.level != 0 and t + 1 - self.entry_t < self._min_hold):
+            return False, 0.0, 0.0, 0.0
+        cfg = self.cfg
+        price = self._open[t + 1] if self._fill_next_open else self._close[t]
+        trade_return = 0.0
+        if a == 0:
+            trade_return = self._liquidation_value(price) / self.entry_equity - 1.0
+            self.last_trade_return = trade_return
+            usdc, fee, impact = costs.sell_eth(self.units, price, cfg.pool_depth_usd, cfg.fee)
+            self.cash, self.units = self.cash + usdc, 0.0
+        else:
+            want = self._levels[a] * (self.cash + self.units * price) / price
+            if want > self.units:
+                spend = min(self.cash, (want - self.units) * price)
+                eth, fee, impact = costs.buy_eth(spend, price, cfg.pool_depth_usd, cfg.fee)
+                self.cash, self.units = self.cash - spend, self.units + eth
+            else:
+                usdc, fee, impact = costs.sell_eth(self.units - want, price, cfg.pool_depth_usd, cfg.fee)
+                self.cash, self.units = self.cash + usdc, want
+        self.cash -= self._gas
+        if self.level == 0 and a != 0:  # a new trade starts; resizing an open one keeps its entry
+            self.entry_equity, self.entry_t = self.cash + self.units * price, t + 1
+        elif a != 0:
+            self.entry_t = t + 1  # the minimum holding time counts from the latest resize
+        self.level, self.position = a, 1 if a else 0
+        self.n_trades += 1
+        self.fees_paid += fee
+        self.impact_paid += impact
+        self.gas_paid += self._gas
+        return True, fee, impact, trade_return
+
     # -- the step --------------------------------------------------------------------------------------
     def step(self, action):
         a = int(action)
         t = self.t
         pos_prev, equity_prev, peak_prev = self.position, self.equity, self.peak
-        target = self._targets[a][pos_prev + 1]
-        valid = self._valid[a][pos_prev + 1]
+        traded, fee, impact, trade_return, time_in_trade = False, 0.0, 0.0, 0.0, t - self.entry_t
+        if self._levels is not None:
+            valid, target = True, KEEP
+            traded, fee, impact, trade_return = self._resize(a, t)
+        else:
+            target = self._targets[a][pos_prev + 1]
+            valid = self._valid[a][pos_prev + 1]
         if pos_prev != 0 and target != KEEP and t + 1 - self.entry_t < self._min_hold:
             target = KEEP  # minimum holding time: an early exit or flip is not executed
-        traded, fee, impact, trade_return, time_in_trade = False, 0.0, 0.0, 0.0, t - self.entry_t
         if target != KEEP and target != pos_prev:
             fill_price = self._open[t + 1] if self._fill_next_open else self._close[t]
             if pos_prev != 0:
@@ -275,6 +326,7 @@ class TradingEnv(gym.Env):
         info = {"t": t, "price": price, "equity": equity, "cash": self.cash, "units": self.units,
                 "position": self.position, "traded": traded, "fee_usd": fee, "impact_usd": impact,
                 "gas_usd": self._gas if traded else 0.0, "action_valid": valid,
+                "exposure": self.units * price / equity if equity > 1e-9 else 0.0,
                 "reward_components": components}
         return self._observation(), reward, terminated, truncated, info
 
@@ -284,7 +336,7 @@ class TradingEnv(gym.Env):
         obs = self._base[t].copy()
         if self.position != 0:
             liq = self._liquidation_value(self._close[t])
-            obs[nf] = self.position
+            obs[nf] = self.position if self._levels is None else self._levels[self.level]
             obs[nf + 1] = max(-OBS_BOUND, min(OBS_BOUND, math.log(max(liq, 1e-9) / self.entry_equity)))
             obs[nf + 2] = min((t - self.entry_t) / 100.0, 5.0)
         if self.equity < self.peak:
@@ -293,8 +345,8 @@ class TradingEnv(gym.Env):
         return obs
 
     def observe(self, t: int, position: int = 0) -> np.ndarray:
-        """Observation at bar `t` for a fresh account holding `position` (-1, 0, 1): live signals use
-        the same observation code as training and backtests."""
+        """Observation at bar `t` for a fresh account holding `position` (-1, 0, 1; size5: the level index):
+        live signals use the same observation code as training and backtests."""
         self.t = self.entry_t = t
         self._reset_ledger()
         if position != 0:
@@ -303,6 +355,11 @@ class TradingEnv(gym.Env):
 
     def _hold(self, position: int) -> None:
         """Turn the fresh account into one fully in `position` at the current close, at no cost."""
+        if self._levels is not None:  # size5: `position` is the exposure level; it was the last action too
+            self.units = self._levels[position] * self.cfg.initial_cash / self._close[self.t]
+            self.cash = self.cfg.initial_cash - self.units * self._close[self.t]
+            self.level, self.position, self.prev_action = position, 1 if position else 0, position
+            return
         self.units = position * self._frac[self.t] * self.cfg.initial_cash / self._close[self.t]
         self.cash = self.cfg.initial_cash - self.units * self._close[self.t]
         self.position = position

@@ -27,6 +27,7 @@ class BacktestResult:
     equity: list[float] = field(default_factory=list)
     returns_list: list[float] = field(default_factory=list)
     positions_list: list[int] = field(default_factory=list)
+    exposures: list[float] = field(default_factory=list)  # share of equity in ETH after each bar
     actions: list[int] = field(default_factory=list)
     trades: list[dict] = field(default_factory=list)
     trade_returns: list[float] = field(default_factory=list)
@@ -88,6 +89,7 @@ def run_backtest(feats: MarketFeatures, cfg: EnvConfig, start: int, stop: int, a
             result.equity.append(info["equity"])
             result.returns_list.append(info["equity"] / prev_equity - 1.0)
             result.positions_list.append(info["position"])
+            result.exposures.append(info["exposure"])
             prev_equity = info["equity"]
             if info["traded"]:
                 fill_t = info["t"] if cfg.fill == "next_open" else info["t"] - 1
@@ -141,7 +143,12 @@ def sma_fn(cfg: EnvConfig, feats: MarketFeatures, fast: int = 12, slow: int = 48
 def baseline_env(cfg: EnvConfig) -> EnvConfig:
     """The market a baseline trades: the policy's costs and action set, full-size positions, no holding rule
     (a skeptic's buy-and-hold puts the whole account in, whatever sizing the policy learned with)."""
-    return cfg.model_copy(update={"position_size": 1.0, "vol_target": None, "min_hold_bars": 0, "cost_penalty": 0.0})
+    from rl.env import SIZE_LEVELS
+
+    # a sizing policy's baselines still trade all-in or all-out
+    action_set = "target" if cfg.action_set in SIZE_LEVELS else cfg.action_set
+    return cfg.model_copy(update={"position_size": 1.0, "vol_target": None, "min_hold_bars": 0, "cost_penalty": 0.0,
+                                  "action_set": action_set})
 
 
 def _mean_metrics(ms: list[dict]) -> dict:

@@ -6,6 +6,7 @@ Differences from `stable_baselines3.DQN.train`, none of which changes the update
 - losses are collected as tensors and read once (`.item()` per step forces a sync and a Python float),
 - no train/eval mode switch per call: the MLP Q-network has no dropout or batch norm.
 Adam runs fused (one kernel for all parameters), set through `optimizer_kwargs` in `rl.train`.
+`double_q` (off by default, so the benchmark stays like-for-like): Double DQN targets (van Hasselt et al. 2016).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from stable_baselines3 import DQN
 
 
 class FastDQN(DQN):
+    double_q = False  # a class default, so models saved before the option load unchanged
+
     def _excluded_save_params(self) -> list[str]:
         # checkpoints written before the fix hold a stale `_q_params` list; never write one again
         return [*super()._excluded_save_params(), "_q_params"]
@@ -26,7 +29,11 @@ class FastDQN(DQN):
         data = self.replay_buffer.sample(batch_size * gradient_steps, env=self._vec_normalize_env)
         discounts = data.discounts if data.discounts is not None else self.gamma
         with th.no_grad():
-            next_q = self.q_net_target(data.next_observations).max(dim=1).values.reshape(-1, 1)
+            if self.double_q:
+                best_next = self.q_net(data.next_observations).argmax(dim=1, keepdim=True)
+                next_q = th.gather(self.q_net_target(data.next_observations), 1, best_next)
+            else:
+                next_q = self.q_net_target(data.next_observations).max(dim=1).values.reshape(-1, 1)
             target_all = data.rewards + (1 - data.dones) * discounts * next_q
         # read the live parameters every call: a list cached on the model would be pickled into model.zip and
         # come back after load as copies, so clipping would act on tensors the optimizer never steps

@@ -7,7 +7,8 @@ Per bar t, using data up to and including close[t] only:
 - `ema_fast_dist`, `ema_slow_dist`: close / EMA - 1,
 - `trend_k` (k in `trend_windows`): log(close[t] / close[t-k]) / (vol * sqrt(k)), a multi-day trend z-score,
 - `vol_regime`: log of the `window`-bar volatility over the `vol_long`-bar volatility (when `vol_long` is set),
-- `volume_z`: z-score of log(1 + volume) over `vol_window` bars (only when the data has volume).
+- `volume_z`: z-score of log(1 + volume) over `vol_window` bars (only when the data has volume),
+- `hour_sin/cos`, `dow_sin/cos` (with `time_features`): the bar's UTC hour of day and day of week on circles.
 Features are computed per continuous segment (a gap restarts the warm-up) and standardised with a scaler
 fitted on the training split only.
 """
@@ -37,6 +38,8 @@ class FeatureSpec(BaseModel):
     ema_slow: int = Field(48, ge=3, description="slow EMA span in bars")
     max_gap_bars: float = Field(3.0, gt=1.0, description="a gap longer than this many bars splits the series")
     use_volume: bool = Field(True, description="add volume_z when the data has volume")
+    time_features: bool = Field(False, description="add hour-of-day and day-of-week (UTC, sin/cos): intraday "
+                                "and weekend seasonality, read from the bar's own timestamp")
 
     @field_validator("trend_windows")
     @classmethod
@@ -111,6 +114,8 @@ def feature_names(spec: FeatureSpec, has_volume: bool) -> list[str]:
         names.append("vol_regime")
     if has_volume and spec.use_volume:
         names.append("volume_z")
+    if spec.time_features:
+        names += ["hour_sin", "hour_cos", "dow_sin", "dow_cos"]
     return names
 
 
@@ -147,6 +152,11 @@ def _segment_features(c: Candles, a: int, b: int, spec: FeatureSpec, with_volume
         lv = np.log1p(c.volume[a:b])
         mu, sd = _rolling_mean(lv, spec.vol_window), _rolling_std(lv, spec.vol_window)
         cols.append((lv - mu) / np.where(sd > 1e-12, sd, np.nan))
+    if spec.time_features:
+        ts = c.timestamps[a:b].astype(np.int64)
+        hour = 2 * np.pi * ((ts // 3600) % 24) / 24.0
+        dow = 2 * np.pi * (((ts // 86400) + 3) % 7) / 7.0  # 1970-01-01 was a Thursday: Monday = 0
+        cols += [np.sin(hour), np.cos(hour), np.sin(dow), np.cos(dow)]
     out = np.column_stack(cols)
     out[: spec.lookback] = np.nan  # EMA warm-up and rolling windows are unreliable before the look-back
     return out

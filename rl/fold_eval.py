@@ -1,5 +1,8 @@
 """A recipe judged the way the search judges it: train on each walk-forward fold, trade the fold's unseen test
-window on every asset, next to buy-and-hold, SMA crossover and flat over the same bars and costs.
+window on every asset, next to buy-and-hold, SMA crossover and flat over the same bars and costs, and two
+baselines at the policy's own risk (`rl.baselines`: constant exposure at its average exposure, volatility
+targeting at its realised volatility); each row says how the policy fares against the best of them and how
+much of its decisions its position alone predicts.
 
 The folds are fixed in time for a whole study (embargo = the longest look-back the search space can sample),
 so every trial is measured on identical windows; the final test period after them is never touched here
@@ -16,8 +19,11 @@ import numpy as np
 from rl.config import TrainConfig
 from rl.walkforward import Fold, walk_forward_folds
 
-BASELINES = ("buy_and_hold", "sma", "flat")
-POLICY_KEYS = ("total_return", "sharpe", "max_drawdown", "n_trades", "time_in_market", "fees_paid", "turnover")
+BASELINES = ("buy_and_hold", "sma", "flat", "const_exposure", "vol_target")
+POLICY_KEYS = ("total_return", "sharpe", "max_drawdown", "n_trades", "time_in_market", "fees_paid", "turnover",
+               "mean_exposure")
+MAX_POSITION_PREDICTABILITY = 0.8  # a policy whose position predicts more of its decisions ignores the market
+INACTIVE_PENALTY = 10.0  # subtracted from the score of a recipe that does not act on the market
 
 
 def iso(ts: int) -> str:
@@ -125,8 +131,9 @@ def evaluate_window(cfg: TrainConfig, cache: MarketCache, train_range: tuple[int
     """Train on `train_range` (one model per seed), trade `test_range` on every dataset: one row per dataset
     (`policy` is the single model, or the seeds' majority vote, with each seed under `seeds`), plus the
     policy's per-bar returns (for the deflated Sharpe)."""
+    from rl.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
     from rl.ensemble import ensemble_action_fn
-    from rl.evaluate import run_backtest
+    from rl.evaluate import baseline_env, run_backtest
     from rl.metrics import compute_metrics
 
     seeds = [cfg.seed] if seeds is None else list(seeds)
@@ -140,10 +147,17 @@ def evaluate_window(cfg: TrainConfig, cache: MarketCache, train_range: tuple[int
         row = {"fold": label, "dataset": d, "start": iso(ts[r[0]]), "end": iso(ts[r[1] - 1]),
                "bars": r[1] - r[0], "policy": _summary(compute_metrics(res, interval)),
                **cache.baselines(d, r, cfg.env)}
+        candles, base_env = cache.candles[d], baseline_env(cfg.env)
+        row["const_exposure"] = constant_exposure(candles, *r, base_env, row["policy"]["mean_exposure"])
+        row["vol_target"] = vol_target(candles, *r, base_env, res.returns)
+        row["policy"]["position_predictability"] = position_predictability(
+            *decisions_on_states(models, feats[d], cfg.env, *r))
+        row["judgement"] = judge(row)
         if len(models) > 1:
             row["seeds"] = {str(s): _summary(compute_metrics(run_backtest(feats[d], cfg.env, *r,
                                                                            ensemble_action_fn([m])), interval))
                             for s, m in zip(seeds, models)}
+            row["seed_median_sharpe"] = float(np.median([s["sharpe"] for s in row["seeds"].values()]))
         else:
             row["seed"] = seeds[0]
         rows.append(row)
@@ -173,3 +187,18 @@ def evaluate_holdout(cfg: TrainConfig, cache: MarketCache, seeds: list[int] | No
 
 def median_sharpe(rows: list[dict]) -> float:
     return float(np.median([r["policy"]["sharpe"] for r in rows])) if rows else float("nan")
+
+
+def acts_on_market(rows: list[dict]) -> bool:
+    """Trades in every window, and its position alone predicts at most 80% of its decisions (on average)."""
+    return bool(rows) and all(r["policy"]["n_trades"] > 0 for r in rows) and float(
+        np.mean([r["policy"]["position_predictability"] for r in rows])) <= MAX_POSITION_PREDICTABILITY
+
+
+def recipe_score(rows: list[dict]) -> float:
+    """What the search maximises: the median over windows of the policy's Sharpe minus the best baseline's
+    (at the policy's own risk included), less a penalty when it does not act on the market."""
+    if not rows:
+        return float("nan")
+    excess = float(np.median([r["judgement"]["sharpe_excess_over_best"] for r in rows]))
+    return excess if acts_on_market(rows) else excess - INACTIVE_PENALTY

@@ -86,6 +86,7 @@ def compute_metrics(result, interval_s: int) -> dict:
         **trade_stats(result.trade_returns),
         "turnover": float(result.traded_notional / mean_equity) if mean_equity > 0 else 0.0,
         "time_in_market": float(np.mean(result.positions != 0)) if len(result.positions) else 0.0,
+        "mean_exposure": float(np.mean(result.exposures)) if len(getattr(result, "exposures", [])) else 0.0,
         "fees_paid": float(result.fees_paid),
         "impact_paid": float(result.impact_paid),
         "gas_paid": float(result.gas_paid),

@@ -130,8 +130,11 @@ class Policy:
         self.scaler = Scaler(**meta["scaler"])
         self.feature_names: list[str] = meta["names"]
         self.interval_s: int | None = meta.get("interval_s")
+        from rl.env import SIZE_LEVELS
+
         self.action_names = config.env.action_names
         self._targets = target_table(config.env)
+        self._levels = SIZE_LEVELS.get(config.env.action_set)  # size5: the action is an exposure level
 
     @property
     def model(self):
@@ -187,6 +190,21 @@ class Policy:
         except Exception as exc:  # corrupted zip, incompatible SB3 version, ...
             raise ModelError(f"cannot load {path}: {exc}") from exc
 
+    def describe(self) -> str:
+        """One line naming the algorithm, the recipe, its training budget and (from the run's card.json) what
+        the policy was measured to be worth against its baselines."""
+        c = self.config
+        algo = {"dqn": "Double DQN" if c.double_q else "DQN", "qrdqn": "QR-DQN"}.get(c.algo, c.algo.upper())
+        members = f"vote of {len(self.models)} seeds" if len(self.models) > 1 else "1 model"
+        actions = "exposure 0/25/50/75/100%" if self._levels else f"{c.env.action_set} actions"
+        text = (f"{algo}, {members}, {c.timesteps:,} timesteps each on {' + '.join(c.datasets)}; {actions}, "
+                f"reward {c.env.reward}, look-back {c.features.lookback} bars")
+        card = self.run_dir / "card.json"
+        if card.exists():
+            worth = json.loads(card.read_text()).get("worth")
+            text += f". {worth}" if worth else ""
+        return text
+
     def action_fn(self):
         """The policy's decision rule in the `rl.evaluate.ActionFn` shape (the ensemble's vote)."""
         return ensemble_action_fn(self.models, self.rule)
@@ -227,6 +245,12 @@ class Policy:
 
     def act(self, obs: np.ndarray) -> int:
         return self.decide(obs).action
+
+    def trade_action(self, action: int, position: int) -> Literal["BUY", "SELL", "HOLD"]:
+        """BUY/SELL/HOLD for an account in `position` (size5: its exposure level index)."""
+        if self._levels is not None:
+            return "HOLD" if action == position else ("BUY" if action > position else "SELL")
+        return to_trade_action(self._targets, action, position)
 
     def _explain(self, feats, t: int, env) -> dict[str, float]:
         c = feats.candles
@@ -271,7 +295,10 @@ class Policy:
         if len(raw) <= self.config.features.lookback or not feats.valid[t]:
             return hold(f"the look-back is not covered: features need {self.config.features.lookback} bars of "
                         f"continuous history before the latest bar, the data gives {len(raw)} bars")
-        pos = 1 if position >= 0.5 else (-1 if position <= -0.5 else 0)
+        if self._levels is not None:  # the exposure level nearest the wallet's share in ETH
+            pos = int(np.argmin([abs(level - position) for level in self._levels]))
+        else:
+            pos = 1 if position >= 0.5 else (-1 if position <= -0.5 else 0)
         try:
             env = self.env_for(feats)
             obs = env.observe(t, pos)
@@ -285,7 +312,7 @@ class Policy:
                 return hold("model produced non-finite Q-values")
         except Exception as exc:  # the safety switch: any model error means HOLD, never a crash
             return hold(f"model error: {exc}")
-        return Signal(action=to_trade_action(self._targets, d.action, pos), agreement=d.agreement,
+        return Signal(action=self.trade_action(d.action, pos), agreement=d.agreement,
                       q_margin=d.q_margin, q_values=[float(v) for v in d.q_mean], members=len(self.models),
                       features=explained, timestamp=ts, time=iso(ts), age_s=age, price=price,
                       raw_action=self.action_names[d.action], observation=self._named(obs))
@@ -305,7 +332,9 @@ class Policy:
         feats = self.features_for(candles)
         env = self.env_for(feats, *sp.range(split), random_start=True)
         vol_idx = feats.names.index("realised_vol")
-        levels = [-1, 0, 1] if self.config.env.allow_short else [0, 1]
+        from rl.baselines import position_levels
+
+        levels = position_levels(self.config.env)
         wallets = np.random.default_rng(seed)  # which position each episode starts in
         out: list[Decision] = []
         for ep in range(episodes):
@@ -321,7 +350,7 @@ class Policy:
                     volatility=float(feats.raw[t][vol_idx]),
                     price_change=float(c.close[t] / c.close[max(0, t - PRICE_CHANGE_BARS)] - 1.0),
                     eth=float(env.units), usdc=float(env.cash),
-                    action=to_trade_action(self._targets, d.action, env.position),
+                    action=self.trade_action(d.action, env.level if self._levels else env.position),
                     agreement=d.agreement, q_margin=d.q_margin, q_values=[float(v) for v in d.q_mean],
                     features=self._explain(feats, t, env), observation=self._named(obs)))
                 obs, _, terminated, truncated, _ = env.step(d.action)

@@ -23,9 +23,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rl.config import TrainConfig
-from rl.fold_eval import MarketCache, evaluate_folds, evaluate_holdout, median_sharpe, plan_folds
+from rl.fold_eval import (INACTIVE_PENALTY, MarketCache, acts_on_market, evaluate_folds, evaluate_holdout,
+                          median_sharpe, plan_folds, recipe_score)
 from rl.paths import prepare_out_dir
-from rl.search_space import max_lookback, suggest_recipe
+from rl.search_space import ALGOS, DQN_FAMILY, max_lookback, suggest_recipe
 from rl.study_storage import STORAGE_ENV, open_study, redact, run_trials, trial_counts
 from trader_core.errors import ConfigError
 
@@ -47,6 +48,9 @@ class SearchConfig(BaseModel):
     timesteps: int | None = Field(None, ge=100, description="fixed training length for every trial (smoke "
                                   "runs, tests); default: searched")
     final_seeds: int = Field(3, ge=1, le=16, description="seeds the chosen recipe is re-run with")
+    algos: list[str] = Field(default_factory=lambda: list(ALGOS), min_length=1,
+                             description="algorithms the trials may use; the chosen (shipped) recipe is the best "
+                             "of the DQN family (dqn, qrdqn); the best other one is reported beside it")
     finalize: bool = Field(True, description="after the trials: choose, re-run with seeds, test on the holdout")
     seed: int = Field(0, ge=0, description="sampler seed (worker k uses seed + k)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch threads per worker")
@@ -95,7 +99,7 @@ def base_config(cfg: SearchConfig) -> TrainConfig:
 
 
 def recipe_for(trial, cfg: SearchConfig) -> TrainConfig:
-    recipe = suggest_recipe(trial, base_config(cfg))
+    recipe = suggest_recipe(trial, base_config(cfg), cfg.algos)
     if cfg.timesteps is not None:
         recipe = recipe.model_copy(update={"timesteps": cfg.timesteps})
     return recipe
@@ -120,17 +124,19 @@ def make_objective(cfg: SearchConfig, cache: MarketCache):
         trial.set_user_attr("config", recipe.model_dump_json())  # read back by finalize, on any machine
 
         def on_fold(k: int, rows: list[dict]) -> None:
-            trial.report(median_sharpe(rows), step=k)
+            trial.report(recipe_score(rows), step=k)
             if k < len(cache.plan.folds) - 1 and trial.should_prune():
                 _write_json(cfg.run_dir / "trials" / f"trial_{trial.number:04d}.json",
                             {**record, "state": "PRUNED", "folds": rows,
                              "seconds": round(time.perf_counter() - started, 1)})
-                raise optuna.TrialPruned(f"median Sharpe {median_sharpe(rows):.2f} after fold {k}")
+                raise optuna.TrialPruned(f"score {recipe_score(rows):.2f} after fold {k}")
 
         rows, returns = evaluate_folds(recipe, cache, on_fold)
-        value = median_sharpe(rows)
+        value = recipe_score(rows)
         sr, skew, kurt, n = return_moments(returns)
         stats = {"oos_sharpe_per_bar": sr, "oos_skew": skew, "oos_kurtosis": kurt, "oos_bars": n,
+                 "algo": recipe.algo, "median_sharpe": median_sharpe(rows), "acts_on_market": acts_on_market(rows),
+                 "position_predictability": float(np.mean([r["policy"]["position_predictability"] for r in rows])),
                  "min_sharpe": float(min(r["policy"]["sharpe"] for r in rows)),
                  "mean_trades": float(np.mean([r["policy"]["n_trades"] for r in rows])),
                  "mean_time_in_market": float(np.mean([r["policy"]["time_in_market"] for r in rows]))}
@@ -224,9 +230,13 @@ def finalize(cfg: SearchConfig, study) -> dict:
     from rl.overfit import deflated_sharpe_from_moments
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        raise ConfigError("no trial of the study completed; nothing to choose (see trials/ and the worker logs)")
-    best = max(complete, key=lambda t: t.value)
+    family = [t for t in complete if _trial_algo(t) in DQN_FAMILY]
+    if not family:
+        raise ConfigError("no DQN-family trial of the study completed; nothing to ship (see trials/ and the "
+                          "worker logs; --algos must include dqn or qrdqn)")
+    best = max(family, key=lambda t: t.value)
+    others = [t for t in complete if _trial_algo(t) not in DQN_FAMILY]
+    best_other = max(others, key=lambda t: t.value) if others else None
     recipe = TrainConfig.model_validate_json(best.user_attrs["config"]).model_copy(
         update={"seed": 0, "torch_threads": None})
     _write_json(cfg.run_dir / "best.json", recipe.model_dump(mode="json"))
@@ -244,22 +254,64 @@ def finalize(cfg: SearchConfig, study) -> dict:
         ua["oos_sharpe_per_bar"], ua["oos_skew"], ua["oos_kurtosis"], ua["oos_bars"], len(finished),
         [t.user_attrs["oos_sharpe_per_bar"] for t in complete],
         periods_per_year(cache.candles[cfg.datasets[0]].interval_s))
-    return {"plan": plan.describe(),
-            "best": {"number": best.number, "value": best.value, "params": best.params},
+    fold_summary = verdict(fold_rows)
+    from rl.fold_plot import plot_fold_report
+
+    plot_fold_report(fold_rows + holdout_rows, cfg.run_dir / "fold_report.png",
+                     title=f"trial {best.number} ({recipe.algo}), vote of seeds {seeds}")
+    return {"plan": plan.describe(), "objective": "median over windows of (policy Sharpe - best baseline Sharpe), "
+            f"minus {INACTIVE_PENALTY:g} when the policy does not act on the market",
+            "best": {"number": best.number, "value": best.value, "params": best.params,
+                     "median_sharpe": ua.get("median_sharpe")},
+            "best_other_algorithm": None if best_other is None else {
+                "number": best_other.number, "algo": _trial_algo(best_other), "value": best_other.value,
+                "median_sharpe": best_other.user_attrs.get("median_sharpe"),
+                "scores_better_than_shipped": best_other.value > best.value},
             "best_config": "best.json", "seeds": seeds,
-            "folds": fold_rows, "fold_summary": verdict(fold_rows),
+            "folds": fold_rows, "fold_summary": fold_summary,
+            "target": target_met(fold_summary, dsr.to_dict()), "plot": "fold_report.png",
             "holdout": holdout_rows, "holdout_summary": verdict(holdout_rows),
             "deflated_sharpe": dsr.to_dict()}
 
 
 def verdict(rows: list[dict]) -> dict:
-    """Median Sharpe and return of the policy and each baseline, and in how many windows the policy beat each."""
-    from rl.fold_eval import BASELINES
+    """Median Sharpe and return of the policy and each baseline, in how many windows the policy beat each and
+    the best of them, and whether it acts on the market."""
+    from rl.fold_eval import BASELINES, MAX_POSITION_PREDICTABILITY
 
     out: dict = {"windows": len(rows)}
     for name in ("policy", *BASELINES):
         out[name] = {"median_sharpe": float(np.median([r[name]["sharpe"] for r in rows])),
-                     "median_return": float(np.median([r[name]["total_return"] for r in rows]))}
+                     "median_return": float(np.median([r[name]["total_return"] for r in rows])),
+                     "median_max_drawdown": float(np.median([r[name]["max_drawdown"] for r in rows]))}
     for name in BASELINES:
         out[f"policy_sharpe_ge_{name}"] = int(sum(r["policy"]["sharpe"] >= r[name]["sharpe"] - 1e-12 for r in rows))
+    for measure in ("sharpe", "return", "drawdown"):
+        out[f"beats_best_{measure}"] = int(sum(r["judgement"][f"beats_best_{measure}"] for r in rows))
+    if all("seed_median_sharpe" in r for r in rows):
+        out["seed_median_sharpe_ge_best"] = int(sum(
+            r["seed_median_sharpe"] >= r[r["judgement"]["best_sharpe"]]["sharpe"] - 1e-12 for r in rows))
+    out["drawdown_le_buy_and_hold"] = int(sum(r["judgement"]["drawdown_le_buy_and_hold"] for r in rows))
+    out["trades_in_every_window"] = all(r["policy"]["n_trades"] > 0 for r in rows)
+    pp = [r["policy"]["position_predictability"] for r in rows]
+    out["position_predictability"] = {"mean": float(np.mean(pp)), "max": float(np.max(pp)),
+                                      "limit": MAX_POSITION_PREDICTABILITY}
     return out
+
+
+def _trial_algo(trial) -> str:
+    return trial.user_attrs.get("algo") or trial.params.get("algo") or "dqn"
+
+
+def target_met(fold_summary: dict, dsr: dict) -> dict:
+    """The issue's bar for a timing edge, each part on its own line of the report."""
+    parts = {
+        "sharpe_ge_best_baseline_in_4_of_6": fold_summary.get("seed_median_sharpe_ge_best",
+                                                              fold_summary["beats_best_sharpe"]) >= 4,
+        "drawdown_le_buy_and_hold_every_window": fold_summary["drawdown_le_buy_and_hold"] == fold_summary["windows"],
+        "deflated_sharpe_ge_0_95": dsr["deflated_sharpe"] >= 0.95,
+        "trades_in_every_window": fold_summary["trades_in_every_window"],
+        "position_predicts_le_80pct": fold_summary["position_predictability"]["mean"]
+        <= fold_summary["position_predictability"]["limit"],
+    }
+    return {**parts, "all": all(parts.values())}

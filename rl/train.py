@@ -54,10 +54,10 @@ def make_train_env(cfg: TrainConfig, feats, train_range: tuple[int, int]):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from rl.env import TradingEnv
-    from rl.vec_env import VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
+    from rl.vec_env import VECTOR_ACTION_SETS, VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
 
     start, stop = train_range
-    if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS:
+    if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS and cfg.env.action_set in VECTOR_ACTION_SETS:
         venv = make_sb3_vec_env(BatchedTradingEnv(feats, cfg.env, cfg.n_envs, start, stop, seed=cfg.seed))
     else:
         venv = DummyVecEnv([lambda: TradingEnv(feats, cfg.env, start, stop) for _ in range(cfg.n_envs)])
@@ -109,6 +109,8 @@ def fit_model(cfg: TrainConfig, feats, train_range: tuple[int, int], callback=No
     """A fresh model of `cfg.algo` trained for `cfg.timesteps` on bars [start, stop) of `feats`."""
     venv = make_train_env(cfg, feats, train_range)
     model = algo_class(cfg.algo)("MlpPolicy", venv, tensorboard_log=log_dir, **algo_kwargs(cfg))
+    if cfg.algo == "dqn":
+        model.double_q = cfg.double_q
     model.learn(total_timesteps=cfg.timesteps, callback=callback, progress_bar=progress, tb_log_name="run")
     return model
 
@@ -170,6 +172,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
             model.load_replay_buffer(run_dir / "replay_buffer.pkl")
     else:
         model = cls("MlpPolicy", venv, tensorboard_log=str(run_dir / "tb"), **algo_kwargs(cfg))
+        if cfg.algo == "dqn":
+            model.double_q = cfg.double_q
     save_config(cfg, run_dir)
     save_features(feats, run_dir)
 

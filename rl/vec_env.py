@@ -16,6 +16,7 @@ from rl.features import MarketFeatures
 from trader_core.errors import ConfigError
 
 VECTOR_REWARDS = ("log_return", "drawdown_penalty")
+VECTOR_ACTION_SETS = ("spot3", "target", "5action")  # size5 (partial resizes) trains on single envs
 
 
 class BatchedTradingEnv:
@@ -29,6 +30,9 @@ class BatchedTradingEnv:
         if self.cfg.reward not in VECTOR_REWARDS:
             raise ConfigError(f"the batched env supports rewards {', '.join(VECTOR_REWARDS)}, not "
                               f"{self.cfg.reward!r}; use single envs (n_envs=1) for that reward")
+        if self.cfg.action_set not in VECTOR_ACTION_SETS:
+            raise ConfigError(f"the batched env supports action sets {', '.join(VECTOR_ACTION_SETS)}, not "
+                              f"{self.cfg.action_set!r}; use single envs for that action set")
         # The single env owns the episode-start rules; reuse them instead of re-deriving.
         proto = TradingEnv(features, self.cfg, start, stop)
         self.observation_space, self.action_space = proto.observation_space, proto.action_space

@@ -27,6 +27,12 @@ def env_action(trade: str, position: float, action_names: list[str]) -> int:
         held = "LONG" if position >= 0.5 else "FLAT"
         name = {"BUY": "LONG", "SELL": "FLAT"}.get(trade, held)
         return action_names.index(name)
+    if all(n.startswith("TO_") for n in action_names):  # size5: exposure levels TO_0 .. TO_100
+        levels = [int(n[3:]) / 100 for n in action_names]
+        held = min(range(len(levels)), key=lambda i: abs(levels[i] - position))
+        # a live BUY/SELL moved the wallet one level up/down at least; the level it reached is not known here
+        step = {"BUY": 1, "SELL": -1}.get(trade, 0)
+        return max(0, min(len(levels) - 1, held + step))
     raise ValueError(f"online learning does not map trades onto the action set {action_names}")
 
 

@@ -25,10 +25,13 @@ def chain_home(tmp_path_factory, replica_build_home):
 
 @pytest.fixture(scope="session")
 def history_chain(chain_home):
-    """A private replica whose V2 pool walked 120 real hourly closes (real swaps at hourly block times)."""
+    """A private replica whose V2 pool walked real hourly closes (real swaps at hourly block times): the default
+    policy's look-back and a few more bars."""
+    from rl.policy import Policy
     from tests.chain_history import replica_with_history
 
-    with replica_with_history(chain_home, hours=120) as chain_stamps_closes:
+    hours = Policy.load("default").config.features.lookback + 4
+    with replica_with_history(chain_home, hours=hours) as chain_stamps_closes:
         yield chain_stamps_closes
 
 

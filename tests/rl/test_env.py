@@ -16,7 +16,7 @@ ACTION_SETS = [dict(action_set="spot3"), dict(action_set="target"), dict(action_
                dict(action_set="5action", allow_short=True)]
 
 
-@pytest.mark.parametrize("cfg", ACTION_SETS)
+@pytest.mark.parametrize("cfg", ACTION_SETS + [dict(action_set="size5")])
 def test_env_passes_gymnasium_and_sb3_checkers(eth_features, cfg):
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
@@ -42,7 +42,7 @@ def _random_rollout(env, seed, n=400):
     return out
 
 
-@pytest.mark.parametrize("cfg", ACTION_SETS)
+@pytest.mark.parametrize("cfg", ACTION_SETS + [dict(action_set="size5")])
 def test_equity_is_cash_plus_position_value_every_step(eth_features, cfg):
     env = make_env(eth_features, gas_usd=2.0, **cfg)
     for _, _, info in _random_rollout(env, 1)[1:]:

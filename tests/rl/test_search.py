@@ -20,7 +20,7 @@ def test_two_workers_share_one_sqlite_study_to_a_chosen_recipe(tmp_path):
     env = {**os.environ, "TRADER_HOME": str(tmp_path / "home")}
     res = subprocess.run([*TRADER, "rl", "search", "--out", str(out), "--trials", "2", "--workers", "2",
                           "--timesteps", "400", "--folds", "2", "--train-bars", "600", "--final-seeds", "2",
-                          "--json"], capture_output=True, text=True, env=env, timeout=900)
+                          "--algos", "dqn", "--json"], capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "locked" not in res.stderr
     report = json.loads(res.stdout)
@@ -41,7 +41,9 @@ def test_two_workers_share_one_sqlite_study_to_a_chosen_recipe(tmp_path):
         assert {(r["fold"], r["dataset"]) for r in saved["folds"]} == {
             (f, d) for f in (0, 1) for d in ("chainlink-eth-1h", "chainlink-btc-1h")}
         for row in saved["folds"]:
-            assert {"policy", "buy_and_hold", "sma", "flat"} <= set(row) and row["flat"]["sharpe"] == 0
+            assert {"policy", "buy_and_hold", "sma", "flat", "const_exposure", "vol_target"} <= set(row)
+            assert row["flat"]["sharpe"] == 0 and 0 <= row["policy"]["position_predictability"] <= 1
+        assert saved["algo"] == "dqn" and saved["config"]["features"]["time_features"] in (False, True)
 
     best = TrainConfig.model_validate_json((out / "best.json").read_text())
     assert best.also_train_on == ["chainlink-btc-1h"] and best.checkpoint == "last"
@@ -53,6 +55,8 @@ def test_two_workers_share_one_sqlite_study_to_a_chosen_recipe(tmp_path):
     dsr = report["deflated_sharpe"]
     assert dsr["n_trials"] == 2 and 0 <= dsr["deflated_sharpe"] <= 1
     assert json.loads((out / "report.json").read_text())["best"] == report["best"]
+    assert report["best_other_algorithm"] is None and set(report["target"]) >= {"deflated_sharpe_ge_0_95", "all"}
+    assert (out / "fold_report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_storage_urls_journal_and_password_redaction(tmp_path):
