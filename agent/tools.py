@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -329,7 +328,9 @@ class ToolSession:
         asked, proposal = self.proposals[pid]
         if not proposal.risk.ok:
             raise SwapRefused(f"proposal {pid} failed its risk check: {'; '.join(proposal.risk.reasons)}")
-        if proposal.deadline <= time.time():  # the router would revert it: refuse before anything is signed
+        # the router would revert it: refuse before anything is signed. The deadline is on the chain's clock (a replica
+        # with baked history runs in its history's time), so it is judged on that clock, not the wall clock.
+        if proposal.deadline <= self.chain.block_timestamp():
             self._journal_expired(pid)
             raise SwapRefused(f"proposal {pid} expired at {utc(proposal.deadline)} (its router deadline); "
                               "ask for a new proposal (with a fresh quote)")

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -114,6 +113,18 @@ def _row(trade_id: str) -> dict:
     return next(r for r in journal_rows() if r["id"] == trade_id)
 
 
+def _chain_now(home) -> int:
+    """The chain's clock (a replica with baked history runs in its history's time, not the wall clock's)."""
+    from onchain.chain import read_state, Chain
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRADER_HOME", str(home))
+    try:
+        return Chain(read_state().rpc_url).block_timestamp()
+    finally:
+        mp.undo()
+
+
 @pytest.mark.chain
 def test_tools_are_listed_with_the_agents_typed_schemas(reader):
     from agent.mcp.tools import MCP_TOOLS
@@ -170,9 +181,9 @@ def test_bad_input_is_a_one_line_tool_error(reader):
 
 
 @pytest.mark.chain
-def test_execution_is_refused_without_the_opt_in(reader):
+def test_execution_is_refused_without_the_opt_in(reader, mcp_home):
     proposal = reader.ok("propose_swap", {"side": "sell", "amount": 0.05})
-    assert proposal["risk"]["ok"] and proposal["min_amount_out"] > 0 and proposal["deadline"] > time.time()
+    assert proposal["risk"]["ok"] and proposal["min_amount_out"] > 0 and proposal["deadline"] > _chain_now(mcp_home)
     assert _row(proposal["id"])["status"] == "proposed"  # journalled: another process can see it
     before = reader.ok("portfolio")
     refusal = reader.error("execute_swap", {"proposal_id": proposal["id"]})
@@ -218,9 +229,9 @@ async def _http_checks(url: str, errors: list) -> None:
             assert sorted(t.name for t in (await session.list_tools()).tools) == sorted(TOOLS)
             proposal = await session.call_tool("propose_swap", {"side": "sell", "amount": 0.01})
             assert not proposal.is_error, proposal.content[0].text
-            deadline = proposal.structured_content["deadline"]
-            while time.time() <= deadline + 0.5:  # wait until the router would revert it
-                await anyio.sleep(0.25)
+            # the deadline is 1 s on the chain's clock, which runs at the wall clock's pace from its own time:
+            # 2.5 s later the router would revert it
+            await anyio.sleep(2.5)
             expired = await session.call_tool("execute_swap", {"proposal_id": proposal.structured_content["id"]})
             errors.append((proposal.structured_content["id"], expired.is_error, expired.content[0].text))
 
