@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from onchain.chain import Chain, ChainInfo, checkpoint, dev_account
-from onchain.chain import status as chain_status
+from onchain.node.chain import Chain, ChainInfo, checkpoint, dev_account
+from onchain.node.chain import status as chain_status
 from onchain.journal import Journal, JournalError
-from onchain.keys import signer, trading_address
+from onchain.node.keys import signer, trading_address
 from onchain.manage import start_chain, stop_chain
 from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict, SwapEvent, SwapProposal,
                             SwapReceipt)

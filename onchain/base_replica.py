@@ -16,16 +16,16 @@ from dataclasses import dataclass
 
 from eth_abi import encode as abi_encode
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4
-from onchain.artifacts import load_artifact
+from onchain.node.artifacts import load_artifact
 from onchain.networks import (BASE, BASE_CHAIN_ID, BASE_POOL_MANAGER, BASE_POSITION_MANAGER, BASE_STATE_VIEW,
                               BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V2_FACTORY, BASE_V3_FACTORY, BASE_V3_NPM,
                               BASE_V4_QUOTER, BASE_WETH, NATIVE, PERMIT2, V4_DATASET)
 from onchain.periphery import (PLACER, construct_at, creation_code, deploy_multicall3, etch_permit2,
                                universal_router_code)
 from onchain.replica import mark_identity, send_as
-from onchain.rpc import calldata
+from onchain.node.rpc import calldata
 from trader_core.errors import ChainError, DataError
 
 USDC_MINTER = PLACER  # the replica token's masterMinter (it ran the constructor)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.journal import Journal
 from onchain.replicas import PrivateReplica
-from onchain.rpc import calldata
+from onchain.node.rpc import calldata
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_quote
 from onchain.wallet import fund

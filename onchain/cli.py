@@ -74,7 +74,7 @@ def up(
     """Start anvil on 127.0.0.1 (fork or offline replica of mainnet or Base) and record it for later commands."""
     import os
 
-    from onchain.chain import status
+    from onchain.node.chain import status
     from onchain.manage import start_chain
 
     if history_bars is None and not (fork_url or os.environ.get("ETH_RPC_URL")) and _history_bars_default:
@@ -108,7 +108,7 @@ def up(
 @chain_app.command("status")
 def status_cmd(json_out: bool = JSON_OPT) -> None:
     """Show the recorded chain; exit code 1 if none is running."""
-    from onchain.chain import find_orphans, status
+    from onchain.node.chain import find_orphans, status
 
     info = status()
     for pid in find_orphans():
@@ -149,7 +149,7 @@ def fund_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Set ETH (anvil_setBalance) and USDC (balances slot) of an address on a local node."""
-    from onchain.chain import checkpoint
+    from onchain.node.chain import checkpoint
     from onchain.manage import fund
     from onchain.reconcile import connect
 
@@ -177,7 +177,7 @@ def replay_cmd(
 ) -> None:
     """Move the replica pools along a real historical price path with real swaps (on Base: the real V4 swap
     sequence of univ4-base-eth-swaps, with its real timestamp spacing)."""
-    from onchain.chain import checkpoint
+    from onchain.node.chain import checkpoint
     from onchain.networks import BASE, network_of
     from onchain.reconcile import connect
     from trader_core.errors import ConfigError
@@ -374,7 +374,7 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
         raise ConfigError(f"--limit must be 0 (all) to {MAX_TRADES_LIMIT:,}, got {limit}")
     changed = []
     if reconcile_rows:
-        from onchain.chain import connect
+        from onchain.node.chain import connect
         from onchain.reconcile import reconcile
 
         journal = Journal()

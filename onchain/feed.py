@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from onchain.chain import Chain
+from onchain.node.chain import Chain
 from onchain.models import SwapEvent
 from onchain.networks import network_of
 from onchain.uniswap import LOG_CHUNK_BLOCKS, block_at, get_price, swap_events

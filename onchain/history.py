@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.models import ChainHistory
 from onchain.networks import BASE, V4_DATASET, Network
 from trader_core.errors import ChainError, ConfigError, DataError
@@ -27,7 +27,7 @@ from trader_core.errors import ChainError, ConfigError, DataError
 MAX_BARS = 24 * 365  # a year of hourly bars: far beyond any look-back, and still bakes in minutes
 GENESIS_LEAD_S = 86_400  # building the replica (about a minute of block time) fits well inside a day
 HOUR = 3600
-# Storage slots of onchain.chain.IDENTITY_ADDRESS that record the history (slot 0 is the replica's identity).
+# Storage slots of onchain.node.chain.IDENTITY_ADDRESS that record the history (slot 0 is the replica's identity).
 _SLOTS = ("first_bar", "last_bar", "interval_s", "bars", "data")
 
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.journal import Journal
-from onchain.keys import trading_address
-from onchain.locks import file_lock
+from onchain.node.keys import trading_address
+from onchain.node.locks import file_lock
 from onchain.networks import Network, get_network, network_of
 from onchain.reconcile import reconcile
 from onchain.history import HistoryPlan, check_bars
 from onchain.replicas import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
                               resume, seed_price, upgrade_restored)
-from onchain.rpc import mask_url
+from onchain.node.rpc import mask_url
 from onchain.uniswap import get_price
 from onchain.wallet import fund, wallet
 from trader_core.errors import ChainError, ConfigError, StorageError

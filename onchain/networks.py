@@ -18,7 +18,7 @@ PERMIT2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 MULTICALL3_DEPLOYER = "0x05f32B3cC3888453ff71B01135B34FF8e41263F2"  # its real deployer, nonce 0
 
-# Ethereum mainnet, beside the V2/V3 contracts in onchain.chain.
+# Ethereum mainnet, beside the V2/V3 contracts in onchain.node.chain.
 MAINNET_QUOTER_V1 = "0xb27308f9F90D607463bb33eA1BeBb41C27CE5AB6"
 MAINNET_SWAP_ROUTER02 = "0x68b3465833fb72A70ecDF485E0e4C7bD8665Fc45"
 MAINNET_UNIVERSAL_ROUTER = "0x66a9893cC07D91D95644AEDD05D03f95e1dBA8Af"
@@ -111,5 +111,5 @@ def network_for(chain_id: int) -> Network:
 
 
 def network_of(chain) -> Network:
-    """The network of a connected `onchain.chain.Chain` (duck-typed on `chain_id` to stay import-free)."""
+    """The network of a connected `onchain.node.chain.Chain` (duck-typed on `chain_id` to stay import-free)."""
     return network_for(int(chain.chain_id))

@@ -16,8 +16,8 @@ import re
 
 from eth_abi import encode as abi_encode
 
-from onchain import chain as C
-from onchain.artifacts import NPM_HINT, load_artifact, node_modules
+from onchain.node import chain as C
+from onchain.node.artifacts import NPM_HINT, load_artifact, node_modules
 from onchain.networks import (MAINNET_QUOTER_V1, MAINNET_SWAP_ROUTER02, MAINNET_UNIVERSAL_ROUTER,
                               MAINNET_V4_POOL_MANAGER, MAINNET_V4_POSITION_MANAGER, MULTICALL3,
                               MULTICALL3_DEPLOYER, NATIVE, PERMIT2, V2_PAIR_INIT_CODE_HASH, V3_POOL_INIT_CODE_HASH)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4_swap
-from onchain.rpc import decode
+from onchain.node.rpc import decode
 from onchain.uniswap import V2_SWAP_TOPIC, V3_SWAP_TOPIC
 
 

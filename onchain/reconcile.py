@@ -14,15 +14,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.journal import Journal, JournalError, default_journal, journal_path
-from onchain.locks import signing_lock
+from onchain.node.locks import signing_lock
 from onchain.receipts import gas_of, settlement
 from trader_core.errors import ChainError
 
 
 def connect(rpc_url: str | None = None, timeout: float = 30.0) -> C.Chain:
-    """`onchain.chain.connect`, then reconcile this home's journal with the node (if there is a journal).
+    """`onchain.node.chain.connect`, then reconcile this home's journal with the node (if there is a journal).
 
     A journal that cannot be read is a warning here (reading a price must not need it); commands that write
     the journal fail on it themselves.

@@ -13,10 +13,10 @@ import time
 
 from pydantic import BaseModel
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.networks import BASE, network_of
 from onchain.replica import send_as
-from onchain.rpc import calldata, decode
+from onchain.node.rpc import calldata, decode
 from onchain.uniswap import get_price, price_from_reserves
 from onchain.wallet import fund
 from trader_core.errors import ChainError, ConfigError

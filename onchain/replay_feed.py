@@ -8,7 +8,7 @@ the pool's own bars; each `advance()` then replays the next close one bar later.
 
 from __future__ import annotations
 
-from onchain.chain import Chain
+from onchain.node.chain import Chain
 from onchain.feed import ChainFeed
 from onchain.replay import BarReplayer
 from trader_core.errors import DataError

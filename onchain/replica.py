@@ -13,9 +13,9 @@ from decimal import Decimal, getcontext
 
 from eth_abi import encode as abi_encode
 
-from onchain import chain as C
-from onchain.artifacts import load_artifact
-from onchain.rpc import calldata, decode
+from onchain.node import chain as C
+from onchain.node.artifacts import load_artifact
+from onchain.node.rpc import calldata, decode
 from trader_core.errors import ChainError, TransactionPending
 
 REPLICA_VERSION = "3"  # 2: a random identity in the seed state (chain.IDENTITY_ADDRESS); 3: the periphery

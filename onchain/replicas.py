@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.base_replica import build_base_replica, seed_for
 from onchain.history import HistoryPlan, bake, check_bars, plan_history, read_history, resume_clock
 from onchain.models import ChainHistory

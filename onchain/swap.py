@@ -16,17 +16,17 @@ import uuid
 
 from eth_utils import keccak
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4_swap
 from onchain.journal import Journal, default_journal
-from onchain.keys import signer
-from onchain.locks import signing_lock
+from onchain.node.keys import signer
+from onchain.node.locks import signing_lock
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
 from onchain.networks import PERMIT2, network_of
 from onchain.receipts import decode_swap, gas_of, settlement
 from onchain.replica import wait_receipt
 from onchain.risk import RiskLimits, load_risk_limits, mark_to_market_loss
-from onchain.rpc import RpcError, calldata, mapping_slot, word
+from onchain.node.rpc import RpcError, calldata, mapping_slot, word
 from onchain.uniswap import FEE_BPS, from_raw, get_quote, parse_order
 from trader_core.errors import (ChainUnavailable, SwapRefused, TraderError, TransactionFailed,
                                 TransactionPending)

@@ -11,12 +11,12 @@ import math
 
 from eth_utils import keccak
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4
-from onchain.keys import trading_address
+from onchain.node.keys import trading_address
 from onchain.models import Asset, PoolInfo, Portfolio, PriceQuote, Quote, Side, SwapEvent, Venue
 from onchain.networks import BASE, network_of
-from onchain.rpc import RpcError, calldata, checksum, decode
+from onchain.node.rpc import RpcError, calldata, checksum, decode
 from trader_core.errors import SwapRefused
 
 DECIMALS = {"ETH": 18, "USDC": 6}

@@ -13,7 +13,7 @@ from eth_utils import keccak
 
 from onchain.networks import (BASE_POOL_MANAGER, BASE_STATE_VIEW, BASE_USDC, BASE_V4_QUOTER, NATIVE, V4_FEE,
                               V4_TICK_SPACING)
-from onchain.rpc import calldata, decode
+from onchain.node.rpc import calldata, decode
 
 Q96 = 2**96
 MAX_FEE_PIPS = 1_000_000

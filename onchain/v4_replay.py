@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4, v4_swap
 from onchain.base_replica import permit2_allow
 from onchain.networks import BASE, BASE_UNIVERSAL_ROUTER, V4_DATASET, network_of

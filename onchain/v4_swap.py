@@ -24,7 +24,7 @@ from eth_utils import keccak
 from onchain import v4
 from onchain.models import Quote
 from onchain.networks import BASE_UNIVERSAL_ROUTER, BASE_USDC, NATIVE, PERMIT2, V4_FEE, V4_TICK_SPACING
-from onchain.rpc import calldata, decode, mapping_slot, word
+from onchain.node.rpc import calldata, decode, mapping_slot, word
 from trader_core.errors import ChainError
 
 USDC_ALLOWANCE_SLOT = 10  # FiatToken `allowed` (Base USDC and the replica token)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.networks import network_of
-from onchain.rpc import checksum, mapping_slot, word
+from onchain.node.rpc import checksum, mapping_slot, word
 from onchain.uniswap import get_portfolio
 from trader_core.errors import ChainError, ConfigError
 

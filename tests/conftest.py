@@ -84,7 +84,7 @@ def seeded_home(source_home, home) -> Path:
 def replica_build_home(tmp_path_factory):
     """A TRADER_HOME whose cache holds the mainnet replica, built once per session: the agent's and the onchain
     tests' session chains start from it (one build instead of one per directory)."""
-    from onchain.artifacts import find_anvil
+    from onchain.node.artifacts import find_anvil
 
     try:
         find_anvil()
@@ -109,7 +109,7 @@ def replica_chain(home, network: str | None = None):
     up` bakes; stop whichever anvil the state file names at exit (a test may have restarted it). The node is tied
     to the test process, so even a killed test run cannot leak it. Skips when the anvil binary is missing (npm ci
     not run)."""
-    from onchain.artifacts import find_anvil
+    from onchain.node.artifacts import find_anvil
 
     try:
         find_anvil()
@@ -130,8 +130,8 @@ def replica_chain(home, network: str | None = None):
 
 def chain_processes_under(root) -> list[int]:
     """pids of anvils/forwarders started by a TRADER_HOME under `root` (their environment says which)."""
-    from onchain.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
-    from onchain.process import PRIVATE_MARKER
+    from onchain.node.chain import HOME_MARKER, pid_is_anvil, pid_is_forwarder
+    from onchain.node.process import PRIVATE_MARKER
 
     prefixes = tuple(f"{marker}={Path(root).resolve()}".encode() for marker in (HOME_MARKER, PRIVATE_MARKER))
     found = []

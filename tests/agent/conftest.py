@@ -129,7 +129,7 @@ def openai_server():
     import httpx
 
     from agent.llm import smollm2_path
-    from onchain.process import pid_listens_on
+    from onchain.node.process import pid_listens_on
 
     def start() -> tuple[subprocess.Popen, int]:
         with socket.socket() as s:

@@ -58,7 +58,7 @@ def test_no_secret_reaches_the_page_or_any_response(chain_home, monkeypatch):
     import httpx
 
     from agent.dashboard.app import DashboardConfig
-    from onchain.chain import read_state
+    from onchain.node.chain import read_state
 
     monkeypatch.setenv("TRADER_PRIVATE_KEY", RANDOM_KEY)
     monkeypatch.setenv("TRADER_ALLOW_REAL_KEY_ON_LOCAL", "1")

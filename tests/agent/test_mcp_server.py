@@ -115,7 +115,7 @@ def _row(trade_id: str) -> dict:
 
 def _chain_now(home) -> int:
     """The chain's clock (a replica with baked history runs in its history's time, not the wall clock's)."""
-    from onchain.chain import read_state, Chain
+    from onchain.node.chain import read_state, Chain
 
     mp = pytest.MonkeyPatch()
     mp.setenv("TRADER_HOME", str(home))

@@ -41,7 +41,7 @@ def base_home(base_chain, base_cache_home, tmp_path):
 def base_chain(base_cache_home):
     """A private offline Base replica (chain id 8453, Uniswap V4, with the real history `chain up` bakes) for the
     session; always stopped."""
-    from onchain.artifacts import find_anvil
+    from onchain.node.artifacts import find_anvil
 
     try:
         find_anvil()
@@ -76,7 +76,7 @@ def _home(request, monkeypatch, tmp_path):
 
 @pytest.fixture
 def chain(chain_home):
-    from onchain.chain import connect
+    from onchain.node.chain import connect
 
     return connect()
 
@@ -93,7 +93,7 @@ def journal(tmp_path):
 @pytest.fixture
 def trader(chain):
     """The trading account (anvil dev account 0), funded fresh for each test."""
-    from onchain.chain import dev_account
+    from onchain.node.chain import dev_account
     from onchain.manage import fund
 
     address = dev_account(0).address

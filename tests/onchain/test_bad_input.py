@@ -350,7 +350,7 @@ def _nothing_half_done(c: Case, r: Result, _) -> str | None:
 
 
 def _ro_chain_alive(c: Case, r: Result, ro_chain: dict) -> str | None:
-    from onchain.chain import pid_is_anvil
+    from onchain.node.chain import pid_is_anvil
 
     return None if pid_is_anvil(ro_chain["pid"]) else "the chain was stopped although the command failed"
 

@@ -12,13 +12,13 @@ import sys
 
 import pytest
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4_swap
 from onchain.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
 from onchain.networks import BASE_USDC, MAINNET, PERMIT2
 from onchain.reconcile import connect
-from onchain.rpc import calldata, decode
+from onchain.node.rpc import calldata, decode
 from onchain.swap import execute_swap, propose_swap
 from tests.conftest import HANG_S, replica_chain
 from tests.onchain.conftest import (RUN_TRADER, KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row,

@@ -16,12 +16,12 @@ from eth_utils import keccak
 
 from onchain import v4, v4_swap
 from onchain.base_replica import latest_swap, permit2_allow
-from onchain.chain import dev_account
+from onchain.node.chain import dev_account
 from onchain.manage import fund
 from onchain.networks import (BASE, BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V4_QUOTER, NATIVE, PERMIT2,
                               V4_POOL_ID)
 from onchain.replica import send_as
-from onchain.rpc import RpcError, calldata, decode, mapping_slot
+from onchain.node.rpc import RpcError, calldata, decode, mapping_slot
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote
 from tests.conftest import HANG_S

@@ -40,7 +40,7 @@ class RangeCap:
         if method == "eth_getLogs":
             span = int(params[0]["toBlock"], 16) - int(params[0]["fromBlock"], 16) + 1
             if span > self.max_blocks:
-                from onchain.rpc import RpcError
+                from onchain.node.rpc import RpcError
 
                 self.refused += 1
                 raise RpcError(method, f"block range too large ({span} > {self.max_blocks})")
@@ -109,7 +109,7 @@ def test_a_new_base_replica_holds_the_recorded_v4_swaps_at_their_real_times(base
 
 
 def test_a_restart_from_a_saved_state_goes_on_from_the_historys_end(chain_home, tmp_path):
-    from onchain.chain import Chain, dump_state, free_port, launch_anvil
+    from onchain.node.chain import Chain, dump_state, free_port, launch_anvil
     from onchain.feed import ChainFeed
     from onchain.history import read_history
     from onchain.replay import BarReplayer
@@ -169,7 +169,7 @@ def test_live_swaps_after_the_history_become_new_bars_at_their_own_times(chain_h
 
 
 def test_a_fork_reads_the_pools_history_back_far_enough_in_chunks(chain_home, tmp_path):
-    from onchain.chain import Chain, free_port, launch_anvil
+    from onchain.node.chain import Chain, free_port, launch_anvil
     from onchain.feed import ChainFeed
     from onchain.history import read_history
 

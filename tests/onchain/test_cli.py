@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from onchain import chain as C
+from onchain.node import chain as C
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
@@ -97,7 +97,7 @@ def test_status_without_chain_exits_1(tmp_path):
 
 
 def test_missing_anvil_is_one_clear_error(monkeypatch):
-    from onchain.artifacts import find_anvil
+    from onchain.node.artifacts import find_anvil
     from trader_core.errors import DependencyMissing
 
     monkeypatch.setenv("ANVIL_BIN", "/nonexistent/anvil")
@@ -115,7 +115,7 @@ def test_fork_url_is_never_printed_or_logged(tmp_path):
 
 
 def test_mask_url():
-    from onchain.rpc import mask_url
+    from onchain.node.rpc import mask_url
 
     assert mask_url("https://nd-1.p2pify.com/abc123") == "https://nd-1.p2pify.com/***"
     assert mask_url("https://eth.llamarpc.com") == "https://eth.llamarpc.com"

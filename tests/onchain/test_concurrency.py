@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from onchain.journal import Journal
-from onchain.rpc import calldata
+from onchain.node.rpc import calldata
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
 from onchain.reconcile import connect, reconcile
@@ -43,7 +43,7 @@ def home(fault_home, monkeypatch):
 
 def balances(chain) -> tuple[int, int, int]:
     """(ETH wei, USDC raw, nonce) of the trading account."""
-    from onchain.rpc import calldata
+    from onchain.node.rpc import calldata
 
     eth, usdc, nonce = chain.rpc.batch([
         ("eth_getBalance", [TRADER, "latest"]),
@@ -100,7 +100,7 @@ def test_cli_killed_during_the_approval_nothing_swapped_nothing_lost(home):
 
 
 def _allowance_data() -> str:
-    from onchain.rpc import calldata
+    from onchain.node.rpc import calldata
 
     return calldata("allowance(address,address)", TRADER, C.V2_ROUTER)
 
@@ -204,7 +204,7 @@ def test_a_picked_port_taken_before_anvil_binds_it_is_picked_again(tmp_path, mon
     """The race behind a free port: another process takes it between our pick and anvil's bind."""
     import socket
 
-    from onchain import process as P
+    from onchain.node import process as P
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

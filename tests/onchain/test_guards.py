@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.manage import fund
 from onchain.replica import send_as
-from onchain.rpc import calldata
+from onchain.node.rpc import calldata
 from onchain.swap import RiskLimits, execute_swap, propose_swap
 from tests.onchain.conftest import JsonHandler, nonce, serving
 from trader_core.errors import ChainError, ConfigError, SwapRefused, TransactionFailed

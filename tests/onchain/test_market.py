@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from onchain import chain as C
-from onchain.rpc import calldata, decode
+from onchain.node import chain as C
+from onchain.node.rpc import calldata, decode
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_pool, get_portfolio, get_quote, recent_swaps, swaps_to_candles, v2_amount_out
 

@@ -14,11 +14,11 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain import v4
 from onchain.networks import (MAINNET, MAINNET_QUOTER_V1, MAINNET_SWAP_ROUTER02, MAINNET_UNIVERSAL_ROUTER,
                               MAINNET_V4_POOL_MANAGER, MULTICALL3, PERMIT2)
-from onchain.rpc import calldata, decode
+from onchain.node.rpc import calldata, decode
 from onchain.uniswap import get_quote, recent_swaps, swaps_to_candles
 from tests.conftest import HANG_S
 from trader_core.errors import ConfigError
@@ -28,7 +28,7 @@ VIEM = Path(__file__).parent / "viem_client.mjs"
 
 
 def viem(rpc_url: str, network: str) -> dict:
-    from onchain.artifacts import node_modules
+    from onchain.node.artifacts import node_modules
 
     node = shutil.which("node")
     if node is None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from eth_utils import to_checksum_address
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.replica import CANONICAL
-from onchain.rpc import calldata, decode, mapping_slot
+from onchain.node.rpc import calldata, decode, mapping_slot
 
 pytestmark = pytest.mark.chain
 
@@ -61,7 +61,7 @@ def test_fresh_replica_price_equals_seed_and_restart_loads_the_dump(chain_home):
 
 
 def test_session_chain_seeded_from_latest_candle(chain_home):
-    from onchain.chain import read_state
+    from onchain.node.chain import read_state
     from trader_core.market_data import load_candles
 
     assert read_state().price == pytest.approx(float(load_candles().close[-1]))

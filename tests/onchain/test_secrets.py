@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from onchain import chain as C
+from onchain.node import chain as C
 from onchain.manage import fund
 from onchain.swap import execute_swap, propose_swap
 from tests.conftest import HANG_S

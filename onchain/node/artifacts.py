@@ -17,7 +17,7 @@ from pathlib import Path
 from trader_core.errors import ChainError, DependencyMissing
 from trader_core.paths import atomic_write_text, trader_home
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NPM_HINT = "run `npm ci` in the repository root (or `make setup`)"
 
 # name -> (npm package, path inside it). Hardhat artifacts carry "bytecode"; waffle builds carry "bytecode"/"evm".
@@ -118,7 +118,7 @@ process.stdout.write(JSON.stringify({abi: c.abi, bytecode: '0x' + c.evm.bytecode
 
 def compile_replica_usdc() -> dict:
     """Compile onchain/contracts/ReplicaUSDC.sol with the pinned solc-js; cached by source hash."""
-    source = Path(__file__).parent / "contracts" / "ReplicaUSDC.sol"
+    source = Path(__file__).parents[1] / "contracts" / "ReplicaUSDC.sol"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     cache = trader_home() / "cache" / f"ReplicaUSDC-{digest}.json"
     if cache.exists():

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from onchain.locks import file_lock
+from onchain.node.locks import file_lock
 from onchain.models import ChainHistory
-from onchain.process import (HOME_MARKER, NodeProcess, child_env, find_processes_of_home, free_port, launch_anvil,
+from onchain.node.process import (HOME_MARKER, NodeProcess, child_env, find_processes_of_home, free_port, launch_anvil,
                              pid_is_anvil, pid_is_forwarder, pid_listens_on, port_is_free, stop_pid)
-from onchain.rpc import LOOPBACK_HOSTS, Rpc, RpcError, mask_url
+from onchain.node.rpc import LOOPBACK_HOSTS, Rpc, RpcError, mask_url
 from trader_core.errors import ChainUnavailable, ConfigError
 from trader_core.paths import atomic_write_bytes, atomic_write_text, trader_home
 

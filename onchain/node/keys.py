@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from onchain import chain as C
+from onchain.node import chain as C
 from trader_core.errors import ConfigError, SwapRefused
 
 KEY_ENV = "TRADER_PRIVATE_KEY"

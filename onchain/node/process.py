@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from onchain.artifacts import find_anvil
-from onchain.rpc import Rpc, RpcError, mask_url
+from onchain.node.artifacts import find_anvil
+from onchain.node.rpc import Rpc, RpcError, mask_url
 from trader_core.errors import ChainError, ChainUnavailable, ConfigError
 from trader_core.paths import ensure_dir, trader_home
 
