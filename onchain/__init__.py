@@ -5,7 +5,7 @@ Python API (all importable from `onchain` lazily, or from `onchain.api`); amount
 
     start_chain(fork_url=None, fork_block=None, port=None, state=None, price=None, dataset=None, eth=None,
                 usdc=None, fresh=False, detach=True, network="mainnet"|"base", history_bars=None) -> ChainInfo
-        # history_bars=N: a new replica walks N bars of real history at their real times (onchain.history;
+        # history_bars=N: a new replica walks N bars of real history at their real times (onchain.offline.history;
         # `trader chain up` passes what the policy's look-back needs); ChainInfo.history says which
         # anvil on 127.0.0.1; replica unless a fork URL / $ETH_RPC_URL (held by a loopback forwarder, never in
         # argv); the replica's state is restored unless fresh (one saved state per network); a new chain's

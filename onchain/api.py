@@ -11,7 +11,7 @@ from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict,
                             SwapReceipt)
 from onchain.reconcile import connect, reconcile
 from onchain.replay import ReplayResult, replay
-from onchain.replicas import PrivateReplica
+from onchain.offline.build import PrivateReplica
 from onchain.risk import RiskLimits, load_risk_limits
 from onchain.swap import execute_swap, propose_swap, swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles

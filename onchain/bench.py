@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from onchain.node import chain as C
 from onchain.journal import Journal
-from onchain.replicas import PrivateReplica
+from onchain.offline.build import PrivateReplica
 from onchain.node.rpc import calldata
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_quote

@@ -3,7 +3,7 @@
 `ChainFeed` is a `trader_core.feed.CandleFeed`: each read scans the pool's Swap events, adds the pool's price at
 the chain's current time (a pool's price only moves when someone trades, so the bars between two swaps repeat
 the last price), and, given a history feed, continues it at the live bars' own times; a fork's jump from an old
-dataset to today stays a gap. What the chain holds comes first: a replica's baked history (onchain.history) and
+dataset to today stays a gap. What the chain holds comes first: a replica's baked history (onchain.offline.history) and
 a real pool's past are the same Swap events as the swaps made since, so one scan stitches them by block time.
 Given `bars`, the first scan reaches back that many bars of chain time (on a fork of a real node: days of
 blocks, read in chunks). Consumers (the agent, `trader run`) never see where bars came from.

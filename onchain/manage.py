@@ -22,8 +22,8 @@ from onchain.node.keys import trading_address
 from onchain.node.locks import file_lock
 from onchain.networks import Network, get_network, network_of
 from onchain.reconcile import reconcile
-from onchain.history import HistoryPlan, check_bars
-from onchain.replicas import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
+from onchain.offline.history import HistoryPlan, check_bars
+from onchain.offline.build import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
                               resume, seed_price, upgrade_restored)
 from onchain.node.rpc import mask_url
 from onchain.uniswap import get_price
@@ -87,7 +87,7 @@ def start_chain(
     """Start anvil (fork if a fork URL is given or $ETH_RPC_URL is set, else the offline replica) of
     `network`: mainnet (default; V2/V3) or base (chain id 8453; Uniswap V4, seeded from the V4 swap data).
 
-    `history_bars`: bars of real market history a new replica carries (onchain.history; what a policy's
+    `history_bars`: bars of real market history a new replica carries (onchain.offline.history; what a policy's
     look-back needs, which the caller knows: `trader chain up` asks the agent's policy); None or 0: none. A
     replica loaded from its cache or saved state keeps the history it was built with.
 

@@ -104,7 +104,7 @@ class SwapEvent(BaseModel):
 
 
 class ChainHistory(BaseModel):
-    """Real market history baked into a replica (onchain.history): which bars its pools walked, at real times."""
+    """Real market history baked into a replica (onchain.offline.history): which bars its pools walked, at real times."""
 
     data: str = Field(description="dataset the bars came from (candles, or recorded V4 swaps on Base)")
     bars: int = Field(description="bars from the first to the last, inclusive")

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from onchain.node import chain as C
 from onchain.networks import BASE, network_of
-from onchain.replica import send_as
+from onchain.offline.mainnet import send_as
 from onchain.node.rpc import calldata, decode
 from onchain.uniswap import get_price, price_from_reserves
 from onchain.wallet import fund

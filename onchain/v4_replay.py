@@ -19,9 +19,9 @@ from pydantic import BaseModel
 
 from onchain.node import chain as C
 from onchain import v4, v4_swap
-from onchain.base_replica import permit2_allow
+from onchain.offline.base import permit2_allow
 from onchain.networks import BASE, BASE_UNIVERSAL_ROUTER, V4_DATASET, network_of
-from onchain.replica import send_as
+from onchain.offline.mainnet import send_as
 from onchain.wallet import fund
 from trader_core.errors import ChainError, ConfigError, DataError
 

@@ -90,7 +90,7 @@ def replica_build_home(tmp_path_factory):
         find_anvil()
     except DependencyMissing as exc:
         pytest.skip(str(exc))
-    from onchain.replicas import PrivateReplica
+    from onchain.offline.build import PrivateReplica
 
     home = tmp_path_factory.mktemp("replica_build")
     mp = clean_env(home)

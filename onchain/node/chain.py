@@ -72,7 +72,7 @@ class ChainInfo(BaseModel):
     state_file: str | None = None  # the replica's saved state: loaded at start, written at checkpoints
     restored_block: int | None = None  # the saved state's head block when this node was started from it
     forwarder_pid: int | None = None  # the loopback forwarder that holds a fork URL's secrets
-    history: ChainHistory | None = None  # the real market history baked into the replica (onchain.history)
+    history: ChainHistory | None = None  # the real market history baked into the replica (onchain.offline.history)
 
 
 def state_path() -> Path:

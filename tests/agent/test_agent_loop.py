@@ -29,7 +29,7 @@ def test_price_turn_uses_the_chain_price(make_agent, chain_home):
 
 def test_signal_on_a_fresh_replica_decides_on_the_real_history_the_chain_holds(make_agent):
     from onchain import connect
-    from onchain.history import read_history
+    from onchain.offline.history import read_history
 
     agent, _ = make_agent({"intent": "signal"}, "The policy's view.")
     call = agent.turn("what does the policy say?").tool_calls[0]

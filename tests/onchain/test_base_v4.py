@@ -15,12 +15,12 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from onchain import v4, v4_swap
-from onchain.base_replica import latest_swap, permit2_allow
+from onchain.offline.base import latest_swap, permit2_allow
 from onchain.node.chain import dev_account
 from onchain.manage import fund
 from onchain.networks import (BASE, BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V4_QUOTER, NATIVE, PERMIT2,
                               V4_POOL_ID)
-from onchain.replica import send_as
+from onchain.offline.mainnet import send_as
 from onchain.node.rpc import RpcError, calldata, decode, mapping_slot
 from onchain.swap import execute_swap, propose_swap
 from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote

@@ -6,7 +6,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from onchain.node import chain as C
-from onchain.replica import CANONICAL
+from onchain.offline.mainnet import CANONICAL
 from onchain.node.rpc import calldata, decode, mapping_slot
 
 pytestmark = pytest.mark.chain
@@ -48,7 +48,7 @@ def test_usdc_has_mainnet_layout(chain):
 
 
 def test_fresh_replica_price_equals_seed_and_restart_loads_the_dump(chain_home):
-    from onchain.replicas import PrivateReplica, replica_cache
+    from onchain.offline.build import PrivateReplica, replica_cache
     from onchain.uniswap import get_price
 
     with PrivateReplica(price=1234.5) as fresh:

@@ -1,10 +1,10 @@
 """Building the offline replicas of either network, their seed-state cache, and `PrivateReplica`.
 
 A new replica is deployed, seeded and (given a number of bars) walked through real market history
-(onchain.history) once per seed price and bar count, and cached under trader_home()/cache (keyed by
+(onchain.offline.history) once per seed price and bar count, and cached under trader_home()/cache (keyed by
 REPLICA_VERSION, so a version that changes what is deployed rebuilds), then loaded in about a second. Mainnet:
 V2/V3 plus the periphery real clients call; Base: Uniswap V4. Each new replica's seed state carries a random
-identity (onchain.replica.mark_identity), which the journal uses to tell nodes apart across restarts.
+identity (onchain.offline.mainnet.mark_identity), which the journal uses to tell nodes apart across restarts.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from onchain.node import chain as C
-from onchain.base_replica import build_base_replica, seed_for
-from onchain.history import HistoryPlan, bake, check_bars, plan_history, read_history, resume_clock
+from onchain.offline.base import build_base_replica, seed_for
+from onchain.offline.history import HistoryPlan, bake, check_bars, plan_history, read_history, resume_clock
 from onchain.models import ChainHistory
 from onchain.networks import BASE, MAINNET, MULTICALL3, Network, get_network
-from onchain.periphery import deploy_mainnet_periphery, has_code
-from onchain.replica import REPLICA_VERSION, build_replica, default_seed_price
+from onchain.offline.periphery import deploy_mainnet_periphery, has_code
+from onchain.offline.mainnet import REPLICA_VERSION, build_replica, default_seed_price
 from trader_core.paths import trader_home
 
 
@@ -98,7 +98,7 @@ class PrivateReplica:
     (tied to this process, so even a killed caller cannot leak it).
 
     Loads the cached replica dump when there is one, so it starts in about a second. `history_bars`: bars of real
-    history baked into it (onchain.history), as `trader chain up` does; 0: none.
+    history baked into it (onchain.offline.history), as `trader chain up` does; 0: none.
     """
 
     def __init__(self, price: float | None = None, log_file: Path | None = None, network: str | None = None,

@@ -19,7 +19,7 @@ from onchain.node.rpc import calldata, decode
 from trader_core.errors import ChainError, TransactionPending
 
 REPLICA_VERSION = "3"  # 2: a random identity in the seed state (chain.IDENTITY_ADDRESS); 3: the periphery
-# real clients call (onchain.periphery) too. The Base replica's cache (onchain.base_replica) follows this number.
+# real clients call (onchain.offline.periphery) too. The Base replica's cache (onchain.offline.base) follows this number.
 # (artifact, address, real deployer, real nonce, constructor types, constructor args)
 DEPLOYMENTS = [
     ("WETH9", C.WETH, "0x4F26FfBe5F04ED43630fdC30A87638d53D0b0876", 446, [], []),

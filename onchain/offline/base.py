@@ -6,8 +6,8 @@ arguments; USDC is the replica token with Base USDC's storage layout (balances a
 write works as on a fork. The seed's pool (native ETH / USDC, 0.05%, tick spacing 10) is initialised at the
 bundled V4 data's latest sqrtPriceX96 and given a full-range position through the real PositionManager with the
 real pool's in-range liquidity at that swap, so small trades see the real pool's price impact. Like the mainnet
-replica, the seed state carries a random identity (onchain.replica.mark_identity) and is cached under
-onchain.replica.REPLICA_VERSION.
+replica, the seed state carries a random identity (onchain.offline.mainnet.mark_identity) and is cached under
+onchain.offline.mainnet.REPLICA_VERSION.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from onchain.node.artifacts import load_artifact
 from onchain.networks import (BASE, BASE_CHAIN_ID, BASE_POOL_MANAGER, BASE_POSITION_MANAGER, BASE_STATE_VIEW,
                               BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V2_FACTORY, BASE_V3_FACTORY, BASE_V3_NPM,
                               BASE_V4_QUOTER, BASE_WETH, NATIVE, PERMIT2, V4_DATASET)
-from onchain.periphery import (PLACER, construct_at, creation_code, deploy_multicall3, etch_permit2,
+from onchain.offline.periphery import (PLACER, construct_at, creation_code, deploy_multicall3, etch_permit2,
                                universal_router_code)
-from onchain.replica import mark_identity, send_as
+from onchain.offline.mainnet import mark_identity, send_as
 from onchain.node.rpc import calldata
 from trader_core.errors import ChainError, DataError
 
