@@ -14,7 +14,7 @@ from onchain.replay import ReplayResult, replay
 from onchain.offline.build import PrivateReplica
 from onchain.risk import RiskLimits, load_risk_limits
 from onchain.swap import execute_swap, propose_swap, swap
-from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles
+from onchain.venues.v2_v3 import get_pool, get_portfolio, get_price, get_quote, recent_swaps, swaps_to_candles
 from onchain.wallet import fund
 from trader_core.errors import ChainError, ChainUnavailable, SwapRefused, TransactionFailed, TransactionPending
 

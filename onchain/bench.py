@@ -16,7 +16,7 @@ from onchain.journal import Journal
 from onchain.offline.build import PrivateReplica
 from onchain.node.rpc import calldata
 from onchain.swap import execute_swap, propose_swap
-from onchain.uniswap import get_quote
+from onchain.venues.v2_v3 import get_quote
 from onchain.wallet import fund
 
 

@@ -219,7 +219,7 @@ def replay_cmd(
 def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """Mid price of ETH in USDC from V2 reserves, V3 slot0 or V4 StateView.getSlot0."""
     from onchain.reconcile import connect
-    from onchain.uniswap import get_price
+    from onchain.venues.v2_v3 import get_price
 
     p = get_price(connect(rpc_url), venue)
     if json_out:
@@ -238,7 +238,7 @@ def quote(
 ) -> None:
     """Exact quote for a size (Router02 getAmountsOut / QuoterV2 / V4Quoter) with price impact."""
     from onchain.reconcile import connect
-    from onchain.uniswap import get_quote, parse_order
+    from onchain.venues.v2_v3 import get_quote, parse_order
 
     parse_order(side, amount, asset, venue)  # bad input fails before touching the chain
     q = get_quote(connect(rpc_url), side, amount, asset, venue)
@@ -298,7 +298,7 @@ def swap(
     from onchain.reconcile import connect
     from onchain.risk import load_risk_limits
     from onchain.swap import execute_swap, propose_swap
-    from onchain.uniswap import parse_order
+    from onchain.venues.v2_v3 import parse_order
     from trader_core.errors import ConfigError, SwapRefused
 
     parse_order(side, amount, asset, venue)
@@ -345,7 +345,7 @@ def portfolio(address: Optional[str] = typer.Option(None, "--address", help="Def
               rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """ETH, WETH and USDC balances."""
     from onchain.reconcile import connect
-    from onchain.uniswap import get_portfolio
+    from onchain.venues.v2_v3 import get_portfolio
 
     p = get_portfolio(connect(rpc_url), address)
     if json_out:

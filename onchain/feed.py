@@ -18,7 +18,7 @@ import numpy as np
 from onchain.node.chain import Chain
 from onchain.models import SwapEvent
 from onchain.networks import network_of
-from onchain.uniswap import LOG_CHUNK_BLOCKS, block_at, get_price, swap_events
+from onchain.venues.v2_v3 import LOG_CHUNK_BLOCKS, block_at, get_price, swap_events
 from trader_core.feed import CandleFeed, MarketSnapshot, join_candles
 from trader_core.market_data import Candles, bucket_prices
 

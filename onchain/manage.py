@@ -26,7 +26,7 @@ from onchain.offline.history import HistoryPlan, check_bars
 from onchain.offline.build import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
                               resume, seed_price, upgrade_restored)
 from onchain.node.rpc import mask_url
-from onchain.uniswap import get_price
+from onchain.venues.v2_v3 import get_price
 from onchain.wallet import fund, wallet
 from trader_core.errors import ChainError, ConfigError, StorageError
 from trader_core.paths import ensure_dir, trader_home

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from onchain.node import chain as C
-from onchain import v4_swap
+from onchain.venues import v4_swap
 from onchain.node.rpc import decode
-from onchain.uniswap import V2_SWAP_TOPIC, V3_SWAP_TOPIC
+from onchain.venues.v2_v3 import V2_SWAP_TOPIC, V3_SWAP_TOPIC
 
 
 def decode_swap(receipt: dict, side: str, venue: str) -> tuple[float, float] | None:

@@ -5,7 +5,7 @@ Exact-input only: `sell X ETH` spends X ETH; `buy X ETH` solves the USDC input f
 Signing is serialised per account and node (a file lock around nonce -> sign -> journal -> send), so
 concurrent swaps get distinct nonces, distinct transactions and one journal row each.
 V4 (Base) goes through the Universal Router; its USDC input is authorised by a Permit2 permit signed at execution,
-under the same lock (onchain.v4_swap), the ERC-20 approval going to Permit2 instead of the router.
+under the same lock (onchain.venues.v4_swap), the ERC-20 approval going to Permit2 instead of the router.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from eth_utils import keccak
 
 from onchain.node import chain as C
-from onchain import v4_swap
+from onchain.venues import v4_swap
 from onchain.journal import Journal, default_journal
 from onchain.node.keys import signer
 from onchain.node.locks import signing_lock
@@ -27,7 +27,7 @@ from onchain.receipts import decode_swap, gas_of, settlement
 from onchain.offline.mainnet import wait_receipt
 from onchain.risk import RiskLimits, load_risk_limits, mark_to_market_loss
 from onchain.node.rpc import RpcError, calldata, mapping_slot, word
-from onchain.uniswap import FEE_BPS, from_raw, get_quote, parse_order
+from onchain.venues.v2_v3 import FEE_BPS, from_raw, get_quote, parse_order
 from trader_core.errors import (ChainUnavailable, SwapRefused, TraderError, TransactionFailed,
                                 TransactionPending)
 

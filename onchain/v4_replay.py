@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from onchain.node import chain as C
-from onchain import v4, v4_swap
+from onchain.venues import v4
+from onchain.venues import v4_swap
 from onchain.offline.base import permit2_allow
 from onchain.networks import BASE, BASE_UNIVERSAL_ROUTER, V4_DATASET, network_of
 from onchain.offline.mainnet import send_as

@@ -13,7 +13,7 @@ import os
 from onchain.node import chain as C
 from onchain.networks import network_of
 from onchain.node.rpc import checksum, mapping_slot, word
-from onchain.uniswap import get_portfolio
+from onchain.venues.v2_v3 import get_portfolio
 from trader_core.errors import ChainError, ConfigError
 
 DEFAULT_WALLET = {"eth": 10.0, "usdc": 25_000.0}

@@ -97,7 +97,7 @@ class LiveData:
             view.chain, view.price, view.venue = True, price.value.price, price.value.venue
             view.block = price.value.block
             from onchain.networks import network_of
-            from onchain.uniswap import FEE_BPS
+            from onchain.venues.v2_v3 import FEE_BPS
 
             view.network = network_of(chain).name
             if pf.ok:

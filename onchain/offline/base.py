@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from eth_abi import encode as abi_encode
 
 from onchain.node import chain as C
-from onchain import v4
+from onchain.venues import v4
 from onchain.node.artifacts import load_artifact
 from onchain.networks import (BASE, BASE_CHAIN_ID, BASE_POOL_MANAGER, BASE_POSITION_MANAGER, BASE_STATE_VIEW,
                               BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V2_FACTORY, BASE_V3_FACTORY, BASE_V3_NPM,

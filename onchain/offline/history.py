@@ -95,7 +95,7 @@ def _plan_candles(dataset: str, bars: int) -> HistoryPlan:
 
 
 def _plan_swaps(dataset: str, bars: int) -> HistoryPlan:
-    from onchain import v4
+    from onchain.venues import v4
     from onchain.v4_replay import load_swaps
 
     rows = load_swaps(dataset)

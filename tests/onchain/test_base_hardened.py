@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from onchain.node import chain as C
-from onchain import v4_swap
+from onchain.venues import v4_swap
 from onchain.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
 from onchain.networks import BASE_USDC, MAINNET, PERMIT2

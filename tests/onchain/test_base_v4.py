@@ -14,7 +14,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from onchain import v4, v4_swap
+from onchain.venues import v4
+from onchain.venues import v4_swap
 from onchain.offline.base import latest_swap, permit2_allow
 from onchain.node.chain import dev_account
 from onchain.manage import fund
@@ -23,7 +24,7 @@ from onchain.networks import (BASE, BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V4_QU
 from onchain.offline.mainnet import send_as
 from onchain.node.rpc import RpcError, calldata, decode, mapping_slot
 from onchain.swap import execute_swap, propose_swap
-from onchain.uniswap import get_pool, get_portfolio, get_price, get_quote
+from onchain.venues.v2_v3 import get_pool, get_portfolio, get_price, get_quote
 from tests.conftest import HANG_S
 from tests.onchain.conftest import nonce
 from trader_core.errors import SwapRefused, TransactionFailed
@@ -253,7 +254,7 @@ def test_tiny_order_whose_min_out_rounds_to_zero_is_refused(base_chain, base_tra
 
 
 def test_library_bytes_need_the_deployed_layout():
-    """Why onchain.v4_swap re-encodes one struct: the library (3.x) writes UR 2.1.1's layout; the deployed router
+    """Why onchain.venues.v4_swap re-encodes one struct: the library (3.x) writes UR 2.1.1's layout; the deployed router
     (v4-periphery 1.0) reads a different one, and a strict ABI decoder rejects the library's bytes for it."""
     from eth_abi.exceptions import DecodingError
 

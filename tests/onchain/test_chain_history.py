@@ -57,7 +57,7 @@ class RangeCap:
 def test_a_new_mainnet_replica_holds_the_real_hourly_candles_at_their_times(chain_home):
     from onchain.feed import ChainFeed
     from onchain.offline.history import read_history
-    from onchain.uniswap import get_price
+    from onchain.venues.v2_v3 import get_price
     from trader_core.market_data import load_candles
 
     bars = history_bars()
@@ -80,7 +80,7 @@ def test_a_new_mainnet_replica_holds_the_real_hourly_candles_at_their_times(chai
 
 
 def test_a_new_base_replica_holds_the_recorded_v4_swaps_at_their_real_times(base_chain, base_cache_home):
-    from onchain import v4
+    from onchain.venues import v4
     from onchain.feed import ChainFeed
     from onchain.offline.history import read_history
     from onchain.v4_replay import load_swaps

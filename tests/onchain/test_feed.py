@@ -33,7 +33,7 @@ def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_l
 def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(chain):
     from onchain.feed import ChainFeed
     from onchain.replay import replay
-    from onchain.uniswap import recent_swaps
+    from onchain.venues.v2_v3 import recent_swaps
 
     feed = ChainFeed(chain)
     first = len(feed.events())

@@ -15,11 +15,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from onchain.node import chain as C
-from onchain import v4
+from onchain.venues import v4
 from onchain.networks import (MAINNET, MAINNET_QUOTER_V1, MAINNET_SWAP_ROUTER02, MAINNET_UNIVERSAL_ROUTER,
                               MAINNET_V4_POOL_MANAGER, MULTICALL3, PERMIT2)
 from onchain.node.rpc import calldata, decode
-from onchain.uniswap import get_quote, recent_swaps, swaps_to_candles
+from onchain.venues.v2_v3 import get_quote, recent_swaps, swaps_to_candles
 from tests.conftest import HANG_S
 from trader_core.errors import ConfigError
 
@@ -126,7 +126,7 @@ def test_chain_up_network_base_end_to_end(base_chain, base_home):
 def test_fork_path_checks_the_network_and_forks_base(chain, base_chain, tmp_path, monkeypatch):
     """The `--network base --fork-url` code path, offline: forking the local replicas instead of a real node."""
     from onchain.manage import start_chain, stop_chain
-    from onchain.uniswap import get_price
+    from onchain.venues.v2_v3 import get_price
 
     monkeypatch.setenv("TRADER_HOME", str(tmp_path))
     with pytest.raises(ConfigError, match="expects chain id 8453.*serves chain id 1"):

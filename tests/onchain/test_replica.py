@@ -49,7 +49,7 @@ def test_usdc_has_mainnet_layout(chain):
 
 def test_fresh_replica_price_equals_seed_and_restart_loads_the_dump(chain_home):
     from onchain.offline.build import PrivateReplica, replica_cache
-    from onchain.uniswap import get_price
+    from onchain.venues.v2_v3 import get_price
 
     with PrivateReplica(price=1234.5) as fresh:
         assert get_price(fresh, "v2").price == pytest.approx(1234.5, rel=1e-9)

@@ -21,7 +21,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from onchain import v4
+from onchain.venues import v4
 from onchain.models import Quote
 from onchain.networks import BASE_UNIVERSAL_ROUTER, BASE_USDC, NATIVE, PERMIT2, V4_FEE, V4_TICK_SPACING
 from onchain.node.rpc import calldata, decode, mapping_slot, word

@@ -2,7 +2,7 @@
 price impact, pool state, balances, and Swap events -> candles. Pure maths lives in small functions.
 
 Both mainnet pools order tokens USDC (token0, 6 dp) / WETH (token1, 18 dp); so does the replica. Base's V4 pool
-(onchain.v4) orders native ETH / USDC; `venue=None` means the chain's network default (v2 on mainnet, v4 on Base).
+(onchain.venues.v4) orders native ETH / USDC; `venue=None` means the chain's network default (v2 on mainnet, v4 on Base).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from eth_utils import keccak
 
 from onchain.node import chain as C
-from onchain import v4
+from onchain.venues import v4
 from onchain.node.keys import trading_address
 from onchain.models import Asset, PoolInfo, Portfolio, PriceQuote, Quote, Side, SwapEvent, Venue
 from onchain.networks import BASE, network_of
