@@ -12,12 +12,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from onchain.node import chain as C
-from onchain.journal import Journal
+from onchain.execution.journal import Journal
 from onchain.offline.build import PrivateReplica
 from onchain.node.rpc import calldata
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.swap import execute_swap, propose_swap
 from onchain.venues.v2_v3 import get_quote
-from onchain.wallet import fund
+from onchain.execution.wallet import fund
 
 
 class ChainBench(BaseModel):

@@ -151,7 +151,7 @@ def fund_cmd(
     """Set ETH (anvil_setBalance) and USDC (balances slot) of an address on a local node."""
     from onchain.node.chain import checkpoint
     from onchain.manage import fund
-    from onchain.reconcile import connect
+    from onchain.execution.reconcile import connect
 
     chain = connect(rpc_url)
     result = fund(chain, address, eth=eth, usdc=usdc)
@@ -179,7 +179,7 @@ def replay_cmd(
     sequence of univ4-base-eth-swaps, with its real timestamp spacing)."""
     from onchain.node.chain import checkpoint
     from onchain.networks import BASE, network_of
-    from onchain.reconcile import connect
+    from onchain.execution.reconcile import connect
     from trader_core.errors import ConfigError
 
     chain = connect(rpc_url)
@@ -218,7 +218,7 @@ def replay_cmd(
 
 def price(venue: str = VENUE_OPT, rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """Mid price of ETH in USDC from V2 reserves, V3 slot0 or V4 StateView.getSlot0."""
-    from onchain.reconcile import connect
+    from onchain.execution.reconcile import connect
     from onchain.venues.v2_v3 import get_price
 
     p = get_price(connect(rpc_url), venue)
@@ -237,7 +237,7 @@ def quote(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Exact quote for a size (Router02 getAmountsOut / QuoterV2 / V4Quoter) with price impact."""
-    from onchain.reconcile import connect
+    from onchain.execution.reconcile import connect
     from onchain.venues.v2_v3 import get_quote, parse_order
 
     parse_order(side, amount, asset, venue)  # bad input fails before touching the chain
@@ -294,10 +294,10 @@ def swap(
 ) -> None:
     """Exact-input swap through Router02, SwapRouter or the Universal Router (V4, Permit2 for USDC), with guards,
     simulation and a journal row."""
-    from onchain.journal import Journal
-    from onchain.reconcile import connect
-    from onchain.risk import load_risk_limits
-    from onchain.swap import execute_swap, propose_swap
+    from onchain.execution.journal import Journal
+    from onchain.execution.reconcile import connect
+    from onchain.execution.risk import load_risk_limits
+    from onchain.execution.swap import execute_swap, propose_swap
     from onchain.venues.v2_v3 import parse_order
     from trader_core.errors import ConfigError, SwapRefused
 
@@ -344,7 +344,7 @@ def swap(
 def portfolio(address: Optional[str] = typer.Option(None, "--address", help="Default: the trading account."),
               rpc_url: Optional[str] = RPC_OPT, json_out: bool = JSON_OPT) -> None:
     """ETH, WETH and USDC balances."""
-    from onchain.reconcile import connect
+    from onchain.execution.reconcile import connect
     from onchain.venues.v2_v3 import get_portfolio
 
     p = get_portfolio(connect(rpc_url), address)
@@ -367,7 +367,7 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
            stats: bool = typer.Option(False, "--stats", help="Summarise fills: slippage vs quote (bps), fees, "
                                       "price impact, gas.")) -> None:
     """The trade journal (every proposal and swap, newest first)."""
-    from onchain.journal import Journal, journal_path
+    from onchain.execution.journal import Journal, journal_path
     from trader_core.errors import ConfigError
 
     if not 0 <= limit <= MAX_TRADES_LIMIT:
@@ -375,7 +375,7 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
     changed = []
     if reconcile_rows:
         from onchain.node.chain import connect
-        from onchain.reconcile import reconcile
+        from onchain.execution.reconcile import reconcile
 
         journal = Journal()
         changed = reconcile(connect(rpc_url), journal)
@@ -389,7 +389,7 @@ def trades(limit: int = typer.Option(20, "--limit", help="Newest N rows (0 = all
         journal = Journal(readonly=True)
     rows = journal.list_trades(limit=None if stats else (limit or None), status=status)
     if stats:
-        from onchain.execution import format_stats, summarise
+        from onchain.execution.quality import format_stats, summarise
 
         summary = summarise(rows)
         if json_out:

@@ -17,17 +17,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from onchain.node import chain as C
-from onchain.journal import Journal
+from onchain.execution.journal import Journal
 from onchain.node.keys import trading_address
 from onchain.node.locks import file_lock
 from onchain.networks import Network, get_network, network_of
-from onchain.reconcile import reconcile
+from onchain.execution.reconcile import reconcile
 from onchain.offline.history import HistoryPlan, check_bars
 from onchain.offline.build import (PrivateReplica, default_state_file, history_plan, is_built, new_replica, replica_cache,
                               resume, seed_price, upgrade_restored)
 from onchain.node.rpc import mask_url
 from onchain.venues.v2_v3 import get_price
-from onchain.wallet import fund, wallet
+from onchain.execution.wallet import fund, wallet
 from trader_core.errors import ChainError, ConfigError, StorageError
 from trader_core.paths import ensure_dir, trader_home
 

@@ -18,7 +18,7 @@ from onchain.networks import BASE, network_of
 from onchain.offline.mainnet import send_as
 from onchain.node.rpc import calldata, decode
 from onchain.venues.v2_v3 import get_price, price_from_reserves
-from onchain.wallet import fund
+from onchain.execution.wallet import fund
 from trader_core.errors import ChainError, ConfigError
 
 MAX_UINT = 2**256 - 1

@@ -23,7 +23,7 @@ from onchain.venues import v4_swap
 from onchain.offline.base import permit2_allow
 from onchain.networks import BASE, BASE_UNIVERSAL_ROUTER, V4_DATASET, network_of
 from onchain.offline.mainnet import send_as
-from onchain.wallet import fund
+from onchain.execution.wallet import fund
 from trader_core.errors import ChainError, ConfigError, DataError
 
 WEEK = 7 * 86_400

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from onchain.execution import format_stats, row_slippage_bps, summarise
+from onchain.execution.quality import format_stats, row_slippage_bps, summarise
 
-# what reconciliation has to say about each journal status (onchain/journal.py lists them)
+# what reconciliation has to say about each journal status (onchain/execution/journal.py lists them)
 SETTLEMENT = {
     "proposed": "not sent", "pending": "open: sent, awaiting its receipt (the next command reconciles it)",
     "confirmed": "settled on chain", "reverted": "settled on chain (reverted)", "failed": "closed before sending",

@@ -185,6 +185,6 @@ class LiveData:
 
 
 def _journal_exists() -> bool:
-    from onchain.journal import journal_path
+    from onchain.execution.journal import journal_path
 
     return journal_path().exists()

@@ -21,7 +21,7 @@ from agent.market import PolicyView, TraderOpinion
 from agent.redact import scrub
 from agent.safety import TradeGate
 from agent.tools import TOOL_SPECS, ToolSession
-from onchain.journal import COLUMNS
+from onchain.execution.journal import COLUMNS
 from onchain.models import Portfolio, PriceQuote, Quote, SwapProposal, SwapReceipt
 from trader_core.errors import TraderError
 
@@ -94,7 +94,7 @@ class McpTools:
     connection, policy and proposals are not thread-safe, and the SDK runs sync tools on worker threads)."""
 
     def __init__(self, config: McpConfig):
-        from onchain.risk import load_risk_limits
+        from onchain.execution.risk import load_risk_limits
 
         self.config = config
         risk = load_risk_limits(config.risk_config)  # a bad limit fails at start, not at the first proposal

@@ -183,7 +183,7 @@ def dev_account(index: int = TRADER_ACCOUNT):
 def connect(rpc_url: str | None = None, timeout: float = 30.0) -> Chain:
     """The chain at `rpc_url`, else $TRADER_RPC_URL, else the one `trader chain up` started.
 
-    This is the bare connection; `onchain.reconcile.connect` (what the CLI and `onchain.connect` use) also
+    This is the bare connection; `onchain.execution.reconcile.connect` (what the CLI and `onchain.connect` use) also
     settles the journal's open rows against the node.
     """
     url = rpc_url or os.environ.get("TRADER_RPC_URL")

@@ -83,7 +83,7 @@ def chain(chain_home):
 
 @pytest.fixture
 def journal(tmp_path):
-    from onchain.journal import Journal
+    from onchain.execution.journal import Journal
 
     j = Journal(tmp_path / "journal.sqlite")
     yield j
@@ -160,9 +160,9 @@ RUN_TRADER = "from agent.cli import main; main()"
 # (before that transaction is sent), or just before the receipt would be recorded (after the send).
 KILLED_SWAP = r"""
 import os, signal, sys
-from onchain.journal import Journal
-from onchain.reconcile import connect
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.journal import Journal
+from onchain.execution.reconcile import connect
+from onchain.execution.swap import execute_swap, propose_swap
 
 step, side, amount, asset = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 venue = sys.argv[5] or None  # empty: the network's default venue

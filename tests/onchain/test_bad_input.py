@@ -356,7 +356,7 @@ def _ro_chain_alive(c: Case, r: Result, ro_chain: dict) -> str | None:
 
 
 def _newest_row_declined(c: Case, r: Result, _) -> str | None:
-    from onchain.journal import Journal
+    from onchain.execution.journal import Journal
 
     rows = Journal(r.home / "journal.sqlite", readonly=True).list_trades(limit=50)
     mine = [row for row in rows if row["status"] in ("declined", "proposed") and row["amount_in"] == 0.01]

@@ -14,12 +14,12 @@ import pytest
 
 from onchain.node import chain as C
 from onchain.venues import v4_swap
-from onchain.journal import Journal
+from onchain.execution.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
 from onchain.networks import BASE_USDC, MAINNET, PERMIT2
-from onchain.reconcile import connect
+from onchain.execution.reconcile import connect
 from onchain.node.rpc import calldata, decode
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.swap import execute_swap, propose_swap
 from tests.conftest import HANG_S, replica_chain
 from tests.onchain.conftest import (RUN_TRADER, KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row,
                                     seeded_home, trader_cli)

@@ -23,7 +23,7 @@ from onchain.networks import (BASE, BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V4_QU
                               V4_POOL_ID)
 from onchain.offline.mainnet import send_as
 from onchain.node.rpc import RpcError, calldata, decode, mapping_slot
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.swap import execute_swap, propose_swap
 from onchain.venues.v2_v3 import get_pool, get_portfolio, get_price, get_quote
 from tests.conftest import HANG_S
 from tests.onchain.conftest import nonce

@@ -158,7 +158,7 @@ def test_a_proposal_the_user_says_no_to_is_journalled_declined(chain, trader_fun
     """`n` or Ctrl+C at the confirmation prompt: nothing signed, one error line, the row `declined` (it used to
     stay `proposed` forever)."""
     pexpect = pytest.importorskip("pexpect")
-    from onchain.journal import Journal
+    from onchain.execution.journal import Journal
 
     n0 = int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16)
     child = pexpect.spawn(sys.executable, ["-c", RUN_TRADER, "swap", "sell", "0.02", "ETH"], encoding="utf-8",

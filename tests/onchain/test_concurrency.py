@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from onchain.journal import Journal
+from onchain.execution.journal import Journal
 from onchain.node.rpc import calldata
 from tests.conftest import HANG_S
 

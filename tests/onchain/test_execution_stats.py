@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from onchain.execution import row_slippage_bps, summarise
-from onchain.journal import Journal
+from onchain.execution.quality import row_slippage_bps, summarise
+from onchain.execution.journal import Journal
 
 
 def _rows():

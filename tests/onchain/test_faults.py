@@ -14,10 +14,10 @@ import time
 import pytest
 
 from onchain.node import chain as C
-from onchain.journal import Journal
+from onchain.execution.journal import Journal
 from onchain.manage import fund, start_chain, stop_chain
-from onchain.reconcile import connect, reconcile
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.reconcile import connect, reconcile
+from onchain.execution.swap import execute_swap, propose_swap
 from tests.conftest import history_bars, replica_chain
 from tests.onchain.conftest import (KillNodeAfter, assert_matches_chain, killed_swap, reconciled_row, seeded_home,
                                     trader_cli)

@@ -12,7 +12,7 @@ from onchain.node import chain as C
 from onchain.manage import fund
 from onchain.offline.mainnet import send_as
 from onchain.node.rpc import calldata
-from onchain.swap import RiskLimits, execute_swap, propose_swap
+from onchain.execution.swap import RiskLimits, execute_swap, propose_swap
 from tests.onchain.conftest import JsonHandler, nonce, serving
 from trader_core.errors import ChainError, ConfigError, SwapRefused, TransactionFailed
 
@@ -121,7 +121,7 @@ def test_insufficient_balance_refused(chain, trader, journal):
 
 
 def test_daily_loss_kill_switch_marks_todays_swaps_to_market(chain, trader, journal):
-    from onchain.risk import mark_to_market_loss
+    from onchain.execution.risk import mark_to_market_loss
 
     risk = RiskLimits(daily_loss_limit_usd=0.5)
     first = propose_swap(chain, "sell", 1, "ETH", "v2", risk=risk, journal=journal)
@@ -142,7 +142,7 @@ def test_daily_loss_kill_switch_marks_todays_swaps_to_market(chain, trader, jour
 
 
 def test_kill_switch_counts_pending_swaps_at_their_minimum_once(chain, trader, journal):
-    from onchain.risk import mark_to_market_loss
+    from onchain.execution.risk import mark_to_market_loss
 
     p = propose_swap(chain, "sell", 2, "ETH", "v2", max_slippage_bps=500, journal=journal)
     journal.transition(p.id, "proposed", status="pending", tx_hash="0x" + "ab" * 32)  # sent, receipt not yet seen
@@ -155,7 +155,7 @@ def test_kill_switch_counts_pending_swaps_at_their_minimum_once(chain, trader, j
                                                   journal=journal).risk.reasons)
     # a second row can never claim the same transaction: one swap is never counted twice
     q = propose_swap(chain, "sell", 0.1, "ETH", "v2", journal=journal)
-    from onchain.journal import JournalError
+    from onchain.execution.journal import JournalError
 
     with pytest.raises(JournalError):
         journal.transition(q.id, "proposed", status="pending", tx_hash="0x" + "ab" * 32)
@@ -172,7 +172,7 @@ def test_balance_guard_counts_gas_on_eth_sells(chain, trader, journal):
 
 
 def test_risk_limits_from_env(chain, trader, journal, monkeypatch):
-    from onchain.swap import load_risk_limits
+    from onchain.execution.swap import load_risk_limits
 
     monkeypatch.setenv("TRADER_RISK_MAX_NOTIONAL_USD", "50")
     assert load_risk_limits().max_notional_usd == 50

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from onchain.journal import Journal, JournalError
-from onchain.reconcile import reconcile
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.journal import Journal, JournalError
+from onchain.execution.reconcile import reconcile
+from onchain.execution.swap import execute_swap, propose_swap
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain

@@ -8,7 +8,7 @@ import pytest
 
 from onchain.node import chain as C
 from onchain.node.rpc import calldata, decode
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.swap import execute_swap, propose_swap
 from onchain.venues.v2_v3 import get_pool, get_portfolio, get_quote, recent_swaps, swaps_to_candles, v2_amount_out
 
 pytestmark = pytest.mark.chain

@@ -172,10 +172,10 @@ def test_replay_follows_the_real_v4_swap_path_with_real_spacing(base_chain):
 
 
 def test_mainnet_and_base_rows_never_share_journal_identity(chain, base_chain, tmp_path):
-    from onchain.journal import Journal
+    from onchain.execution.journal import Journal
     from onchain.manage import fund
-    from onchain.reconcile import reconcile
-    from onchain.swap import execute_swap, propose_swap
+    from onchain.execution.reconcile import reconcile
+    from onchain.execution.swap import execute_swap, propose_swap
 
     journal = Journal(tmp_path / "journal.sqlite")
     trader_address = C.dev_account(0).address

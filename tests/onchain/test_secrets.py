@@ -16,7 +16,7 @@ import pytest
 
 from onchain.node import chain as C
 from onchain.manage import fund
-from onchain.swap import execute_swap, propose_swap
+from onchain.execution.swap import execute_swap, propose_swap
 from tests.conftest import HANG_S
 from tests.onchain.conftest import JsonHandler, seeded_home, serving
 from trader_core.errors import SwapRefused

@@ -15,9 +15,9 @@ import sys
 from typing import Any
 
 from onchain.node import chain as C
-from onchain.journal import Journal, JournalError, default_journal, journal_path
+from onchain.execution.journal import Journal, JournalError, default_journal, journal_path
 from onchain.node.locks import signing_lock
-from onchain.receipts import gas_of, settlement
+from onchain.execution.receipts import gas_of, settlement
 from trader_core.errors import ChainError
 
 

@@ -18,14 +18,14 @@ from eth_utils import keccak
 
 from onchain.node import chain as C
 from onchain.venues import v4_swap
-from onchain.journal import Journal, default_journal
+from onchain.execution.journal import Journal, default_journal
 from onchain.node.keys import signer
 from onchain.node.locks import signing_lock
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
 from onchain.networks import PERMIT2, network_of
-from onchain.receipts import decode_swap, gas_of, settlement
+from onchain.execution.receipts import decode_swap, gas_of, settlement
 from onchain.offline.mainnet import wait_receipt
-from onchain.risk import RiskLimits, load_risk_limits, mark_to_market_loss
+from onchain.execution.risk import RiskLimits, load_risk_limits, mark_to_market_loss
 from onchain.node.rpc import RpcError, calldata, mapping_slot, word
 from onchain.venues.v2_v3 import FEE_BPS, from_raw, get_quote, parse_order
 from trader_core.errors import (ChainUnavailable, SwapRefused, TraderError, TransactionFailed,

@@ -2,7 +2,7 @@
 
 Every proposal is written when it is made. Execution claims the row (`proposed` -> `pending`) and writes each
 transaction's hash (the USDC approval's too; known before sending because we sign locally) *before* it
-leaves; the receipt settles the row after. If the process or the node dies in between, `onchain.reconcile`
+leaves; the receipt settles the row after. If the process or the node dies in between, `onchain.execution.reconcile`
 settles the row against the node that saw it. Rows belong to a node identity (chain id + genesis hash + mode),
 never to a chain id alone.
 
