@@ -178,7 +178,7 @@ def _chain_replay_feed(cfg: RunConfig, tools) -> CandleFeed:
     """Real closes swapped into the local replica: enough warm-up bars for the policy's look-back (and, learning,
     for the gate's window), then one bar per tick."""
     from agent.online import LOOKBACK_SLACK
-    from onchain.replay_feed import ChainReplayFeed
+    from onchain.market.replay_feed import ChainReplayFeed
     from trader_core.feed import DatasetFeed
 
     chain = tools.chain  # raises ChainUnavailable saying how to start the replica

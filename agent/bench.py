@@ -82,7 +82,7 @@ def bench_agent(turns: int = 20, tokens: int = 64, llm: str | None = None, llm_t
     from agent.planner import Agent, Plan
     from agent.tools import ToolSession
     from onchain import get_portfolio, get_price, get_quote
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
 
     stop = _ensure_chain()
     try:

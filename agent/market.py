@@ -99,7 +99,7 @@ def history_feed(policy) -> DatasetFeed:
 
 def chain_feed(chain, history: CandleFeed | None, venue: str | None = None, bars: int | None = None) -> CandleFeed:
     """The pool's candles continuing `history`; its first read reaches back at least `bars` bars of chain time."""
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
 
     return ChainFeed(chain, venue=venue, history=history, bars=bars)
 

@@ -46,7 +46,7 @@ Python API (all importable from `onchain` lazily, or from `onchain.api`); amount
     replay(chain, data=None, steps=50, speed=0.0, venues=("v2", "v3")) -> ReplayResult
     recent_swaps(chain, venue="v3", blocks=5000) -> list[SwapEvent];  swaps_to_candles(events, "1m") -> Candles
     PrivateReplica(price=None, network=None, history_bars=0)   # a throwaway replica Chain, always stopped
-    onchain.v4_replay.replay_swaps(chain, data=None, steps=50, speed=0.0)   # Base: the real V4 swap sequence
+    onchain.market.v4_replay.replay_swaps(chain, data=None, steps=50, speed=0.0)   # Base: the real V4 swap sequence
 
 Errors come from trader_core.errors: ChainUnavailable, ChainError, TransactionFailed, TransactionPending,
 SwapRefused, ConfigError, StorageError (JournalError: the journal file cannot be used).

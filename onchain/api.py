@@ -10,7 +10,7 @@ from onchain.manage import start_chain, stop_chain
 from onchain.models import (PoolInfo, Portfolio, PriceQuote, Quote, RiskVerdict, SwapEvent, SwapProposal,
                             SwapReceipt)
 from onchain.execution.reconcile import connect, reconcile
-from onchain.replay import ReplayResult, replay
+from onchain.market.replay import ReplayResult, replay
 from onchain.offline.build import PrivateReplica
 from onchain.execution.risk import RiskLimits, load_risk_limits
 from onchain.execution.swap import execute_swap, propose_swap, swap

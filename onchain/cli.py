@@ -184,7 +184,7 @@ def replay_cmd(
 
     chain = connect(rpc_url)
     if network_of(chain) is BASE:
-        from onchain.v4_replay import replay_swaps
+        from onchain.market.v4_replay import replay_swaps
 
         if hourly:
             raise ConfigError("--hourly walks the mainnet V2/V3 pools; on Base `trader chain replay` already "
@@ -200,7 +200,7 @@ def replay_cmd(
                        f"{r.max_error_bps:.2g} bps), block times {r.first_timestamp}..{r.last_timestamp}"
                        + (f" (real times + {r.time_offset_s} s)" if r.time_offset_s else " (real times)"))
         return
-    from onchain.replay import replay
+    from onchain.market.replay import replay
 
     venues = (venue.lower(),) if venue else ("v2", "v3")
     result = replay(chain, data=data, steps=steps, speed=speed, venues=venues, timed=hourly)

@@ -1,6 +1,6 @@
 """A replica chain with hours of real market history: real swaps, one per hour of (warped) block time.
 
-Built on `onchain.replay.replay_bars` (the function behind `trader chain replay --hourly`): each close's V2
+Built on `onchain.market.replay.replay_bars` (the function behind `trader chain replay --hourly`): each close's V2
 swap is mined one hour of block time after the last, so the pool's candles span many hours.
 """
 
@@ -14,7 +14,7 @@ HOUR = 3600
 def warp_hourly_swaps(chain, closes: list[float]) -> list[int]:
     """One V2 swap per close, one hour apart, starting at the next whole hour of the chain's clock; returns the
     block times used."""
-    from onchain.replay import replay_bars
+    from onchain.market.replay import replay_bars
 
     return replay_bars(chain, closes, HOUR, venues=("v2",))
 

@@ -3,7 +3,7 @@
 A `CandleFeed` answers `read() -> MarketSnapshot`: the candles, where they came from, and the feed's own clock
 (the chain's block time, the wall clock, or a replay's bar time), so a consumer can tell a fresh bar from a
 stale one and a continuous history from one with a hole in it. rl/ reads `snapshot.candles` without knowing
-the source; the on-chain source lives in `onchain.feed`, the file-based ones here.
+the source; the on-chain source lives in `onchain.market.feed`, the file-based ones here.
 
 Joins follow real time only: a live bar continues a history only at its own timestamp, a bar that exists in
 both is counted once (the live one wins), and a gap stays a gap (`segments` splits there), never a fake "hour".

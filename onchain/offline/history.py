@@ -96,7 +96,7 @@ def _plan_candles(dataset: str, bars: int) -> HistoryPlan:
 
 def _plan_swaps(dataset: str, bars: int) -> HistoryPlan:
     from onchain.venues import v4
-    from onchain.v4_replay import load_swaps
+    from onchain.market.v4_replay import load_swaps
 
     rows = load_swaps(dataset)
     first_hour = rows[-1].timestamp // HOUR - (bars - 1)
@@ -128,11 +128,11 @@ def bake(chain: C.Chain, network: Network, plan: HistoryPlan) -> ChainHistory:
         raise ChainError(f"the node's clock ({now}) is past the history's first swap ({plan.marks[0].timestamp}); "
                          "start it with its genesis before that (anvil --timestamp)")
     if network is BASE:
-        from onchain.v4_replay import walk_pool
+        from onchain.market.v4_replay import walk_pool
 
         swaps = walk_pool(chain, [(m.timestamp, m.sqrt_price_x96) for m in plan.marks])
     else:
-        from onchain.replay import BarReplayer
+        from onchain.market.replay import BarReplayer
 
         walker = BarReplayer(chain, ("v2", "v3"), plan.history.interval_s)
         for mark in plan.marks:

@@ -274,7 +274,7 @@ def test_library_bytes_need_the_deployed_layout():
 
 def test_the_live_candle_feed_reads_the_v4_pool_on_base(base_chain):
     """The agent's feed takes the network's own pool by default (Base has no v2 pair: asking it was an error)."""
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
 
     _whale_swap(base_chain, zero_for_one=True, amount_in=10**18)  # a real swap through the Universal Router
     feed = ChainFeed(base_chain)

@@ -55,7 +55,7 @@ class RangeCap:
 
 
 def test_a_new_mainnet_replica_holds_the_real_hourly_candles_at_their_times(chain_home):
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from onchain.offline.history import read_history
     from onchain.venues.v2_v3 import get_price
     from trader_core.market_data import load_candles
@@ -81,9 +81,9 @@ def test_a_new_mainnet_replica_holds_the_real_hourly_candles_at_their_times(chai
 
 def test_a_new_base_replica_holds_the_recorded_v4_swaps_at_their_real_times(base_chain, base_cache_home):
     from onchain.venues import v4
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from onchain.offline.history import read_history
-    from onchain.v4_replay import load_swaps
+    from onchain.market.v4_replay import load_swaps
     from trader_core.feed import DatasetFeed
 
     swaps = load_swaps()
@@ -110,9 +110,9 @@ def test_a_new_base_replica_holds_the_recorded_v4_swaps_at_their_real_times(base
 
 def test_a_restart_from_a_saved_state_goes_on_from_the_historys_end(chain_home, tmp_path):
     from onchain.node.chain import Chain, dump_state, free_port, launch_anvil
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from onchain.offline.history import read_history
-    from onchain.replay import BarReplayer
+    from onchain.market.replay import BarReplayer
     from onchain.offline.build import resume
 
     with pristine(chain_home) as chain:
@@ -142,9 +142,9 @@ def test_a_restart_from_a_saved_state_goes_on_from_the_historys_end(chain_home, 
 
 
 def test_live_swaps_after_the_history_become_new_bars_at_their_own_times(chain_home):
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from onchain.offline.history import read_history
-    from onchain.replay import BarReplayer
+    from onchain.market.replay import BarReplayer
     from trader_core.feed import DatasetFeed
 
     with pristine(chain_home) as chain:
@@ -170,7 +170,7 @@ def test_live_swaps_after_the_history_become_new_bars_at_their_own_times(chain_h
 
 def test_a_fork_reads_the_pools_history_back_far_enough_in_chunks(chain_home, tmp_path):
     from onchain.node.chain import Chain, free_port, launch_anvil
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from onchain.offline.history import read_history
 
     with pristine(chain_home) as upstream:

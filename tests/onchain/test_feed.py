@@ -1,4 +1,4 @@
-"""onchain.feed.ChainFeed on a real replica: Swap events bucketed by their block timestamps, joined to the bundled
+"""onchain.market.feed.ChainFeed on a real replica: Swap events bucketed by their block timestamps, joined to the bundled
 history only at their real times."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ H = 3600
 
 
 def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_last_hours(chain):
-    from onchain.feed import ChainFeed
-    from onchain.replay import replay
+    from onchain.market.feed import ChainFeed
+    from onchain.market.replay import replay
 
     history = DatasetFeed("chainlink-eth-1h")
     before = ChainFeed(chain, history=history).read()
@@ -31,8 +31,8 @@ def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_l
 
 
 def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(chain):
-    from onchain.feed import ChainFeed
-    from onchain.replay import replay
+    from onchain.market.feed import ChainFeed
+    from onchain.market.replay import replay
     from onchain.venues.v2_v3 import recent_swaps
 
     feed = ChainFeed(chain)
@@ -46,7 +46,7 @@ def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(chain):
 
 
 def test_hourly_swaps_become_hourly_bars_at_their_block_times(chain_home):
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from tests.chain_history import replica_with_history
 
     with replica_with_history(chain_home, hours=30) as (private, stamps, closes):
@@ -65,7 +65,7 @@ def test_chain_replay_hourly_leaves_one_continuous_bar_per_close_on_both_pools(c
     import sys
 
     from onchain import PrivateReplica
-    from onchain.feed import ChainFeed
+    from onchain.market.feed import ChainFeed
     from tests.conftest import clean_env
     from trader_core.market_data import load_candles
 
@@ -92,7 +92,7 @@ def test_chain_replay_hourly_leaves_one_continuous_bar_per_close_on_both_pools(c
 
 def test_chain_replay_feed_warms_up_the_look_back_then_moves_one_bar_per_tick(chain_home):
     from onchain import PrivateReplica
-    from onchain.replay_feed import ChainReplayFeed
+    from onchain.market.replay_feed import ChainReplayFeed
     from tests.conftest import clean_env
     from trader_core.market_data import load_candles
 
@@ -115,7 +115,7 @@ def test_chain_replay_feed_warms_up_the_look_back_then_moves_one_bar_per_tick(ch
 
 
 def test_chain_replay_refuses_a_non_local_chain_and_too_little_data(live_chain, chain):
-    from onchain.replay_feed import ChainReplayFeed
+    from onchain.market.replay_feed import ChainReplayFeed
     from trader_core.errors import ChainError, DataError
     from trader_core.market_data import load_candles
 

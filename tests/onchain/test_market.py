@@ -91,7 +91,7 @@ def test_buy_exact_eth_amount_receives_at_least_it(chain, trader, journal):
 
 
 def test_replay_moves_pools_along_history_with_swap_events(chain):
-    from onchain.replay import replay
+    from onchain.market.replay import replay
     from trader_core.market_data import load_candles
 
     closes = load_candles("univ3-polygon-eth-1h").close

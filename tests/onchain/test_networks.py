@@ -143,7 +143,7 @@ def test_fork_path_checks_the_network_and_forks_base(chain, base_chain, tmp_path
 
 
 def test_replay_follows_the_real_v4_swap_path_with_real_spacing(base_chain):
-    from onchain.v4_replay import WEEK, load_swaps, replay_swaps
+    from onchain.market.v4_replay import WEEK, load_swaps, replay_swaps
     from trader_core.market_data import load_candles
 
     steps = 40

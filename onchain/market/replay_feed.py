@@ -9,8 +9,8 @@ the pool's own bars; each `advance()` then replays the next close one bar later.
 from __future__ import annotations
 
 from onchain.node.chain import Chain
-from onchain.feed import ChainFeed
-from onchain.replay import BarReplayer
+from onchain.market.feed import ChainFeed
+from onchain.market.replay import BarReplayer
 from trader_core.errors import DataError
 from trader_core.feed import MarketSnapshot
 from trader_core.market_data import Candles
