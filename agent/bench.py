@@ -63,13 +63,13 @@ def bench_turns(llm: str = "auto", turns: int = 8) -> LLMTurns:
 
 def _ensure_chain():
     """Use the running chain, or start the offline replica for the benchmark (stopped afterwards)."""
-    from onchain import chain_status
+    from onchain.api import chain_status
 
     info = chain_status()
     if info is not None and info.running:
         return None
     from agent.market import chain_history_bars
-    from onchain import start_chain, stop_chain
+    from onchain.api import start_chain, stop_chain
 
     start_chain(history_bars=chain_history_bars("default"))  # as `trader chain up` starts it
     return stop_chain
@@ -81,7 +81,7 @@ def bench_agent(turns: int = 20, tokens: int = 64, llm: str | None = None, llm_t
     from agent.market import policy_signal, position_fraction
     from agent.planner import Agent, Plan
     from agent.tools import ToolSession
-    from onchain import get_portfolio, get_price, get_quote
+    from onchain.api import get_portfolio, get_price, get_quote
     from onchain.market.feed import ChainFeed
 
     stop = _ensure_chain()

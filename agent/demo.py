@@ -109,7 +109,7 @@ def run_demo(quick: bool = False, home: str | Path | None = None, console=None) 
 
         con.print(Rule("3. local replica chain"))
         from agent.market import chain_history_bars
-        from onchain import start_chain
+        from onchain.api import start_chain
 
         info = start_chain(history_bars=chain_history_bars("default"))  # as `trader chain up`: the policy speaks
         started = True
@@ -123,7 +123,7 @@ def run_demo(quick: bool = False, home: str | Path | None = None, console=None) 
         return _conversation(con, quick)
     finally:
         if started:
-            from onchain import stop_chain
+            from onchain.api import stop_chain
 
             stop_chain()
             con.print("chain stopped")

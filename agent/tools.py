@@ -160,7 +160,7 @@ class ToolSession:
     @property
     def chain(self):
         if self._chain is None:
-            from onchain import connect
+            from onchain.api import connect
 
             try:
                 self._chain = connect(self.rpc_url)
@@ -250,18 +250,18 @@ class ToolSession:
 
     # -- the tools ---------------------------------------------------------------------------------
     def _get_price(self, a: GetPriceArgs):
-        from onchain import get_price
+        from onchain.api import get_price
 
         return get_price(self.chain, **({"venue": a.venue} if a.venue else {}))
 
     def _get_quote(self, a: GetQuoteArgs):
-        from onchain import get_quote
+        from onchain.api import get_quote
 
         kw = {"venue": a.venue} if a.venue else {}
         return get_quote(self.chain, a.side, a.amount, a.asset, **kw)
 
     def _get_portfolio(self, a: GetPortfolioArgs):
-        from onchain import get_portfolio
+        from onchain.api import get_portfolio
 
         return get_portfolio(self.chain, a.address)
 
@@ -269,7 +269,7 @@ class ToolSession:
         """(ETH incl. WETH, USDC, whose) of the chain wallet; (0, 0, "assumed flat") without a chain."""
         if not self.chain_up():
             return 0.0, 0.0, "no chain: position assumed flat"
-        from onchain import get_portfolio
+        from onchain.api import get_portfolio
 
         pf = get_portfolio(self.chain)
         return pf.eth + pf.weth, pf.usdc, "chain wallet"
@@ -301,7 +301,7 @@ class ToolSession:
         return opinion.model_copy(update={"bar": f"{view.data}, bar of {utc(view.bar_time)}", "view": view})
 
     def _propose_swap(self, a: ProposeSwapArgs) -> "SwapProposal":
-        from onchain import propose_swap
+        from onchain.api import propose_swap
 
         refused = self.gate.allow_proposal(a.side, a.amount, a.asset, a.venue)
         if refused:
@@ -314,7 +314,7 @@ class ToolSession:
         return proposal
 
     def _execute_swap(self, a: ExecuteSwapArgs):
-        from onchain import execute_swap
+        from onchain.api import execute_swap
 
         pid = a.proposal_id
         if pid not in self.proposals:
@@ -351,7 +351,7 @@ class ToolSession:
 
     @staticmethod
     def _journal_status(trade_id: str, status: str, reason: str) -> None:
-        from onchain import Journal
+        from onchain.api import Journal
 
         journal = Journal()
         try:
@@ -361,7 +361,7 @@ class ToolSession:
 
     @staticmethod
     def _journal_expired(trade_id: str) -> None:
-        from onchain import Journal
+        from onchain.api import Journal
 
         journal = Journal()
         try:
@@ -370,7 +370,7 @@ class ToolSession:
             journal.close()
 
     def _get_trades(self, a: GetTradesArgs) -> list:
-        from onchain import Journal
+        from onchain.api import Journal
 
         journal = Journal()
         try:

@@ -52,7 +52,7 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool,
     they count neither as swaps nor toward the daily-loss kill switch), with the fill's execution quality."""
     import uuid
 
-    from onchain import Journal
+    from onchain.api import Journal
 
     journal = Journal()
     try:
@@ -70,7 +70,7 @@ def _journal_paper(tools, d: TradeDecision, trade: dict, got: float, live: bool,
 def _journal_quality(trade_id: str, fill) -> None:
     """A confirmed swap's journal row gets the same execution-quality columns as a paper fill, so `trader trades
     --stats` counts its fee and price impact, not only its gas."""
-    from onchain import Journal
+    from onchain.api import Journal
 
     journal = Journal()
     try:

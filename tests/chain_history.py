@@ -22,7 +22,7 @@ def warp_hourly_swaps(chain, closes: list[float]) -> list[int]:
 @contextmanager
 def replica_with_history(home, hours: int = 120):
     """A private replica (its own anvil, always stopped) whose V2 pool walked `hours` real hourly closes."""
-    from onchain import PrivateReplica
+    from onchain.api import PrivateReplica
     from tests.conftest import clean_env
     from trader_core.market_data import load_candles
 

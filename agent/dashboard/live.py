@@ -67,7 +67,7 @@ class LiveData:
         self.policy_tools, self.policy_lock = session(), threading.Lock()  # signal, chart, explanation
 
     def _journal(self) -> list[dict[str, Any]]:
-        from onchain import Journal
+        from onchain.api import Journal
 
         journal = Journal(readonly=True) if _journal_exists() else None
         if journal is None:
@@ -150,7 +150,7 @@ class LiveData:
         the policy's last week of history."""
         tools = self.policy_tools
         if tools.chain_up():
-            from onchain import get_price, recent_swaps
+            from onchain.api import get_price, recent_swaps
 
             chain = tools.chain
             try:

@@ -102,7 +102,7 @@ class WebChat:
                 return ConfirmReply(ok=False, message=f"no proposal {proposal_id!r} was made in this chat")
             if proposal_id in tools.executed:
                 return ConfirmReply(ok=False, message=f"proposal {proposal_id} was already executed")
-            from onchain import Journal
+            from onchain.api import Journal
 
             tools.declined.add(proposal_id)
             journal = Journal()

@@ -103,7 +103,7 @@ def make_agent(chain_home):
 
 
 def journal_rows():
-    from onchain import Journal
+    from onchain.api import Journal
 
     j = Journal()
     try:

@@ -15,8 +15,8 @@ def _names(result):
 
 
 def test_price_turn_uses_the_chain_price(make_agent, chain_home):
-    from onchain import connect
-    from onchain import get_price
+    from onchain.api import connect
+    from onchain.api import get_price
 
     agent, chat = make_agent({"intent": "price"}, "ETH is trading at the pool price.")
     result = agent.turn("how much is ETH?")
@@ -28,7 +28,7 @@ def test_price_turn_uses_the_chain_price(make_agent, chain_home):
 
 
 def test_signal_on_a_fresh_replica_decides_on_the_real_history_the_chain_holds(make_agent):
-    from onchain import connect
+    from onchain.api import connect
     from onchain.offline.history import read_history
 
     agent, _ = make_agent({"intent": "signal"}, "The policy's view.")
@@ -47,8 +47,8 @@ def test_signal_on_a_fresh_replica_decides_on_the_real_history_the_chain_holds(m
 
 
 def test_proposal_without_confirmation_sends_nothing(make_agent):
-    from onchain import connect
-    from onchain import get_portfolio
+    from onchain.api import connect
+    from onchain.api import get_portfolio
 
     before = get_portfolio(connect())
     agent, _ = make_agent({"intent": "propose", "side": "sell", "amount": 0.2, "asset": "ETH"}, "Proposed.")
@@ -61,8 +61,8 @@ def test_proposal_without_confirmation_sends_nothing(make_agent):
 
 
 def test_confirmed_proposal_executes_on_the_replica(make_agent):
-    from onchain import connect
-    from onchain import get_portfolio
+    from onchain.api import connect
+    from onchain.api import get_portfolio
 
     asked = []
     before = get_portfolio(connect())
@@ -185,7 +185,7 @@ def test_unknown_tool_and_execute_without_proposal_are_tool_errors(chain_home):
 
 @pytest.mark.llm
 def test_explain_asks_the_trader_model_the_seed_question_with_real_numbers(make_agent):
-    from onchain import connect, get_portfolio
+    from onchain.api import connect, get_portfolio
 
     agent, _ = make_agent({"intent": "explain"}, "Here is why.")
     result = agent.turn("why?")

@@ -20,7 +20,7 @@ LEARN = dict(learn=True, learn_history=400, candidate_every=100, gate_window=24,
 
 def _run(chain_home, tmp_path, iterations: int, **mode):
     from agent.autopilot import RunConfig, run_agent
-    from onchain import PrivateReplica, get_portfolio
+    from onchain.api import PrivateReplica, get_portfolio
     from onchain.execution.wallet import fund
     from tests.conftest import clean_env
 
@@ -76,7 +76,7 @@ def test_executed_learning_swaps_on_the_replica_and_learns_gas_and_impact(chain_
     assert all(f["impact_usd"] > 0 and f["fee_usd"] > 0 and f["gas_usd"] > 0 for f in fills)
     assert after.usdc != pytest.approx(before.usdc)  # the wallet really traded
     # the journal's rows of those swaps carry the same costs, so `trader trades --stats` counts fee and impact
-    from onchain import Journal
+    from onchain.api import Journal
 
     journal = Journal()
     try:

@@ -86,7 +86,7 @@ def test_without_a_chain_paper_trading_replays_one_bar_per_tick_with_the_paper_p
 @pytest.mark.chain
 def test_a_frozen_market_is_said_once_and_never_traded_on(chain_home, tmp_path, capsys):
     from agent.autopilot import RunConfig, run_agent
-    from onchain import connect, get_portfolio
+    from onchain.api import connect, get_portfolio
 
     before = get_portfolio(connect())
     decisions = run_agent(RunConfig(iterations=4, interval_s=0, ask_model=False, out=str(tmp_path / "f")))
@@ -133,7 +133,7 @@ def test_bench_agent_json_contract(chain_home):
 @pytest.mark.slow
 def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
     from agent.demo import run_demo
-    from onchain import chain_status
+    from onchain.api import chain_status
 
     home = tmp_path / "demo"
     run_demo(quick=True, home=home)
@@ -151,7 +151,7 @@ def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
 @pytest.mark.chain
 def test_execute_mode_trades_the_chain_wallet_on_live_hourly_bars(history_chain, tmp_path):
     from agent.autopilot import RunConfig, run_agent
-    from onchain import get_portfolio
+    from onchain.api import get_portfolio
     from tests.agent.conftest import scripted
 
     chain, stamps, _ = history_chain

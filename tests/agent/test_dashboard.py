@@ -166,7 +166,7 @@ def test_a_typed_yes_or_a_declined_card_never_executes(chain_home):
     that this chat never proposed is refused."""
     import httpx
 
-    from onchain import connect, get_portfolio
+    from onchain.api import connect, get_portfolio
     from tests.agent.conftest import journal_rows
 
     before = get_portfolio(connect())

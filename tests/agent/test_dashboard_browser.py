@@ -46,7 +46,7 @@ def test_dashboard_in_a_browser_trades_only_from_the_confirm_button(chain_home, 
     import httpx
 
     from agent.dashboard.app import DashboardConfig, create_app, running
-    from onchain import connect, get_portfolio, get_price
+    from onchain.api import connect, get_portfolio, get_price
 
     chat = scripted({"intent": "price"}, "ETH trades at the pool's price.",
                     {"intent": "propose", "side": "sell", "amount": 0.1, "asset": "ETH"}, "Here is the proposal.")

@@ -59,7 +59,7 @@ def test_numbers_from_the_question_and_denied_trades_are_allowed():
 
 @pytest.mark.chain
 def test_a_misquoting_answer_on_the_replica_is_replaced_by_the_tool_facts(make_agent):
-    from onchain import connect, get_price
+    from onchain.api import connect, get_price
 
     price = get_price(connect()).price
     misquote = f"ETH is {price - 0.01:.2f} USDC on v4, up 3% over the last week."
@@ -81,7 +81,7 @@ def test_an_inflated_portfolio_value_on_the_replica_is_replaced(make_agent):
 
 @pytest.mark.chain
 def test_a_faithful_answer_is_kept_word_for_word(make_agent):
-    from onchain import connect, get_price
+    from onchain.api import connect, get_price
 
     price = get_price(connect()).price
     answer = f"One ETH costs {price:,.2f} USDC on the v2 pool right now."

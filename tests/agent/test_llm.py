@@ -139,7 +139,7 @@ def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
 
     from agent.chat import ChatREPL
     from agent.session import AgentConfig
-    from onchain import connect, get_price
+    from onchain.api import connect, get_price
 
     assert smollm2_path().is_file()
     out = io.StringIO()

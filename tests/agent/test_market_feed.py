@@ -20,7 +20,7 @@ TRADER = Path(sys.executable).parent / "trader"
 @pytest.mark.chain
 def test_the_policy_acts_on_hours_of_live_bars_at_their_real_times(history_chain):
     from agent.tools import ToolSession
-    from onchain import get_portfolio
+    from onchain.api import get_portfolio
 
     chain, stamps, closes = history_chain
     tools = ToolSession(rpc_url=chain.rpc_url)
@@ -59,7 +59,7 @@ def test_trader_signal_json_reports_bar_time_age_and_source(tmp_path):
 @pytest.mark.chain
 def test_paper_trading_on_the_live_chain_uses_the_paper_position_not_the_wallets(history_chain, tmp_path, capsys):
     from agent.autopilot import RunConfig, run_agent
-    from onchain import get_portfolio
+    from onchain.api import get_portfolio
     from tests.agent.conftest import scripted
 
     chain, stamps, _ = history_chain

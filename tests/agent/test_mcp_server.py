@@ -144,7 +144,7 @@ def test_tools_are_listed_with_the_agents_typed_schemas(reader):
 
 @pytest.mark.chain
 def test_price_matches_trader_price_and_quote_matches_the_library(reader, mcp_home):
-    from onchain import connect, get_quote
+    from onchain.api import connect, get_quote
 
     cli = _trader_json(mcp_home, "price")
     price = reader.ok("price")

@@ -232,7 +232,7 @@ def test_under_yes_the_order_written_is_the_order_executed_whatever_was_planned(
 @pytest.fixture(scope="module")
 def issue_wallet_chain(tmp_path_factory):
     """A private replica whose trading account holds the issue's wallet: 1 ETH + 5,000 USDC."""
-    from onchain import PrivateReplica, dev_account, fund
+    from onchain.api import PrivateReplica, dev_account, fund
     from tests.conftest import clean_env
 
     home = tmp_path_factory.mktemp("issue_wallet")
@@ -254,7 +254,7 @@ def _ask(chain, home, message: str) -> dict:
 
 
 def _confirmed(home) -> list[dict]:
-    from onchain import Journal
+    from onchain.api import Journal
 
     journal = Journal(Path(home) / "journal.sqlite")
     try:
@@ -273,7 +273,7 @@ SUBPROCESS_CASES = ISSUE_CASES + [msgs[7] for msgs in BLOCKED.values()]
 @pytest.mark.slow
 @pytest.mark.parametrize("message", SUBPROCESS_CASES)
 def test_trader_ask_yes_never_executes_a_question_or_a_refusal(issue_wallet_chain, message):
-    from onchain import dev_account, get_portfolio
+    from onchain.api import dev_account, get_portfolio
 
     chain, home = issue_wallet_chain
     before = get_portfolio(chain, dev_account(0).address)

@@ -20,7 +20,7 @@ H = 3600
 @contextmanager
 def pristine(home, network: str | None = None):
     """A private replica loaded from `home`'s cached baked seed state (no other test has traded on it)."""
-    from onchain import PrivateReplica
+    from onchain.api import PrivateReplica
 
     mp = clean_env(home)
     try:

@@ -64,7 +64,7 @@ def test_chain_replay_hourly_leaves_one_continuous_bar_per_close_on_both_pools(c
     import subprocess
     import sys
 
-    from onchain import PrivateReplica
+    from onchain.api import PrivateReplica
     from onchain.market.feed import ChainFeed
     from tests.conftest import clean_env
     from trader_core.market_data import load_candles
@@ -91,7 +91,7 @@ def test_chain_replay_hourly_leaves_one_continuous_bar_per_close_on_both_pools(c
 
 
 def test_chain_replay_feed_warms_up_the_look_back_then_moves_one_bar_per_tick(chain_home):
-    from onchain import PrivateReplica
+    from onchain.api import PrivateReplica
     from onchain.market.replay_feed import ChainReplayFeed
     from tests.conftest import clean_env
     from trader_core.market_data import load_candles
