@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.redact import scrub
+from trader_core.redact import scrub
 from finetune.llm import SMALL_B, ollama_host, ollama_model_size_b, public_address, size_from_label
 from trader_core.errors import ConfigError, LLMError, MalformedReply, TraderError
 

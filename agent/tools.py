@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
                           needed_bars, policy_signal, trader_question, utc, wallet_signal)
-from agent.redact import scrub
+from trader_core.redact import scrub
 from agent.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
 

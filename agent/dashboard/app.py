@@ -57,7 +57,7 @@ def create_app(cfg: DashboardConfig, chat=None, label: str = "custom", guard: Gu
     from agent.dashboard.insights import learner_view, search_view
     from agent.dashboard.live import LiveData
     from agent.dashboard.webchat import WebChat
-    from agent.redact import scrub
+    from trader_core.redact import scrub
     from trader_core.errors import TraderError
 
     guard = guard or Guard(cfg.host)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from agent.dashboard.ledger import (EquityCurve, JournalRow, equity_curve, execution_summary, journal_rows,
                                     wallet_rows)
-from agent.redact import scrub
+from trader_core.redact import scrub
 from agent.tools import ToolSession
 from trader_core.errors import TraderError
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from agent.mcp.config import McpConfig
 from agent.mcp.tools import MCP_TOOLS, McpTool, McpTools
-from agent.redact import scrub
+from trader_core.redact import scrub
 from agent.tools import validation_message
 from trader_core.errors import TraderError
 

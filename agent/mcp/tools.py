@@ -18,7 +18,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, Field, create_model
 
 from agent.market import PolicyView, TraderOpinion
-from agent.redact import scrub
+from trader_core.redact import scrub
 from agent.safety import TradeGate
 from agent.tools import TOOL_SPECS, ToolSession
 from onchain.execution.journal import COLUMNS
