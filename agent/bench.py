@@ -76,7 +76,7 @@ def _ensure_chain():
 
 
 def bench_agent(turns: int = 20, tokens: int = 64, llm: str | None = None, llm_turns: int = 8) -> AgentBench:
-    from agent.llm import open_gguf, smollm2_path
+    from finetune.llm_backends.chat_models import open_gguf, smollm2_path
     from agent.facts import results_text
     from agent.market import policy_signal, position_fraction
     from agent.planner import Agent, Plan

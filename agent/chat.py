@@ -149,7 +149,7 @@ class ChatREPL:
             self.console.print(HELP, markup=False)
         elif cmd == "model":
             if args:
-                from agent.llm import LLM
+                from finetune.llm_backends.chat_models import LLM
 
                 self.agent.llm = LLM(args[0], base_url=self.config.base_url, notify=self.notice)
             self.console.print(f"model: {self.agent.llm.label}")

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from agent.llm import LLM
+    from finetune.llm_backends.chat_models import LLM
 from trader_core.feed import CandleFeed, DatasetFeed, MarketSnapshot
 
 _ACTION = re.compile(r"\b(BUY|SELL|HOLD)\b", re.IGNORECASE)
@@ -241,7 +241,7 @@ class TraderOpinion(BaseModel):
 
 class TraderModel:
     """The fine-tuned trader model (Ollama trader-qwen-rl, else trader-qwen-rl in-process, else SmolLM2), opened on
-    first use; in one process it shares the agent's loaded GGUF (finetune.llm keeps one per settings)."""
+    first use; in one process it shares the agent's loaded GGUF (finetune.llm_backends.runtime keeps one per settings)."""
 
     def __init__(self, spec: str = "auto", notify: Callable[[str], None] | None = None):
         self.spec, self.notify = spec, notify
@@ -250,7 +250,7 @@ class TraderModel:
     @property
     def llm(self):
         if self._llm is None:
-            from agent.llm import LLM  # langchain: only when the model is asked (`chain up` reads this module too)
+            from finetune.llm_backends.chat_models import LLM  # langchain: only when the model is asked (`chain up` reads this module too)
 
             self._llm = LLM(self.spec, notify=self.notify)
             if self._llm.current.plans:  # trader-qwen-rl: decoded as its agreement was measured (greedy, no penalty)

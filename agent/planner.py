@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent.facts import CAPABILITIES, key_facts, results_text, summary_answer
 from agent.grounding import check_answer
-from agent.llm import LLM
+from finetune.llm_backends.chat_models import LLM
 from agent.router import keyword_plan
 from agent.safety import TRADE_INTENTS, MessageCheck, TradeGate, check_message, review_plan
 from agent.tools import ToolCall, ToolSession, validation_message

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.llm import LLM
+from finetune.llm_backends.chat_models import LLM
 from agent.planner import Agent
 from agent.tools import ToolSession
 

@@ -117,7 +117,7 @@ def run_bench(prompts: int = 4, max_tokens: int = 64, threads: int | None = None
 
 
 def _rate_with(model, prompts: list[str], max_tokens: int, threads: int) -> float:
-    from finetune.llm import load_llama
+    from finetune.llm_backends.runtime import load_llama
 
     llm = load_llama(model.gguf, model.lora, n_ctx=1024, n_threads=threads)
     chat = [[{"role": "user", "content": p}] for p in prompts]

@@ -162,7 +162,7 @@ def ollama_cmd(
 ) -> None:
     """Write the Modelfile (Qwen's template with tools, stop tokens); register it when Ollama answers, else
     print the `ollama create` command."""
-    from finetune.ollama_export import OllamaConfig, write_modelfile
+    from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
     from trader_core.config import resolve_config
 
     if gguf is None:

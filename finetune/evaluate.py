@@ -19,7 +19,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, Field
 
 from finetune import formats
-from finetune.llm import chat_fn, split_spec
+from finetune.llm_backends.runtime import chat_fn, split_spec
 from finetune.plan_call import PlanCall, parse_plan
 from trader_core.errors import DataError
 

@@ -208,7 +208,7 @@ def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
                             outputs=[lg_cfg.out]))
         result.artifacts["gguf_lora"] = lg_cfg.out
         result.artifacts["base_gguf"] = str(base_file)
-    from finetune.ollama_export import OllamaConfig, write_modelfile
+    from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
 
     o_cfg = OllamaConfig(gguf=str(export.quantized_path(q_cfg)), name=cfg.name or model_name(cfg.base),
                          base_name=_base_name(cfg.base))

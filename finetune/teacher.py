@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from finetune import formats
-from finetune.llm import chat_fn
+from finetune.llm_backends.runtime import chat_fn
 from trader_core.config import save_config
 from trader_core.errors import DataError
 

@@ -10,7 +10,7 @@ when the base GGUF or the adapter change (the cache key is a hash of their conte
   q4_k_m, as `trader finetune all` does. One file, which an Ollama server can serve.
 
 The measured comparison (setup seconds, agreement, tokens/s) is in the adapter's eval report. The agent calls
-`ensure_trader_model()` and loads `TraderModel.gguf` with `TraderModel.lora` (see `finetune.llm.load_llama`).
+`ensure_trader_model()` and loads `TraderModel.gguf` with `TraderModel.lora` (see `finetune.llm_backends.runtime.load_llama`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class TraderModel(BaseModel):
 
     @property
     def spec(self) -> str:
-        """The `gguf:` model spec of finetune.llm (and `trader finetune eval --model`)."""
+        """The `gguf:` model spec of finetune.llm_backends.runtime (and `trader finetune eval --model`)."""
         return f"gguf:{self.gguf}" + (f"+{self.lora}" if self.lora else "")
 
     @property

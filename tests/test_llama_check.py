@@ -49,7 +49,7 @@ def test_a_cached_crash_verdict_refuses_to_load_in_process(model, monkeypatch, t
     try:
         with pytest.raises(LLMError, match="crashes on this CPU"):
             llama_check.ensure_llama_works()
-        from agent.llamacpp import load_llama
+        from finetune.llm_backends.llamacpp_chat import load_llama
 
         with pytest.raises(LLMError, match="rebuild it without AMX"):
             load_llama(model, n_ctx=128)

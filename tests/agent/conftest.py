@@ -128,7 +128,7 @@ def openai_server():
         pytest.importorskip(module, reason="llama-cpp-python's server extra is not installed")
     import httpx
 
-    from agent.llm import smollm2_path
+    from finetune.llm_backends.chat_models import smollm2_path
     from onchain.node.process import pid_listens_on
 
     def start() -> tuple[subprocess.Popen, int]:

@@ -195,7 +195,7 @@ def test_the_trader_models_explanation_comes_on_demand(chain_home):
     import httpx
 
     from agent.dashboard.app import DashboardConfig
-    from agent.llm import smollm2_path
+    from finetune.llm_backends.chat_models import smollm2_path
 
     cfg = DashboardConfig(port=0, trader_llm=f"gguf:{smollm2_path()}")
     app, server = _serve(cfg)

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from agent.llm import LLM, candidates, ollama_host, public_address, smollm2_path
+from finetune.llm_backends.chat_models import LLM, candidates, ollama_host, public_address, smollm2_path
 from trader_core.errors import ConfigError, LLMError
 
 
@@ -40,7 +40,7 @@ def test_ollama_host_accepts_bare_host_port(monkeypatch):
 
 
 def test_missing_gguf_file_is_a_clear_error(tmp_path):
-    from agent.llm import open_gguf
+    from finetune.llm_backends.chat_models import open_gguf
 
     with pytest.raises(LLMError, match="does not exist"):
         open_gguf(tmp_path / "nope.gguf")
@@ -113,7 +113,7 @@ def test_openai_server_down_mid_turn_falls_back_and_still_answers(chain_home, cl
 @pytest.mark.llm
 @pytest.mark.skipif(not os.environ.get("OLLAMA_HOST"), reason="no Ollama server here (set OLLAMA_HOST to test it)")
 def test_real_ollama_backend_when_available(chain_home):
-    from agent.llm import DEFAULT_OLLAMA_MODEL, ollama_models
+    from finetune.llm_backends.chat_models import DEFAULT_OLLAMA_MODEL, ollama_models
 
     try:
         names = ollama_models(ollama_host())
@@ -169,14 +169,14 @@ def test_auto_prefers_the_project_model_when_one_exists(tmp_path, monkeypatch, c
 
 
 def test_auto_skips_a_missing_project_model(tmp_path, monkeypatch):
-    from agent.llm import project_gguf
+    from finetune.llm_backends.chat_models import project_gguf
 
     monkeypatch.setenv("TRADER_GGUF", str(tmp_path / "absent.gguf"))
     assert project_gguf() is None
 
 
 def test_backend_errors_are_scrubbed_of_urls_and_keys():
-    from agent.llm import _short
+    from finetune.llm_backends.chat_models import _short
 
     exc = RuntimeError("401 for https://user:pw@api.example.com/v1?key=1 with key sk-abcdefghijklmnop\nmore")
     text = _short(exc)
@@ -202,28 +202,28 @@ def test_openai_backend_against_a_real_openai_compatible_server(chain_home, open
     ("smollm2-135m", 0.135), ("FROM ./qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 0.5), ("gpt-4o", None),
 ])
 def test_model_sizes_are_read_from_metadata_labels_and_names(label, size):
-    from finetune.llm import size_from_label
+    from finetune.llm_backends.runtime import size_from_label
 
     assert size_from_label(label) == (pytest.approx(size) if size is not None else None)
 
 
 def test_a_small_openai_compatible_model_is_never_treated_as_strong():
-    from agent.llm import open_openai
+    from finetune.llm_backends.chat_models import open_openai
 
     assert open_openai("qwen2.5-0.5b-instruct", "http://127.0.0.1:9/v1").weak
     assert not open_openai("qwen2.5-7b-instruct", "http://127.0.0.1:9/v1").weak
 
 
 def test_one_ollama_host_serves_the_agent_and_finetune():
-    import agent.llm
-    import finetune.llm
+    import finetune.llm_backends.chat_models
+    import finetune.llm_backends.runtime
 
-    assert agent.llm.ollama_host is finetune.llm.ollama_host and agent.llm.public_address is finetune.llm.public_address
+    assert finetune.llm_backends.chat_models.ollama_host is finetune.llm_backends.runtime.ollama_host and finetune.llm_backends.chat_models.public_address is finetune.llm_backends.runtime.public_address
 
 
 def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch, closed_port):
     """Order only: the 491 MB Qwen is never loaded in tests (its opener is replaced by one that fails)."""
-    import agent.llm
+    import finetune.llm_backends.chat_models
 
     tried = []
 
@@ -233,7 +233,7 @@ def test_auto_tries_trader_qwen_rl_in_process_before_smollm2(monkeypatch, closed
 
     monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{closed_port}")
     monkeypatch.delenv("TRADER_GGUF", raising=False)
-    monkeypatch.setattr(agent.llm, "open_trader_gguf", no_qwen)
+    monkeypatch.setattr(finetune.llm_backends.chat_models, "open_trader_gguf", no_qwen)
     monkeypatch.chdir(os.path.dirname(__file__))  # no ./runs/finetune project model here
     notes = []
     llm = LLM("auto", notify=notes.append)

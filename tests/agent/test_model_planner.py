@@ -14,7 +14,7 @@ pytestmark = pytest.mark.chain
 
 
 class ScriptedAsk:
-    """A planning backend's `ask` (finetune.llm.ChatFn) whose replies are a script; every request is recorded."""
+    """A planning backend's `ask` (finetune.llm_backends.runtime.ChatFn) whose replies are a script; every request is recorded."""
 
     def __init__(self, *replies: str):
         self.replies, self.requests = list(replies), []

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from finetune.llm import ollama_answers, ollama_host
+from finetune.llm_backends.runtime import ollama_answers, ollama_host
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,8 @@ def test_ollama_registers_the_model(small_model, llama_dir, tmp_path):
     pytest.importorskip("ollama", reason="the ollama client is not installed")
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from finetune.export import GgufConfig, QuantizeConfig, convert_to_gguf, quantize
-    from finetune.llm import chat_fn
-    from finetune.ollama_export import OllamaConfig, write_modelfile
+    from finetune.llm_backends.runtime import chat_fn
+    from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
 
     f16 = convert_to_gguf(GgufConfig(model=str(small_model), out=str(tmp_path)))
     q4 = quantize(QuantizeConfig(gguf=f16.path))

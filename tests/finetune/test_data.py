@@ -9,7 +9,7 @@ from finetune import formats
 from finetune.dataset import PrepareConfig, labels, prepare, time_split
 from finetune.distill import balance_by_sampling, decision_to_record
 from finetune.lora import LoraConfig, check_resume, load_lora_config, lr_at
-from finetune.ollama_export import OllamaConfig, write_modelfile
+from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
 from finetune.teacher import clean_reply
 from trader_core.errors import ConfigError, DataError
 

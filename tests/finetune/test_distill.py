@@ -67,7 +67,7 @@ def test_teacher_counts_malformed_replies_and_never_guesses(distilled, tmp_path)
     replies = []
     cfg = TeacherConfig(llm=f"gguf:{smollm2_gguf()}", n=3, prompts=res.path, out=str(tmp_path), max_tokens=48,
                         temperature=0.0)
-    from finetune.llm import chat_fn
+    from finetune.llm_backends.runtime import chat_fn
 
     ask = chat_fn(cfg.llm, max_tokens=cfg.max_tokens, temperature=0.0)
     out = run_teacher(cfg, ask=lambda msgs: replies.append(ask(msgs)) or replies[-1])

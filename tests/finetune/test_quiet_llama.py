@@ -16,7 +16,7 @@ LLAMA_LINES = ("llama_model_loader", "load_tensors", "CPU_REPACK", "llama_contex
 
 CHILD = r"""
 import sys
-from finetune.llm import load_llama
+from finetune.llm_backends.runtime import load_llama
 from trader_core.errors import TraderError
 lora = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
 try:

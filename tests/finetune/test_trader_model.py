@@ -46,7 +46,7 @@ def test_built_once_then_reused(trader):
 
 
 def test_plans_orders_and_never_trades_on_a_question(trader):
-    from finetune.llm import chat_fn
+    from finetune.llm_backends.runtime import chat_fn
     from finetune.plan_call import PLAN_TOOL, PlanCall, parse_plan, plan_messages
 
     ask = chat_fn(trader[0].spec, max_tokens=48)
@@ -58,7 +58,7 @@ def test_plans_orders_and_never_trades_on_a_question(trader):
 
 def test_answers_the_trader_question_in_the_trained_format(trader, policy_run):
     from finetune import formats
-    from finetune.llm import chat_fn
+    from finetune.llm_backends.runtime import chat_fn
     from rl.policy import Policy
 
     decision = Policy.load(policy_run).rollout(split="test", episodes=1, steps=3, seed=0)[-1]

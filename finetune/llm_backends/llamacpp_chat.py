@@ -1,6 +1,6 @@
 """An in-process GGUF chat model (llama-cpp-python) behind LangChain's `BaseChatModel` interface.
 
-Models are loaded through finetune.llm (the one LLM layer): one cache of loaded GGUFs per process.
+Models are loaded through finetune.llm_backends.runtime (the one LLM layer): one cache of loaded GGUFs per process.
 
 `bind_tools(..., tool_choice=NAME)` uses llama.cpp's `chatml-function-calling` handler, which constrains
 the output with a grammar built from the tool's JSON schema: a forced call is valid JSON of that shape even
@@ -26,18 +26,18 @@ from trader_core.errors import ConfigError, LLMError, ModelError, require
 
 
 def llm_threads() -> int:
-    """Threads for in-process models (finetune.llm.llm_threads: $TRADER_LLM_THREADS, else half the cores)."""
-    from finetune.llm import llm_threads as threads
+    """Threads for in-process models (finetune.llm_backends.runtime.llm_threads: $TRADER_LLM_THREADS, else half the cores)."""
+    from finetune.llm_backends.runtime import llm_threads as threads
 
     return threads()
 
 
 def load_llama(path: str | Path, n_ctx: int = 2048, n_threads: int | None = None, lora: str | None = None,
                chat_format: str | None = "chatml-function-calling"):
-    """A GGUF model from the one cache of loaded models (finetune.llm.load_llama), with a RAM cache of
+    """A GGUF model from the one cache of loaded models (finetune.llm_backends.runtime.load_llama), with a RAM cache of
     prompt states: turns alternate a ~630-token planning prompt and an answer prompt, so the single KV prefix
     llama.cpp keeps is always the wrong one (a 3 s re-evaluation becomes a 0.2 s state load)."""
-    from finetune.llm import load_llama as load
+    from finetune.llm_backends.runtime import load_llama as load
 
     path = Path(path).expanduser()
     if not path.is_file():

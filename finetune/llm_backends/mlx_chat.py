@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent.llamacpp import _to_dicts
+from finetune.llm_backends.llamacpp_chat import _to_dicts
 from trader_core.errors import LLMError, require
 
 _CACHE: dict[str, tuple[Any, Any]] = {}

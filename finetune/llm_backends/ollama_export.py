@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from finetune.formats import SYSTEM_PROMPT
-from finetune.llm import ollama_answers, ollama_host
+from finetune.llm_backends.runtime import ollama_answers, ollama_host
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, LLMError
 

