@@ -66,7 +66,7 @@ def run_demo(quick: bool = False, home: str | Path | None = None, console=None) 
     from rich.console import Console
     from rich.rule import Rule
 
-    from finetune.model_store import models_dir
+    from finetune.base_models.store import models_dir
 
     con = console or Console(highlight=False)
     old_home, old_models = os.environ.get("TRADER_HOME"), os.environ.get("TRADER_MODELS_DIR")

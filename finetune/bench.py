@@ -77,8 +77,8 @@ def _hf_rate(folder: str, prompts: list[str], max_tokens: int, threads: int) -> 
 def qwen_f16_gguf(report: Callable[[str], None] = print) -> Path:
     """The embedded Qwen as an f16 GGUF (dequantised base -> llama.cpp converter), built once into the cache."""
     from finetune.export import GgufConfig, convert_to_gguf, gguf_path
-    from finetune.model_store import models_dir
-    from finetune.models import dequantize_qwen
+    from finetune.base_models.store import models_dir
+    from finetune.base_models.sources import dequantize_qwen
 
     cfg = GgufConfig(model="", out=str(models_dir() / "qwen2.5-coder-0.5b-f16"))
     out = gguf_path(cfg)
@@ -92,8 +92,8 @@ def qwen_f16_gguf(report: Callable[[str], None] = print) -> Path:
 def run_bench(prompts: int = 4, max_tokens: int = 64, threads: int | None = None,
               report: Callable[[str], None] = print) -> dict:
     """Tokens/s of the embedded Qwen: q4_k_m and f16 in llama.cpp, f16 in transformers; ratios and targets."""
-    from finetune.model_store import qwen_gguf
-    from finetune.models import dequantize_qwen
+    from finetune.base_models.store import qwen_gguf
+    from finetune.base_models.sources import dequantize_qwen
 
     threads = threads or int(os.environ.get("TRADER_LLM_THREADS", 0) or 0) or max(1, min(8, os.cpu_count() or 1))
     texts = list(PROMPTS[:prompts]) or list(PROMPTS[:1])
@@ -135,7 +135,7 @@ def compare_builds(prompts: int = 4, max_tokens: int = 64, threads: int | None =
     dequantised base that fusing needs is timed apart: a fresh install pays it once) and tokens/s."""
     import tempfile
 
-    from finetune.models import dequantize_qwen
+    from finetune.base_models.sources import dequantize_qwen
     from finetune.trader_model import ensure_trader_model
 
     threads = threads or int(os.environ.get("TRADER_LLM_THREADS", 0) or 0) or max(1, min(8, os.cpu_count() or 1))

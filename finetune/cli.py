@@ -297,7 +297,7 @@ def all_cmd(
         ladder=[r.strip() for r in ladder.split(",") if r.strip()] if ladder else None))
     result = run_pipeline(cfg, report=_say(as_json))
     if ship:
-        from finetune.models import is_qwen
+        from finetune.base_models.sources import is_qwen
         from finetune.trader_model import ship_adapter
         from trader_core.errors import ConfigError
 

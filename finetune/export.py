@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from finetune.artifacts import config_matches
 from finetune.lora_config import OPENBLAS, PEFT_SUBDIR, read_adapter_config
-from finetune.models import fix_rope_theta, llama_cpp_dir, resolve_base
+from finetune.base_models.sources import fix_rope_theta, llama_cpp_dir, resolve_base
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, DependencyMissing, ModelError
 

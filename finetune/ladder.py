@@ -46,7 +46,7 @@ def eval_stages(cfg, result, model_keys: dict[str, str], data_keys: dict[str, st
         tasks.append(("route", result.artifacts["route_test"], cfg.route_eval_limit))
     for rung in cfg.ladder:
         if rung == "base" and not result.artifacts.get("base_gguf"):
-            from finetune.models import base_gguf
+            from finetune.base_models.sources import base_gguf
 
             found = base_gguf(cfg.base, report=lambda m: None)
             if found is not None:

@@ -138,7 +138,7 @@ def _train_mlx(config: LoraConfig, out: Path) -> tuple[list, list]:
     keys = config.model_dump(mode="json", exclude={"backend"}, exclude_none=True)
     if keys["lora_parameters"].get("keys") is None:
         keys["lora_parameters"].pop("keys", None)
-    from finetune.models import resolve_base
+    from finetune.base_models.sources import resolve_base
 
     keys["model"] = resolve_base(config.model)
     keys["save_every"] = config.save_every or config.iters  # mlx-lm divides by it

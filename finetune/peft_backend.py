@@ -13,7 +13,7 @@ from pathlib import Path
 
 from finetune import formats
 from finetune.lora_config import DEFAULT_KEYS, PEFT_SUBDIR, LoraConfig, lr_at
-from finetune.models import resolve_base
+from finetune.base_models.sources import resolve_base
 from trader_core.errors import DataError, ModelError
 
 

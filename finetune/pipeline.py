@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from finetune import dataset, distill, export, lora
 from finetune.artifacts import content_digest, read_key, stage_key, write_key
-from finetune.models import QWEN_MODEL, SMALL_MODEL
+from finetune.base_models.sources import QWEN_MODEL, SMALL_MODEL
 from trader_core.config import save_config
 from trader_core.market_data import DEFAULT_DATASET
 
@@ -87,8 +87,8 @@ def _lora_config(file: str, cfg: PipelineConfig, data: Path, adapters: Path, res
 
 def base_digest(name: str) -> str:
     """Content identity of a base model: the embedded ones by their GGUF, a folder by its files."""
-    from finetune.model_store import QWEN_Q4
-    from finetune.models import is_qwen, is_small, smollm2_gguf
+    from finetune.base_models.store import QWEN_Q4
+    from finetune.base_models.sources import is_qwen, is_small, smollm2_gguf
 
     if is_qwen(name):
         return QWEN_Q4.sha256  # verified against this hash when assembled
@@ -101,13 +101,13 @@ def base_digest(name: str) -> str:
 def route_count(cfg: PipelineConfig) -> int:
     if cfg.route_n is not None:
         return cfg.route_n
-    from finetune.models import template_has_tools
+    from finetune.base_models.sources import template_has_tools
 
     return 400 if template_has_tools(cfg.base) else 0
 
 
 def default_yaml(base: str) -> str:
-    from finetune.models import is_qwen, is_small
+    from finetune.base_models.sources import is_qwen, is_small
 
     name = "smollm2.yaml" if is_small(base) else "qwen_trader.yaml" if is_qwen(base) else "stage2_rl.yaml"
     return str(CONFIGS_DIR / name)
@@ -116,7 +116,7 @@ def default_yaml(base: str) -> str:
 def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
     """Every stage with its key, in order (eval stages appended by `finetune.ladder`)."""
     from finetune import plan_call, routing
-    from finetune.models import base_gguf as embedded_gguf
+    from finetune.base_models.sources import base_gguf as embedded_gguf
     from rl.policy import resolve_run
     from trader_core.market_data import resolve_dataset
 
@@ -238,7 +238,7 @@ def model_name(base: str) -> str:
     """The Ollama name says the real base: trader-qwen-rl only when the base is Qwen."""
     import re
 
-    from finetune.models import is_qwen, is_small
+    from finetune.base_models.sources import is_qwen, is_small
 
     if is_qwen(base):
         return "trader-qwen-rl"
@@ -249,7 +249,7 @@ def model_name(base: str) -> str:
 
 
 def _base_name(base: str) -> str:
-    from finetune.models import is_qwen, is_small
+    from finetune.base_models.sources import is_qwen, is_small
 
     if is_qwen(base):
         return "Qwen2.5-Coder-0.5B-Instruct"

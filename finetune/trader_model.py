@@ -24,7 +24,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel
 
-from finetune.model_store import QWEN_Q4, models_dir, qwen_gguf
+from finetune.base_models.store import QWEN_Q4, models_dir, qwen_gguf
 from trader_core.errors import ModelError
 
 SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "trader-qwen-rl"

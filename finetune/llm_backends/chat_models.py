@@ -119,7 +119,7 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
     (greedy, the `plan` tool in the template) and answers stream from the same loaded model."""
     from finetune.llm_backends.llamacpp_chat import LlamaCppChat
     from finetune.llm_backends.runtime import chat_fn, llm_threads
-    from finetune.model_store import qwen_installed
+    from finetune.base_models.store import qwen_installed
     from finetune.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
 
     if not qwen_installed():

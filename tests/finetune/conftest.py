@@ -21,7 +21,7 @@ def _trader_home(ft_home, monkeypatch):
 def llama_dir(ft_home):
     """llama.cpp's converter ($LLAMA_CPP_DIR, or from the llama-cpp-python sdist on PyPI)."""
     mp = _session_env(ft_home)
-    from finetune.models import llama_cpp_dir
+    from finetune.base_models.sources import llama_cpp_dir
 
     try:
         yield llama_cpp_dir()

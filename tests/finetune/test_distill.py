@@ -60,7 +60,7 @@ def test_held_out_splits_are_refused(policy_run, tmp_path):
 def test_teacher_counts_malformed_replies_and_never_guesses(distilled, tmp_path):
     """A real (small) model as the teacher: every reply is either kept with its own action or counted."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from finetune.models import smollm2_gguf
+    from finetune.base_models.sources import smollm2_gguf
     from finetune.teacher import TeacherConfig, run_teacher
 
     _, res = distilled

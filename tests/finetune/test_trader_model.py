@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from finetune.model_store import qwen_installed
+from finetune.base_models.store import qwen_installed
 from finetune.trader_model import SHIPPED_ADAPTER, _build_key, adapter_digest, ensure_trader_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm,

