@@ -47,7 +47,7 @@ def distill_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Roll the trained policy over the train split; write its real decisions as prompt/response JSONL."""
-    from finetune.distill import DistillConfig, distill
+    from finetune.data.distill import DistillConfig, distill
     from trader_core.config import resolve_config
 
     cfg = resolve_config(DistillConfig, dict(run=run, data=data, episodes=episodes, steps=steps, seed=seed,
@@ -64,7 +64,7 @@ def teacher_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Chain-of-draft answers from a larger model; malformed replies are counted and skipped."""
-    from finetune.teacher import TeacherConfig, run_teacher
+    from finetune.data.teacher import TeacherConfig, run_teacher
     from trader_core.config import resolve_config
 
     _emit(run_teacher(resolve_config(TeacherConfig, dict(llm=llm, n=n, prompts=prompts, out=out))), as_json)
@@ -79,7 +79,7 @@ def prepare_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Chat-format train/valid/test JSONL split by time, with a stats report."""
-    from finetune.dataset import PrepareConfig, prepare
+    from finetune.data.dataset import PrepareConfig, prepare
     from trader_core.config import resolve_config
 
     cfg = resolve_config(PrepareConfig, dict(inputs=inputs, out=out, valid_frac=valid_frac, test_frac=test_frac))

@@ -15,7 +15,9 @@ from typing import Callable
 
 from pydantic import BaseModel, Field
 
-from finetune import dataset, distill, export, lora
+from finetune import export, lora
+from finetune.data import dataset
+from finetune.data import distill
 from finetune.artifacts import content_digest, read_key, stage_key, write_key
 from finetune.base_models.sources import QWEN_MODEL, SMALL_MODEL
 from trader_core.config import save_config
@@ -115,7 +117,8 @@ def default_yaml(base: str) -> str:
 
 def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
     """Every stage with its key, in order (eval stages appended by `finetune.ladder`)."""
-    from finetune import plan_call, routing
+    from finetune import plan_call
+    from finetune.data import routing
     from finetune.base_models.sources import base_gguf as embedded_gguf
     from rl.policy import resolve_run
     from trader_core.market_data import resolve_dataset
@@ -135,7 +138,7 @@ def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
                         outputs=[str(root / "distill" / distill.OUTPUT)]))
     stage1, stage1_key = None, ""
     if cfg.teacher:
-        from finetune import teacher
+        from finetune.data import teacher
 
         t_cfg = teacher.TeacherConfig(llm=cfg.teacher, n=cfg.teacher_n, prompts=str(root / "distill" / distill.OUTPUT),
                                       out=str(root / "teacher"), seed=cfg.seed)

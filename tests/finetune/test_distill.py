@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from finetune import formats
-from finetune.distill import DistillConfig, distill, is_done
+from finetune.data.distill import DistillConfig, distill, is_done
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_teacher_counts_malformed_replies_and_never_guesses(distilled, tmp_path)
     """A real (small) model as the teacher: every reply is either kept with its own action or counted."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     from finetune.base_models.sources import smollm2_gguf
-    from finetune.teacher import TeacherConfig, run_teacher
+    from finetune.data.teacher import TeacherConfig, run_teacher
 
     _, res = distilled
     replies = []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from finetune import formats
-from finetune.dataset import PrepareConfig, prepare
-from finetune.distill import decision_to_record
+from finetune.data.dataset import PrepareConfig, prepare
+from finetune.data.distill import decision_to_record
 from finetune.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
                              quantize)
 from finetune.lora import LoraConfig, LoraParameters, train_lora

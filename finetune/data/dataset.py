@@ -124,7 +124,7 @@ def labels(path: str | Path) -> list[tuple[list[dict], str]]:
 
 
 class RouteDataConfig(BaseModel):
-    """Generated phrasings labelled with the `plan` call (finetune.routing): train/valid from the training
+    """Generated phrasings labelled with the `plan` call (finetune.data.routing): train/valid from the training
     templates, test from the held-out templates only."""
 
     n_train: int = Field(900, ge=1, description="Training phrasings.")
@@ -135,7 +135,7 @@ class RouteDataConfig(BaseModel):
 
 
 def route_data(config: RouteDataConfig) -> PrepareResult:
-    from finetune import routing
+    from finetune.data import routing
 
     train = routing.generate(config.n_train, seed=config.seed)
     seen = {(e.text, e.context) for e in train}
