@@ -100,7 +100,7 @@ def lora_cmd(
     as_json: bool = JSON,
 ) -> None:
     """LoRA fine-tune (MLX or PEFT, same YAML); writes adapter_config.json beside the adapters."""
-    from finetune.lora import load_lora_config, train_lora
+    from finetune.train.lora import load_lora_config, train_lora
 
     cfg = load_lora_config(config, model=model, data=data, adapter_path=adapter_path,
                            resume_adapter_file=resume_adapter_file, iters=iters, batch_size=batch_size,

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from finetune.artifacts import config_matches
-from finetune.lora_config import OPENBLAS, PEFT_SUBDIR, read_adapter_config
+from finetune.train.lora_config import OPENBLAS, PEFT_SUBDIR, read_adapter_config
 from finetune.base_models.sources import fix_rope_theta, llama_cpp_dir, resolve_base
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, DependencyMissing, ModelError
@@ -81,7 +81,7 @@ def fuse(config: FuseConfig) -> ExportResult:
         import torch
         from peft import PeftModel
 
-        from finetune.peft_backend import load_base
+        from finetune.train.peft_backend import load_base
 
         base, tok = load_base(lora.model)
         try:

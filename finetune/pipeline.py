@@ -15,7 +15,8 @@ from typing import Callable
 
 from pydantic import BaseModel, Field
 
-from finetune import export, lora
+from finetune import export
+from finetune.train import lora
 from finetune.data import dataset
 from finetune.data import distill
 from finetune.artifacts import content_digest, read_key, stage_key, write_key

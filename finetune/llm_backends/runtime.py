@@ -201,7 +201,7 @@ def _gguf(target: str, max_tokens: int, temperature: float, n_ctx: int, repeat_p
 def _hf(path: str, max_tokens: int, temperature: float, repeat_penalty: float) -> ChatFn:
     import torch
 
-    from finetune.peft_backend import load_base
+    from finetune.train.peft_backend import load_base
     from trader_core.runtime import configure_torch
 
     configure_torch()

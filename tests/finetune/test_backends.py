@@ -25,7 +25,7 @@ def _mlx_works() -> bool:
 @pytest.mark.skipif(not _mlx_works(), reason="mlx.core does not import here (pip install 'mlx[cpu]' mlx-lm)")
 def test_mlx_backend_trains_from_the_same_yaml(small_model, llama_dir, tmp_path):
     from finetune.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
-    from finetune.lora import LoraConfig, LoraParameters, train_lora
+    from finetune.train.lora import LoraConfig, LoraParameters, train_lora
     from tests.finetune.test_qwen_tiny import chat_data
 
     data = chat_data(tmp_path)

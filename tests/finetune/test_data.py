@@ -8,7 +8,7 @@ import pytest
 from finetune import formats
 from finetune.data.dataset import PrepareConfig, labels, prepare, time_split
 from finetune.data.distill import balance_by_sampling, decision_to_record
-from finetune.lora import LoraConfig, check_resume, load_lora_config, lr_at
+from finetune.train.lora import LoraConfig, check_resume, load_lora_config, lr_at
 from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
 from finetune.data.teacher import clean_reply
 from trader_core.errors import ConfigError, DataError

@@ -13,7 +13,7 @@ from finetune.data.dataset import PrepareConfig, prepare
 from finetune.data.distill import decision_to_record
 from finetune.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
                              quantize)
-from finetune.lora import LoraConfig, LoraParameters, train_lora
+from finetune.train.lora import LoraConfig, LoraParameters, train_lora
 from tests.finetune.conftest import qwen_tokenizer_dir
 from trader_core.errors import ConfigError
 

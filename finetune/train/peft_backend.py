@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from finetune import formats
-from finetune.lora_config import DEFAULT_KEYS, PEFT_SUBDIR, LoraConfig, lr_at
+from finetune.train.lora_config import DEFAULT_KEYS, PEFT_SUBDIR, LoraConfig, lr_at
 from finetune.base_models.sources import resolve_base
 from trader_core.errors import DataError, ModelError
 

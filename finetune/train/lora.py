@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from finetune.artifacts import config_matches
-from finetune.lora_config import (CONFIG, DEFAULT_KEYS, LOG, OPENBLAS, PEFT_SUBDIR, LoraConfig, LoraParameters,
+from finetune.train.lora_config import (CONFIG, DEFAULT_KEYS, LOG, OPENBLAS, PEFT_SUBDIR, LoraConfig, LoraParameters,
                                   LoraResult, load_lora_config, lr_at, read_adapter_config)
-from finetune.peft_backend import train_peft
+from finetune.train.peft_backend import train_peft
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, DependencyMissing, ModelError
 
