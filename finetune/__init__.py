@@ -5,7 +5,7 @@ the adapter shipped in `finetune/adapters/trader-qwen-rl/`.
 Uses rl/ (the policy it distils); never imports agent/ or onchain/. Nothing heavy is imported here.
 
 API for other packages (the agent):
-- `finetune.trader_model.ensure_trader_model(method="lora") -> TraderModel`: the built trader model (cached;
+- `finetune.convert.trader_model.ensure_trader_model(method="lora") -> TraderModel`: the built trader model (cached;
   rebuilt only when the base GGUF or the adapter change). Load it with
   `finetune.llm_backends.runtime.load_llama(model.gguf, model.lora)`; `model.spec` is its `gguf:` spec, `model.label` its name.
 - `finetune.plan_call`: the planner contract. `plan_messages(text, context)` + `tools=[PLAN_TOOL]` is the request

@@ -76,7 +76,7 @@ def _hf_rate(folder: str, prompts: list[str], max_tokens: int, threads: int) -> 
 
 def qwen_f16_gguf(report: Callable[[str], None] = print) -> Path:
     """The embedded Qwen as an f16 GGUF (dequantised base -> llama.cpp converter), built once into the cache."""
-    from finetune.export import GgufConfig, convert_to_gguf, gguf_path
+    from finetune.convert.export import GgufConfig, convert_to_gguf, gguf_path
     from finetune.base_models.store import models_dir
     from finetune.base_models.sources import dequantize_qwen
 
@@ -136,7 +136,7 @@ def compare_builds(prompts: int = 4, max_tokens: int = 64, threads: int | None =
     import tempfile
 
     from finetune.base_models.sources import dequantize_qwen
-    from finetune.trader_model import ensure_trader_model
+    from finetune.convert.trader_model import ensure_trader_model
 
     threads = threads or int(os.environ.get("TRADER_LLM_THREADS", 0) or 0) or max(1, min(8, os.cpu_count() or 1))
     texts = list(PROMPTS[:prompts]) or list(PROMPTS[:1])

@@ -116,7 +116,7 @@ def fuse_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Merge the adapter into the base model (float16 HF folder with tokenizer and chat template)."""
-    from finetune.export import FuseConfig, fuse
+    from finetune.convert.export import FuseConfig, fuse
     from trader_core.config import resolve_config
 
     _emit(fuse(resolve_config(FuseConfig, dict(adapter_path=adapter_path, save_path=save_path, dtype=dtype))), as_json)
@@ -130,7 +130,7 @@ def gguf_cmd(
     as_json: bool = JSON,
 ) -> None:
     """llama.cpp's convert_hf_to_gguf.py -> model-f16.gguf."""
-    from finetune.export import GgufConfig, convert_to_gguf
+    from finetune.convert.export import GgufConfig, convert_to_gguf
     from trader_core.config import resolve_config
 
     _emit(convert_to_gguf(resolve_config(GgufConfig, dict(model=model, out=out, outtype=outtype))), as_json)
@@ -144,7 +144,7 @@ def quantize_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Quantize a GGUF with llama.cpp (through llama-cpp-python)."""
-    from finetune.export import QuantizeConfig, quantize
+    from finetune.convert.export import QuantizeConfig, quantize
     from trader_core.config import resolve_config
 
     _emit(quantize(resolve_config(QuantizeConfig, dict(gguf=gguf, quant=quant, out=out))), as_json)
@@ -166,7 +166,7 @@ def ollama_cmd(
     from trader_core.config import resolve_config
 
     if gguf is None:
-        from finetune.trader_model import MODEL_NAME, ensure_trader_model
+        from finetune.convert.trader_model import MODEL_NAME, ensure_trader_model
 
         built = ensure_trader_model(report=_say(as_json))
         gguf, adapter, name = built.gguf, built.lora, name or MODEL_NAME
@@ -250,7 +250,7 @@ def model_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Build (once, cached) trader-qwen-rl from the embedded Qwen and the shipped adapter; print where it is."""
-    from finetune.trader_model import ensure_trader_model
+    from finetune.convert.trader_model import ensure_trader_model
     from trader_core.errors import ConfigError
 
     if method not in ("lora", "fused"):
@@ -298,7 +298,7 @@ def all_cmd(
     result = run_pipeline(cfg, report=_say(as_json))
     if ship:
         from finetune.base_models.sources import is_qwen
-        from finetune.trader_model import ship_adapter
+        from finetune.convert.trader_model import ship_adapter
         from trader_core.errors import ConfigError
 
         if not is_qwen(cfg.base):

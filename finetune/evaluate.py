@@ -116,7 +116,7 @@ def evaluate(config: EvalConfig, ask: Callable | None = None, report: Callable[[
     spec = config.model
     if ask is None:
         if spec == "default":
-            from finetune.trader_model import default_model_spec
+            from finetune.convert.trader_model import default_model_spec
 
             spec = default_model_spec(report=report or (lambda m: None))
         split_spec(spec)  # a bad spec fails before any data is read

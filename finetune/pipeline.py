@@ -15,7 +15,7 @@ from typing import Callable
 
 from pydantic import BaseModel, Field
 
-from finetune import export
+from finetune.convert import export
 from finetune.train import lora
 from finetune.data import dataset
 from finetune.data import distill
@@ -199,7 +199,7 @@ def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
     ]
     base_file = embedded_gguf(cfg.base, report=lambda m: None) if cfg.eval_limit else None
     if lora.pick_backend(stage2.backend) == "peft" and base_file is not None and "gguf_lora" in cfg.ladder:
-        from finetune.trader_model import base_config_dir
+        from finetune.convert.trader_model import base_config_dir
 
         lg_cfg = export.LoraGgufConfig(adapter_path=stage2.adapter_path, base_config=str(root / "base-config"),
                                        out=str(root / "gguf" / "lora-f16.gguf"))

@@ -120,7 +120,7 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
     from finetune.llm_backends.llamacpp_chat import LlamaCppChat
     from finetune.llm_backends.runtime import chat_fn, llm_threads
     from finetune.base_models.store import qwen_installed
-    from finetune.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
+    from finetune.convert.trader_model import BASE_LABEL, QWEN_Q4, ensure_trader_model
 
     if not qwen_installed():
         raise LLMError(f"trader-qwen-rl needs the embedded Qwen: {QWEN_Q4.install}")

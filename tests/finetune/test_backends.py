@@ -24,7 +24,7 @@ def _mlx_works() -> bool:
 
 @pytest.mark.skipif(not _mlx_works(), reason="mlx.core does not import here (pip install 'mlx[cpu]' mlx-lm)")
 def test_mlx_backend_trains_from_the_same_yaml(small_model, llama_dir, tmp_path):
-    from finetune.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
+    from finetune.convert.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
     from finetune.train.lora import LoraConfig, LoraParameters, train_lora
     from tests.finetune.test_qwen_tiny import chat_data
 
@@ -49,7 +49,7 @@ def test_mlx_backend_trains_from_the_same_yaml(small_model, llama_dir, tmp_path)
 def test_ollama_registers_the_model(small_model, llama_dir, tmp_path):
     pytest.importorskip("ollama", reason="the ollama client is not installed")
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from finetune.export import GgufConfig, QuantizeConfig, convert_to_gguf, quantize
+    from finetune.convert.export import GgufConfig, QuantizeConfig, convert_to_gguf, quantize
     from finetune.llm_backends.runtime import chat_fn
     from finetune.llm_backends.ollama_export import OllamaConfig, write_modelfile
 

@@ -78,7 +78,7 @@ def test_the_real_qwen_assembles_to_its_published_hash(tmp_path, monkeypatch):
         while block := fh.read(8 << 20):
             h.update(block)
     assert h.hexdigest() == QWEN_Q4.sha256
-    from finetune.export import gguf_metadata
+    from finetune.convert.export import gguf_metadata
 
     meta = gguf_metadata(path)
     assert meta["architecture"] == "qwen2" and meta["chat_template"] and meta["file_type"] == 15  # Q4_K_M

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from finetune import formats
-from finetune.export import gguf_metadata
+from finetune.convert.export import gguf_metadata
 from finetune.pipeline import PipelineConfig, run_pipeline, stale_stages
 from tests.conftest import HANG_S
 

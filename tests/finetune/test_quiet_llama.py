@@ -85,7 +85,7 @@ def test_a_lora_load_is_quiet_too(tmp_path, small_model, llama_dir):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from finetune.export import LoraGgufConfig, convert_lora_to_gguf
+    from finetune.convert.export import LoraGgufConfig, convert_lora_to_gguf
 
     base = AutoModelForCausalLM.from_pretrained(small_model, torch_dtype=torch.float32)
     peft = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],

@@ -11,7 +11,7 @@ import pytest
 from finetune import formats
 from finetune.data.dataset import PrepareConfig, prepare
 from finetune.data.distill import decision_to_record
-from finetune.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
+from finetune.convert.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
                              quantize)
 from finetune.train.lora import LoraConfig, LoraParameters, train_lora
 from tests.finetune.conftest import qwen_tokenizer_dir
@@ -107,7 +107,7 @@ def test_fused_and_gguf_lora_builds_run_the_same_model(tiny_qwen, tmp_path, llam
     """trader-qwen-rl's two builds on the real Qwen2 architecture: the adapter fused and re-quantized, or
     converted to a GGUF LoRA applied at load on the untouched base; both must compute what the fused model does."""
     monkeypatch.setenv("TRADER_MODELS_DIR", str(tmp_path / "models"))
-    from finetune.trader_model import _build_fused, _build_lora
+    from finetune.convert.trader_model import _build_fused, _build_lora
 
     data = chat_data(tmp_path)
     lora = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=4,

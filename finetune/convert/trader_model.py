@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from finetune.base_models.store import QWEN_Q4, models_dir, qwen_gguf
 from trader_core.errors import ModelError
 
-SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "trader-qwen-rl"
+SHIPPED_ADAPTER = Path(__file__).parents[1] / "adapters" / "trader-qwen-rl"
 MODEL_NAME = "trader-qwen-rl"
 BASE_LABEL = "Qwen2.5-Coder-0.5B-Instruct"
 RECIPE_VERSION = 1  # bump when the build steps change, so every cached build is redone
@@ -96,7 +96,7 @@ def base_config_dir(gguf: Path, out: Path) -> Path:
 
 
 def _build_lora(adapter: Path, base: Path, work: Path, report: Callable[[str], None]) -> TraderModel:
-    from finetune.export import LoraGgufConfig, convert_lora_to_gguf
+    from finetune.convert.export import LoraGgufConfig, convert_lora_to_gguf
 
     report("converting the trader adapter to a GGUF LoRA (llama.cpp convert_lora_to_gguf) ...")
     cfg_dir = base_config_dir(base, models_dir() / f"{base.stem}-config")
@@ -106,7 +106,7 @@ def _build_lora(adapter: Path, base: Path, work: Path, report: Callable[[str], N
 
 
 def _build_fused(adapter: Path, base: Path, work: Path, report: Callable[[str], None]) -> TraderModel:
-    from finetune.export import FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, quantize
+    from finetune.convert.export import FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, quantize
 
     report("fusing the trader adapter into the base (float16) ...")
     fused = fuse(FuseConfig(adapter_path=str(adapter), save_path=str(work / "fused")))
