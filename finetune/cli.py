@@ -194,14 +194,14 @@ def eval_cmd(
 ) -> None:
     """Agreement with the policy (per position, beside the majority and position-rule baselines), or routing
     accuracy and unsafe trades for phrasing records."""
-    from finetune.evaluate import EvalConfig, evaluate
+    from finetune.evaluation.evaluate import EvalConfig, evaluate
     from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
 
     say = _say(as_json)
     if ladder:
-        from finetune.ladder import table
+        from finetune.evaluation.ladder import table
         from finetune.pipeline import PipelineConfig, run_pipeline
         from trader_core.config import load_config
 
@@ -311,7 +311,7 @@ def all_cmd(
     if as_json:
         _emit(result, True)
         return
-    from finetune.ladder import table
+    from finetune.evaluation.ladder import table
 
     print("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.stages_s.items()))
     table(result.eval)

@@ -117,7 +117,7 @@ def default_yaml(base: str) -> str:
 
 
 def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
-    """Every stage with its key, in order (eval stages appended by `finetune.ladder`)."""
+    """Every stage with its key, in order (eval stages appended by `finetune.evaluation.ladder`)."""
     from finetune import plan_call
     from finetune.data import routing
     from finetune.base_models.sources import base_gguf as embedded_gguf
@@ -222,7 +222,7 @@ def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
         "fused": f_cfg.save_path, "gguf_f16": str(export.gguf_path(g_cfg)),
         "gguf_quant": str(export.quantized_path(q_cfg)), "modelfile": str(Path(o_cfg.gguf).parent / "Modelfile")})
     if cfg.eval_limit:
-        from finetune.ladder import eval_stages
+        from finetune.evaluation.ladder import eval_stages
 
         h_cfg = distill.HeldoutConfig(run=cfg.policy, data=cfg.data, split=cfg.heldout_split,
                                       episodes=cfg.heldout_episodes, steps=cfg.steps, seed=cfg.seed,
@@ -291,7 +291,7 @@ def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> 
             write_key(root, stage.name, stage.key)
         report(f"[{i}/{len(stages)}] {stage.name}: {result.stages_s[stage.name]:.1f} s" + _summary(out))
     if cfg.eval_limit:
-        from finetune.ladder import collect
+        from finetune.evaluation.ladder import collect
 
         result.eval = collect(root, cfg.ladder)
     save_config(cfg, root, "pipeline_config.json")

@@ -8,7 +8,7 @@ import pytest
 
 from finetune.data import routing
 from finetune.data.dataset import MixConfig, RouteDataConfig, mix, route_data
-from finetune.evaluate import baselines, load_items, plan_matches, spread
+from finetune.evaluation.evaluate import baselines, load_items, plan_matches, spread
 from finetune.plan_call import INTENTS, PLAN_TOOL, PlanCall, parse_plan, plan_messages, tool_call_message
 
 

@@ -37,7 +37,7 @@ def rung_spec(rung: str, artifacts: dict[str, str]) -> str | None:
 
 def eval_stages(cfg, result, model_keys: dict[str, str], data_keys: dict[str, str], stage_cls) -> list:
     """One stage per (rung, task) whose model and data exist in this run."""
-    from finetune.evaluate import EvalConfig, evaluate
+    from finetune.evaluation.evaluate import EvalConfig, evaluate
 
     root = Path(cfg.out) / EVAL_DIR
     stages = []
