@@ -6,14 +6,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from agent.planner import TurnResult
-from agent.session import AgentConfig, build_agent
+from agent.turn.planner import TurnResult
+from agent.turn.session import AgentConfig, build_agent
 
 
 def ask_once(question: str, config: AgentConfig | None = None, yes: bool = False,
              on_event: Callable[[str, Any], None] | None = None, chat=None, label: str = "custom") -> TurnResult:
     """Run one turn. With `yes=True` (the scripted form of "y") a proposal is executed only when the message is
-    an explicit order and the proposal is exactly that order (agent.safety)."""
+    an explicit order and the proposal is exactly that order (agent.turn.safety)."""
     from trader_core.errors import ConfigError
 
     if not question or not question.strip():

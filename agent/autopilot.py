@@ -24,7 +24,7 @@ from pydantic import Field
 
 from agent.market import (PolicyView, TraderOpinion, market_summary, position_fraction,
                           trader_question, utc, vote_words, wallet_signal)
-from agent.session import AgentConfig, build_agent
+from agent.turn.session import AgentConfig, build_agent
 from agent.trading import Action, TradeDecision, act, run_key
 from onchain.models import Portfolio
 from trader_core.errors import ConfigError

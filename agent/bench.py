@@ -45,7 +45,7 @@ TURN_MESSAGES = ("what is the ETH price?", "quote selling 0.5 ETH", "what does t
 
 def bench_turns(llm: str = "auto", turns: int = 8) -> LLMTurns:
     """Time `turns` whole turns (after one warm-up) with the `llm` model on the running chain."""
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
 
     agent = build_agent(AgentConfig(llm=llm), notify=lambda line: None)
     agent.turn(TURN_MESSAGES[0])  # warm-up: model load, policy load, first prompt states
@@ -77,10 +77,10 @@ def _ensure_chain():
 
 def bench_agent(turns: int = 20, tokens: int = 64, llm: str | None = None, llm_turns: int = 8) -> AgentBench:
     from finetune.llm_backends.chat_models import open_gguf, smollm2_path
-    from agent.facts import results_text
+    from agent.turn.facts import results_text
     from agent.market import policy_signal, position_fraction
-    from agent.planner import Agent, Plan
-    from agent.tools import ToolSession
+    from agent.turn.planner import Agent, Plan
+    from agent.turn.tools import ToolSession
     from onchain.api import get_portfolio, get_price, get_quote
     from onchain.market.feed import ChainFeed
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from rich.markup import escape
 
-from agent.facts import fact
+from agent.turn.facts import fact
 from agent.market import PolicyView
-from agent.safety import TradeGate
-from agent.session import AgentConfig, build_agent
-from agent.tools import ToolCall
+from agent.turn.safety import TradeGate
+from agent.turn.session import AgentConfig, build_agent
+from agent.turn.tools import ToolCall
 from onchain.models import SwapProposal
 from trader_core.errors import TraderError
 

@@ -31,7 +31,7 @@ def chat(
     """Chat with the trading agent (Rich REPL; /help lists the slash commands)."""
     _quiet()
     from agent.chat import run_chat
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
 
     run_chat(_config(AgentConfig, llm=llm, base_url=base_url, rpc_url=rpc_url, policy=policy,
                      mode="native" if native_tools else "plan"))
@@ -50,7 +50,7 @@ def ask(
     """Ask the agent one question, non-interactively."""
     _quiet()
     from agent.ask import ask_once, print_events
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
     from trader_core.cli_utils import print_json
 
     cfg = _config(AgentConfig, llm=llm, base_url=base_url, rpc_url=rpc_url, policy=policy)
@@ -123,7 +123,7 @@ def signal(
     import math
 
     from agent.market import human_duration, policy_signal, utc, vote_words, wallet_words
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
     from trader_core.cli_utils import print_json
     from trader_core.errors import ConfigError
 

@@ -35,7 +35,7 @@ class DemoStory:
     """What the demo showed, typed: every tool result of the conversation, then the trader model's opinion (with
     the policy's view it was asked from) and the wallet read right after it, so a test can check they agree."""
 
-    calls: list[Any] = field(default_factory=list)  # agent.tools.ToolCall, in the order shown
+    calls: list[Any] = field(default_factory=list)  # agent.turn.tools.ToolCall, in the order shown
     opinion: Any = None  # agent.market.TraderOpinion; `.view` is the wallet + bar + observation it was asked with
     portfolio: Any = None  # onchain.models.Portfolio, read after the opinion (nothing trades in between)
 
@@ -140,7 +140,7 @@ def _conversation(con, quick: bool) -> DemoStory:
     from rich.markup import escape
 
     from agent.chat import ChatREPL
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
 
     answers: list[str] = []
     story = DemoStory()

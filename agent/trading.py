@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agent.safety import TradeGate
+from agent.turn.safety import TradeGate
 from onchain.models import Quote, SwapProposal, SwapReceipt
 
 Action = Literal["BUY", "SELL", "HOLD"]

@@ -22,7 +22,7 @@ from typing import Iterator
 from pydantic import BaseModel, Field
 
 from agent.dashboard.security import TOKEN_HEADER, Guard, is_loopback
-from agent.session import AgentConfig
+from agent.turn.session import AgentConfig
 
 STATIC = Path(__file__).resolve().parent / "static"
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from agent.dashboard.ledger import (EquityCurve, JournalRow, equity_curve, execution_summary, journal_rows,
                                     wallet_rows)
 from trader_core.redact import scrub
-from agent.tools import ToolSession
+from agent.turn.tools import ToolSession
 from trader_core.errors import TraderError
 
 
@@ -49,7 +49,7 @@ class SignalView(BaseModel):
     signal: dict[str, Any] | None = None
     error: str | None = None
     # when the live bars do not cover the look-back yet (a fresh chain): the policy's latest full view, on its own
-    # history's last bar, as the trader model is asked about it (agent.tools); the vote and observation are its
+    # history's last bar, as the trader model is asked about it (agent.turn.tools); the vote and observation are its
     full_view: dict[str, Any] | None = None
     votes: list[Vote] = []
     action_names: list[str] = []

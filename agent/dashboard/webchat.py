@@ -1,4 +1,4 @@
-"""The dashboard's chat: the same `Agent` as `trader chat` (agent/session.py), with the REPL's y/N replaced by a card.
+"""The dashboard's chat: the same `Agent` as `trader chat` (agent/turn/session.py), with the REPL's y/N replaced by a card.
 
 A turn runs with no confirmation callback, so a proposal is only prepared (risk-checked and journalled
 `proposed`), exactly as `trader ask` without `--yes`. The page shows it as a card; only a click on that card's
@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.safety import TradeGate
-from agent.session import AgentConfig, build_agent
+from agent.turn.safety import TradeGate
+from agent.turn.session import AgentConfig, build_agent
 
 
 class ChatReply(BaseModel):

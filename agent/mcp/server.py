@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from agent.mcp.config import McpConfig
 from agent.mcp.tools import MCP_TOOLS, McpTool, McpTools
 from trader_core.redact import scrub
-from agent.tools import validation_message
+from agent.turn.tools import validation_message
 from trader_core.errors import TraderError
 
 log = logging.getLogger("trader.mcp")

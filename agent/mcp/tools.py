@@ -1,4 +1,4 @@
-"""The MCP server's tools: the agent's own tools (`agent.tools.ToolSession`: the same argument models, the same
+"""The MCP server's tools: the agent's own tools (`agent.turn.tools.ToolSession`: the same argument models, the same
 onchain/rl calls the CLI makes) under the names of the CLI commands, with typed results.
 
 Trading over MCP has its own locks, in order: execution is off unless the server was started with
@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field, create_model
 
 from agent.market import PolicyView, TraderOpinion
 from trader_core.redact import scrub
-from agent.safety import TradeGate
-from agent.tools import TOOL_SPECS, ToolSession
+from agent.turn.safety import TradeGate
+from agent.turn.tools import TOOL_SPECS, ToolSession
 from onchain.execution.journal import COLUMNS
 from onchain.models import Portfolio, PriceQuote, Quote, SwapProposal, SwapReceipt
 from trader_core.errors import TraderError
@@ -55,7 +55,7 @@ class Trades(BaseModel):
 @dataclass(frozen=True)
 class McpTool:
     name: str  # the MCP name: the `trader` command's
-    agent_tool: str  # the agent's tool (agent.tools.TOOL_SPECS) that does the work
+    agent_tool: str  # the agent's tool (agent.turn.tools.TOOL_SPECS) that does the work
     result: type[BaseModel]
     read_only: bool
     description: str | None = None  # None: the agent's own description

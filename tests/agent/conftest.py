@@ -91,7 +91,7 @@ def scripted(*entries: Any) -> ScriptedChat:
 @pytest.fixture
 def make_agent(chain_home):
     """An Agent over real tools with a scripted model; `confirm` answers proposals (None: never asked)."""
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
 
     def make(*entries, confirm=None, mode="plan", notes=None):
         chat = scripted(*entries)

@@ -100,7 +100,7 @@ def test_ctrl_c_at_the_repl_prompt_declines_and_journals_it(chain_home):
     from rich.console import Console
 
     from agent.chat import ChatREPL
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
     from tests.agent.conftest import scripted
 
     def interrupted(prompt):
@@ -175,7 +175,7 @@ def test_native_tool_calling_feeds_validation_errors_back(make_agent):
 
 
 def test_unknown_tool_and_execute_without_proposal_are_tool_errors(chain_home):
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
 
     tools = ToolSession(confirm=lambda p: True)
     assert "unknown tool" in tools.call("rm_rf", {}).error
@@ -201,7 +201,7 @@ def test_explain_asks_the_trader_model_the_seed_question_with_real_numbers(make_
 
 
 def test_rpc_credentials_never_reach_tool_messages(tmp_path):
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
 
     tools = ToolSession(rpc_url="http://alice:s3cret-key@127.0.0.1:9/v2/abcdef123")
     call = tools.call("get_price")

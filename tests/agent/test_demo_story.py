@@ -92,9 +92,9 @@ def test_a_mixed_wallet_is_named_as_it_is_and_as_the_policy_reads_it():
 
 
 def test_a_hold_forced_by_short_history_says_no_vote_and_a_voted_one_its_agreement():
-    from agent.facts import fact
+    from agent.turn.facts import fact
     from agent.market import wallet_signal
-    from agent.tools import ToolCall
+    from agent.turn.tools import ToolCall
     from rl.policy import Policy
     from trader_core.feed import MarketSnapshot
     from trader_core.market_data import DEFAULT_DATASET, load_candles

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.grounding import check_answer
-from agent.tools import ToolCall, to_json
+from agent.turn.grounding import check_answer
+from agent.turn.tools import ToolCall, to_json
 from onchain.models import Portfolio, PriceQuote
 
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -60,7 +60,7 @@ def test_mlx_backend_forced_call_and_stream_when_mlx_is_installed(request):
     pytest.importorskip("transformers", reason="the MLX test model is made from the GGUF with transformers")
     from langchain_core.messages import HumanMessage
 
-    from agent.planner import PLAN_SCHEMA
+    from agent.turn.planner import PLAN_SCHEMA
 
     # the real SmolLM2 weights as an HF / MLX folder: the session's, shared with the fine-tune tests
     folder = request.getfixturevalue("small_model")
@@ -95,8 +95,8 @@ def test_auto_is_quiet_when_no_ollama_runs(monkeypatch, closed_port):
 @pytest.mark.llm
 def test_openai_server_down_mid_turn_falls_back_and_still_answers(chain_home, closed_port):
     """The backend fails on the first real call: one message, the embedded model takes over, tools still run."""
-    from agent.planner import Agent
-    from agent.tools import ToolSession
+    from agent.turn.planner import Agent
+    from agent.turn.tools import ToolSession
 
     notes = []
     llm = LLM("openai:some-model", base_url=f"http://127.0.0.1:{closed_port}/v1", notify=notes.append)
@@ -122,8 +122,8 @@ def test_real_ollama_backend_when_available(chain_home):
     model = DEFAULT_OLLAMA_MODEL if any(n.startswith(DEFAULT_OLLAMA_MODEL) for n in names) else (names or [None])[0]
     if model is None:
         pytest.skip("the Ollama server has no model")
-    from agent.planner import Agent
-    from agent.tools import ToolSession
+    from agent.turn.planner import Agent
+    from agent.turn.tools import ToolSession
 
     agent = Agent(LLM(f"ollama:{model}"), ToolSession())
     result = agent.turn("what is the ETH price?")
@@ -138,7 +138,7 @@ def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
     from rich.console import Console
 
     from agent.chat import ChatREPL
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
     from onchain.api import connect, get_price
 
     assert smollm2_path().is_file()
@@ -186,8 +186,8 @@ def test_backend_errors_are_scrubbed_of_urls_and_keys():
 @pytest.mark.llm
 def test_openai_backend_against_a_real_openai_compatible_server(chain_home, openai_server):
     """The forced plan goes through the OpenAI tools API (tool_choice) of a real server; no fallback."""
-    from agent.planner import INTENTS, Agent
-    from agent.tools import ToolSession
+    from agent.turn.planner import INTENTS, Agent
+    from agent.turn.tools import ToolSession
 
     notes = []
     llm = LLM("openai:smollm2", base_url=openai_server, notify=notes.append)

@@ -19,7 +19,7 @@ TRADER = Path(sys.executable).parent / "trader"
 
 @pytest.mark.chain
 def test_the_policy_acts_on_hours_of_live_bars_at_their_real_times(history_chain):
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
     from onchain.api import get_portfolio
 
     chain, stamps, closes = history_chain
@@ -35,7 +35,7 @@ def test_the_policy_acts_on_hours_of_live_bars_at_their_real_times(history_chain
 
 
 def test_without_a_chain_the_bundled_data_is_stale_and_the_signal_holds_saying_so(tmp_path):
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
 
     tools = ToolSession(rpc_url="http://127.0.0.1:9")  # nothing listens there
     sig = tools.call("get_rl_signal").value

@@ -108,7 +108,7 @@ def test_a_malformed_forced_call_is_retried_on_the_same_backend_before_falling_b
 
 
 def test_the_trader_model_is_asked_with_the_policys_observation(chain_home):
-    from agent.tools import ToolSession
+    from agent.turn.tools import ToolSession
 
     tools = ToolSession()
     sig = tools.call("get_rl_signal").value

@@ -99,7 +99,7 @@ def test_an_exception_in_a_turn_is_reported_and_the_loop_goes_on(monkeypatch):
     from rich.console import Console
 
     from agent.chat import ChatREPL
-    from agent.session import AgentConfig
+    from agent.turn.session import AgentConfig
     from tests.agent.conftest import scripted
 
     out = io.StringIO()

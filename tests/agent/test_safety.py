@@ -1,7 +1,7 @@
 """The agent never trades on a question or a refusal (issue: the agent part, critical).
 
 Three layers, each tested on the whole generated corpus (tests/agent/safety_corpus.py):
-1. the pure check (`agent.safety`) and the keyword router;
+1. the pure check (`agent.turn.safety`) and the keyword router;
 2. a turn on the real replica under a scripted `--yes` whose planner is adversarial: it plans the worst trade
    for every message (the mentioned trade, or "execute"), natively too; nothing may be proposed or executed;
 3. `trader ask ... --yes --json` as a subprocess with the real default model on a replica whose wallet is the
@@ -22,8 +22,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.router import keyword_plan
-from agent.safety import TradeGate, check_message, find_orders, review_plan
+from agent.turn.router import keyword_plan
+from agent.turn.safety import TradeGate, check_message, find_orders, review_plan
 from tests.agent.conftest import journal_rows
 from tests.agent.safety_corpus import BLOCKED, EXPLICIT, ISSUE_CASES
 from tests.conftest import HANG_S
@@ -134,7 +134,7 @@ class WorstPlanner(BaseChatModel):
 @pytest.fixture
 def yes_agent(chain_home):
     """What `trader ask ... --yes` builds (build_agent with a yes that needs no person), planned adversarially."""
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
 
     def make(router="model"):
         return build_agent(AgentConfig(router=router), confirm=lambda p: True, auto_confirm=True, chat=WorstPlanner(),
@@ -164,7 +164,7 @@ def test_nothing_trades_from_any_blocked_message_under_yes_on_the_replica(yes_ag
 
 @pytest.mark.chain
 def test_a_pending_proposal_is_not_executed_by_a_deferred_yes(yes_agent):
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
     from tests.agent.conftest import scripted
 
     agent = build_agent(AgentConfig(router="model"), confirm=lambda p: False, chat=scripted(
@@ -184,7 +184,7 @@ def test_a_pending_proposal_is_not_executed_by_a_deferred_yes(yes_agent):
 @pytest.mark.chain
 @pytest.mark.parametrize("message", ISSUE_CASES)
 def test_native_tool_calls_cannot_trade_on_the_issue_cases(chain_home, message):
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
     from tests.agent.conftest import scripted
 
     propose = AIMessage(content="", tool_calls=[{"name": "propose_swap", "args": {"side": "sell", "amount": 0.5},
@@ -216,7 +216,7 @@ def test_an_explicit_order_under_yes_executes_exactly_as_written(yes_agent):
     {"intent": "propose", "side": "buy", "amount": 0.04, "asset": "ETH"},  # or the side
 ])
 def test_under_yes_the_order_written_is_the_order_executed_whatever_was_planned(chain_home, plan):
-    from agent.session import AgentConfig, build_agent
+    from agent.turn.session import AgentConfig, build_agent
     from tests.agent.conftest import scripted
 
     agent = build_agent(AgentConfig(router="model"), confirm=lambda p: True, auto_confirm=True,

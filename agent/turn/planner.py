@@ -12,11 +12,11 @@ tool calling (`mode="native"`). Every plan says where it came from (`source`):
   reads; the order is proposed, and runs only after the usual confirmation;
 - "rules-fallback: ...": the model's reply did not parse (twice) or no model answered; the keyword router planned.
 Whatever the source:
-- the plan is reviewed against the user's own words (`agent.safety`): a question, a negation, a hypothetical,
+- the plan is reviewed against the user's own words (`agent.turn.safety`): a question, a negation, a hypothetical,
   quoted text or a rule change never trades, and a scripted yes runs only an explicit order, as written;
 - a swap executes only through `ToolSession.execute_swap` (a proposal of this session, its risk verdict, the
   user's yes), which applies the same safety gate again;
-- the answer is checked figure by figure against the tool results (`agent.grounding`) and replaced by the
+- the answer is checked figure by figure against the tool results (`agent.turn.grounding`) and replaced by the
   tools' own facts when it misquotes them.
 """
 
@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.facts import CAPABILITIES, key_facts, results_text, summary_answer
-from agent.grounding import check_answer
+from agent.turn.facts import CAPABILITIES, key_facts, results_text, summary_answer
+from agent.turn.grounding import check_answer
 from finetune.llm_backends.chat_models import LLM
-from agent.router import keyword_plan
-from agent.safety import TRADE_INTENTS, MessageCheck, TradeGate, check_message, review_plan
-from agent.tools import ToolCall, ToolSession, validation_message
+from agent.turn.router import keyword_plan
+from agent.turn.safety import TRADE_INTENTS, MessageCheck, TradeGate, check_message, review_plan
+from agent.turn.tools import ToolCall, ToolSession, validation_message
 from onchain.models import Portfolio, SwapProposal
 from trader_core.errors import LLMError
 
@@ -48,7 +48,7 @@ class Plan(BaseModel):
     side: Literal["buy", "sell"] | None = None
     amount: float | None = None
     asset: Literal["ETH", "USDC"] | None = None
-    venue: str | None = None  # only ever taken from the user's own words (agent.safety), never from the model
+    venue: str | None = None  # only ever taken from the user's own words (agent.turn.safety), never from the model
     proposal_id: str | None = None
 
 

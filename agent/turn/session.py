@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from finetune.llm_backends.chat_models import LLM
-from agent.planner import Agent
-from agent.tools import ToolSession
+from agent.turn.planner import Agent
+from agent.turn.tools import ToolSession
 
 if TYPE_CHECKING:
     from onchain.models import SwapProposal

@@ -3,7 +3,7 @@
 Measured here: SmolLM2-135M's forced `plan` call is always valid JSON but picks the right intent for only
 a few of the everyday phrasings ("sell 0.5 ETH" -> chat). When the embedded 135M model plans, unambiguous
 phrasings are routed by these rules instead; anything they do not recognise keeps the model's plan.
-Trades are read by `agent.safety` (the same parser that decides what counts as an order): a message that is
+Trades are read by `agent.turn.safety` (the same parser that decides what counts as an order): a message that is
 a question, a negation, a hypothetical, quoted text or a rule change never routes to a trade. A question
 about a trade gets a quote (what it would give), never a proposal.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from agent.safety import check_message
+from agent.turn.safety import check_message
 
 _READ_ONLY = [
     ("chat", re.compile(r"^\s*(hi|hello|hey|thanks|thank you|who are you|what can you do|help)\b", re.I)),

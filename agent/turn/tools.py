@@ -5,7 +5,7 @@ this session) and runs a tool by name with raw arguments: validation errors and 
 `ToolCall` with `error` set (the text the model sees as a tool message), never as an exception. Tools return
 typed objects (`ToolCall.value`); JSON (`ToolCall.result`) is made only for the model and `--json`.
 
-Trading has three locks, in order: the session's `TradeGate` (agent.safety: the user's message must allow a
+Trading has three locks, in order: the session's `TradeGate` (agent.turn.safety: the user's message must allow a
 trade, and only an explicit order runs on a scripted yes), the proposal's risk verdict, and `confirm` (the
 REPL's y/N, or `--yes`). Nothing a model writes can open them; a declined proposal is journalled `declined`.
 """
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.market import (PolicyView, TraderModel, TraderOpinion, chain_feed, history_feed, market_summary,
                           needed_bars, policy_signal, trader_question, utc, wallet_signal)
 from trader_core.redact import scrub
-from agent.safety import TradeGate
+from agent.turn.safety import TradeGate
 from trader_core.errors import ChainUnavailable, SwapRefused, TraderError
 
 if TYPE_CHECKING:

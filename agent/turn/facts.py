@@ -9,7 +9,7 @@ import json
 import re
 
 from agent.market import PolicyView, TraderOpinion, utc, vote_words, wallet_words
-from agent.tools import ToolCall
+from agent.turn.tools import ToolCall
 from onchain.models import Portfolio, PriceQuote, Quote, SwapProposal, SwapReceipt
 
 CAPABILITIES = "I can give prices, quotes, the RL signal, your portfolio, swap proposals and your trades."

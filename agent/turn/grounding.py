@@ -3,7 +3,7 @@
 A model's answer may round (1589.33 -> "1,589.3" or "about 1,590") or truncate, but every figure it states
 must be a figure from the tool results (or the user's own message), at the precision it is written with;
 "1589.32 USDC on v4" for a v2 pool at 1589.33 fails twice. An answer that fails is replaced by the tools'
-facts (agent.planner), so a user never reads a misquote.
+facts (agent.turn.planner), so a user never reads a misquote.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.tools import ToolCall
+from agent.turn.tools import ToolCall
 
 _HEX = re.compile(r"\b0x[0-9a-f]+\b")
 _ID = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")  # proposal ids: hex with letters and digits
