@@ -90,7 +90,7 @@ def run(
 ) -> None:
     """Autonomous loop: RL signal + trader model -> decision -> paper trade / guarded swap -> journal."""
     _quiet()
-    from agent.autopilot import RunConfig, parse_duration, run_agent
+    from agent.loop.autopilot import RunConfig, parse_duration, run_agent
     from trader_core.cli_utils import print_json
     from trader_core.errors import ConfigError
 

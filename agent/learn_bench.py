@@ -30,7 +30,7 @@ class LearnBench(BaseModel):
 
 def _time_block(n: int, state: dict, online, feed) -> list[float]:
     from agent.market import policy_signal
-    from agent.online import Wallet
+    from agent.loop.online import Wallet
     from rl.online.replay_store import Fill
 
     out = []
@@ -56,7 +56,7 @@ def _learner_step(online) -> int:
 
 
 def bench_learn(decisions: int = 150, history: int = 2000) -> LearnBench:
-    from agent.online import OnlineSession
+    from agent.loop.online import OnlineSession
     from rl.online.gate import GateConfig
     from rl.online.learner import LearnerConfig
     from rl.policy import Policy

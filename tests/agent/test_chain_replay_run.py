@@ -19,7 +19,7 @@ LEARN = dict(learn=True, learn_history=400, candidate_every=100, gate_window=24,
 
 
 def _run(chain_home, tmp_path, iterations: int, **mode):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import PrivateReplica, get_portfolio
     from onchain.execution.wallet import fund
     from tests.conftest import clean_env

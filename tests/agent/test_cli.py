@@ -54,7 +54,7 @@ def test_ask_rejects_an_empty_question_in_one_line(tmp_path):
 
 
 def test_without_a_chain_paper_trading_replays_one_bar_per_tick_with_the_paper_position(tmp_path):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from tests.agent.conftest import scripted
     from trader_core.market_data import load_candles
 
@@ -85,7 +85,7 @@ def test_without_a_chain_paper_trading_replays_one_bar_per_tick_with_the_paper_p
 
 @pytest.mark.chain
 def test_a_frozen_market_is_said_once_and_never_traded_on(chain_home, tmp_path, capsys):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import connect, get_portfolio
 
     before = get_portfolio(connect())
@@ -102,14 +102,14 @@ def test_a_frozen_market_is_said_once_and_never_traded_on(chain_home, tmp_path, 
 
 @pytest.mark.chain
 def test_kill_switch_stops_the_loop_before_any_tick(chain_home, tmp_path, monkeypatch):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
 
     monkeypatch.setenv("TRADER_KILL", "1")
     assert run_agent(RunConfig(iterations=3, interval_s=0, ask_model=False, out=str(tmp_path / "k"))) == []
 
 
 def test_execute_and_observe_exclude_each_other(tmp_path):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from trader_core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="exclude"):
@@ -150,7 +150,7 @@ def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
 
 @pytest.mark.chain
 def test_execute_mode_trades_the_chain_wallet_on_live_hourly_bars(history_chain, tmp_path):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import get_portfolio
     from tests.agent.conftest import scripted
 
@@ -170,7 +170,7 @@ def test_execute_mode_trades_the_chain_wallet_on_live_hourly_bars(history_chain,
 
 @pytest.mark.chain
 def test_run_execute_refuses_a_replay_feed(tmp_path):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from trader_core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="live feed"):

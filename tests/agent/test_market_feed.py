@@ -58,7 +58,7 @@ def test_trader_signal_json_reports_bar_time_age_and_source(tmp_path):
 
 @pytest.mark.chain
 def test_paper_trading_on_the_live_chain_uses_the_paper_position_not_the_wallets(history_chain, tmp_path, capsys):
-    from agent.autopilot import RunConfig, run_agent
+    from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import get_portfolio
     from tests.agent.conftest import scripted
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.online import paper_fill
+from agent.loop.online import paper_fill
 from tests.conftest import HANG_S
 
 TRADER = [sys.executable, "-m", "agent.cli"]

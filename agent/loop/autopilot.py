@@ -25,7 +25,7 @@ from pydantic import Field
 from agent.market import (PolicyView, TraderOpinion, market_summary, position_fraction,
                           trader_question, utc, vote_words, wallet_signal)
 from agent.turn.session import AgentConfig, build_agent
-from agent.trading import Action, TradeDecision, act, run_key
+from agent.loop.trading import Action, TradeDecision, act, run_key
 from onchain.models import Portfolio
 from trader_core.errors import ConfigError
 from trader_core.feed import CandleFeed, MarketSnapshot, ReplayFeed
@@ -177,7 +177,7 @@ class _Market:
 def _chain_replay_feed(cfg: RunConfig, tools) -> CandleFeed:
     """Real closes swapped into the local replica: enough warm-up bars for the policy's look-back (and, learning,
     for the gate's window), then one bar per tick."""
-    from agent.online import LOOKBACK_SLACK
+    from agent.loop.online import LOOKBACK_SLACK
     from onchain.market.replay_feed import ChainReplayFeed
     from trader_core.feed import DatasetFeed
 
@@ -214,7 +214,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
         raise ConfigError("--learn learns from fills and --observe makes none; drop one (use --paper trading "
                           "to learn without risk)")
     mode = "observe" if cfg.observe else "execute" if cfg.execute else "paper"
-    from agent.online import check_same_run, check_writable, resumable
+    from agent.loop.online import check_same_run, check_writable, resumable
 
     resume = cfg.learn and resumable(cfg.out)
     if resume:  # before anything slow starts: a run that cannot resume says so in a second
@@ -256,7 +256,7 @@ def run_agent(cfg: RunConfig, emit: Callable[[TradeDecision], None] | None = Non
 
 
 def _start_learning(cfg: RunConfig, out: Path, incumbent, notify):
-    from agent.online import start_learning
+    from agent.loop.online import start_learning
     from rl.online.gate import GateConfig
     from rl.online.learner import LearnerConfig
 
@@ -267,7 +267,7 @@ def _start_learning(cfg: RunConfig, out: Path, incumbent, notify):
 
 def _loop(cfg, out, tools, feed, market, live, mode, interval, wallet, history, said, online, first_tick, emit,
           agent, notify) -> None:
-    from agent.online import Wallet
+    from agent.loop.online import Wallet
 
     with (out / "decisions.jsonl").open("a") as log:
         for tick in range(first_tick, cfg.iterations):

@@ -87,7 +87,7 @@ def _quality_columns(fill) -> dict:
 
 def act(tools, d: TradeDecision, paper: dict, live: bool, key: str | None = None):
     """Trade; the realised `Fill` (quote vs executed price, fee, impact, gas), or None when nothing traded."""
-    from agent.online import paper_fill
+    from agent.loop.online import paper_fill
 
     side = "buy" if d.action == "BUY" else "sell"
     trade = {"side": side, "amount": d.size_eth * d.price, "asset": "USDC"} if side == "buy" else \
