@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from agent import commands as agent_commands
+from agent.console import commands as agent_commands
 from agent.mcp import command as mcp_command
 from agent.dashboard.cli import dashboard
 from finetune import cli as finetune_cli
@@ -68,7 +68,7 @@ def demo(
     quick: bool = typer.Option(False, help="Shorter training and fewer steps (used by tests)."),
 ) -> None:
     """End-to-end session on embedded defaults: data, policy, backtest, signal (and more as it lands)."""
-    from agent.demo import run_demo
+    from agent.console.demo import run_demo
     from trader_core.native_logs import quiet_terminal
 
     quiet_terminal()  # library logs and progress bars go to $TRADER_HOME/logs/native.log

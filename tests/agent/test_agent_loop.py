@@ -99,7 +99,7 @@ def test_ctrl_c_at_the_repl_prompt_declines_and_journals_it(chain_home):
 
     from rich.console import Console
 
-    from agent.chat import ChatREPL
+    from agent.console.chat import ChatREPL
     from agent.turn.session import AgentConfig
     from tests.agent.conftest import scripted
 

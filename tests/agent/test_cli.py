@@ -132,7 +132,7 @@ def test_bench_agent_json_contract(chain_home):
 @pytest.mark.llm
 @pytest.mark.slow
 def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
-    from agent.demo import run_demo
+    from agent.console.demo import run_demo
     from onchain.api import chain_status
 
     home = tmp_path / "demo"

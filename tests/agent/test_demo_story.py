@@ -19,7 +19,7 @@ from finetune.formats import TraderState, position_word, question
 def demo(tmp_path_factory):
     from rich.console import Console
 
-    from agent.demo import run_demo
+    from agent.console.demo import run_demo
 
     console = Console(file=io.StringIO(), width=400, highlight=False, record=True)
     story = run_demo(quick=True, home=tmp_path_factory.mktemp("demo_story"), console=console)

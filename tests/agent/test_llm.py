@@ -137,7 +137,7 @@ def test_smollm2_answers_a_price_question_through_the_repl(chain_home):
     """End to end with the real SmolLM2 GGUF in-process, through the REPL's code path."""
     from rich.console import Console
 
-    from agent.chat import ChatREPL
+    from agent.console.chat import ChatREPL
     from agent.turn.session import AgentConfig
     from onchain.api import connect, get_price
 

@@ -152,7 +152,7 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
 
 @pytest.mark.slow  # spawns the learner process and times three blocks of decisions
 def test_bench_learn_times_both_sides_in_one_process(tmp_path, monkeypatch):
-    from agent.learn_bench import bench_learn
+    from agent.console.learn_bench import bench_learn
 
     monkeypatch.setenv("TRADER_HOME", str(tmp_path))
     r = bench_learn(decisions=40, history=300)  # raises unless the learner trained (>= 50 steps) first

@@ -98,7 +98,7 @@ def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home):
 def test_an_exception_in_a_turn_is_reported_and_the_loop_goes_on(monkeypatch):
     from rich.console import Console
 
-    from agent.chat import ChatREPL
+    from agent.console.chat import ChatREPL
     from agent.turn.session import AgentConfig
     from tests.agent.conftest import scripted
 

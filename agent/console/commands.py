@@ -30,7 +30,7 @@ def chat(
 ) -> None:
     """Chat with the trading agent (Rich REPL; /help lists the slash commands)."""
     _quiet()
-    from agent.chat import run_chat
+    from agent.console.chat import run_chat
     from agent.turn.session import AgentConfig
 
     run_chat(_config(AgentConfig, llm=llm, base_url=base_url, rpc_url=rpc_url, policy=policy,
@@ -49,7 +49,7 @@ def ask(
 ) -> None:
     """Ask the agent one question, non-interactively."""
     _quiet()
-    from agent.ask import ask_once, print_events
+    from agent.console.ask import ask_once, print_events
     from agent.turn.session import AgentConfig
     from trader_core.cli_utils import print_json
 
@@ -158,7 +158,7 @@ def bench_agent(
 ) -> None:
     """Per-turn overhead without the LLM (tools + glue) vs direct API calls, embedded tokens/s, and whole turns
     (plan + tools + answer) with the --llm model: p50 against the 3 s target."""
-    from agent.bench import bench_agent as run_bench
+    from agent.console.bench import bench_agent as run_bench
     from trader_core.cli_utils import print_json
 
     r = run_bench(turns=turns, llm=None if llm == "none" else llm, llm_turns=llm_turns)
@@ -181,7 +181,7 @@ def bench_learn(
     json_out: bool = typer.Option(False, "--json", help="print the measurements as JSON"),
 ) -> None:
     """Decision latency p95 with the online learner training beside the loop vs without it (same process)."""
-    from agent.learn_bench import bench_learn as run_bench
+    from agent.console.learn_bench import bench_learn as run_bench
     from trader_core.cli_utils import print_json
 
     r = run_bench(decisions=decisions)

@@ -139,7 +139,7 @@ def run_demo(quick: bool = False, home: str | Path | None = None, console=None) 
 def _conversation(con, quick: bool) -> DemoStory:
     from rich.markup import escape
 
-    from agent.chat import ChatREPL
+    from agent.console.chat import ChatREPL
     from agent.turn.session import AgentConfig
 
     answers: list[str] = []
