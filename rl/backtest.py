@@ -18,7 +18,7 @@ from trader_core.errors import DataError
 
 
 def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple[int, int]:
-    from rl.data import split_by_dates
+    from rl.envs.data import split_by_dates
 
     if start is None and end is None:  # default: the run's own held-out test split
         sp = split_by_dates(candles, policy.config.train_end, policy.config.val_end,
@@ -34,7 +34,7 @@ def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple
 
 def fitted_span(policy: Policy) -> tuple[int, int] | None:
     """Unix-second span of the bars the policy was trained and validated on (from its metrics.json)."""
-    from rl.data import parse_time
+    from rl.envs.data import parse_time
 
     path = policy.member_dirs[0] / "metrics.json"
     if not path.exists():
@@ -67,7 +67,7 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
              end: str | None = None, out: str | Path | None = None, seeds: list[int] | None = None) -> dict:
     """Metrics per strategy (the JSON contract). `policy` is what `Policy.load(run)` serves: one model, or the
     vote of a multi-seed run's members (`seeds` picks some); `policy_seeds` adds each member, mean and std."""
-    from rl.data import load_candles
+    from rl.envs.data import load_candles
     from rl.evaluate import compare, run_backtest
     from rl.metrics import compute_metrics
 

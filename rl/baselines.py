@@ -9,15 +9,15 @@
 - `judge`: per window, the policy against the best baseline on Sharpe, return and max drawdown.
 - `position_predictability`: the share of the policy's decisions on held-out states that its current
   position alone predicts (1.0: the market features never change what it does).
-Both run through `rl.costs` with the policy's fee, pool depth and gas.
+Both run through `rl.envs.costs` with the policy's fee, pool depth and gas.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rl import costs
-from rl.env import EnvConfig, SIZE_LEVELS
+from rl.envs import costs
+from rl.envs.trading_env import EnvConfig, SIZE_LEVELS
 from rl.metrics import max_drawdown, sharpe, total_return
 
 VOL_WINDOW = 48  # bars of trailing volatility the vol-targeting baseline reads (two days of hourly bars)
@@ -165,7 +165,7 @@ def batch_q_values(model, obs: np.ndarray) -> np.ndarray:
 def decisions_on_states(models: list, feats, cfg: EnvConfig, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """(position, action) of the ensemble's vote for every valid bar of [start, stop) x every position."""
     from rl.ensemble import decide
-    from rl.env import TradingEnv
+    from rl.envs.trading_env import TradingEnv
 
     env = TradingEnv(feats, cfg, start, stop, random_start=False)
     bars = [t for t in range(start, stop - 1) if feats.valid[t]]

@@ -24,8 +24,8 @@ def bench_env(seconds: float = 2.0, n_envs: int = 4096) -> dict:
     import gym_anytrading  # noqa: F401  (registers stocks-v0)
     import gymnasium as gym
 
-    from rl.env import make_default_env
-    from rl.vec_env import BatchedTradingEnv
+    from rl.envs.trading_env import make_default_env
+    from rl.envs.vec_env import BatchedTradingEnv
 
     rng = np.random.default_rng(0)
     ours = make_default_env()

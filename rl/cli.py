@@ -128,7 +128,7 @@ def signal(
     """The policy's decision for the latest bar: action, agreement, Q-margin, Q-values and the features behind it."""
     import math
 
-    from rl.data import load_candles, parse_time
+    from rl.envs.data import load_candles, parse_time
     from rl.policy import Policy
     from trader_core.cli_utils import console, print_json
     from trader_core.errors import ConfigError

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from rl.env import EnvConfig
-from rl.features import FeatureSpec
+from rl.envs.trading_env import EnvConfig
+from rl.envs.features import FeatureSpec
 from trader_core.config import load_config
 from trader_core.errors import ConfigError
 from trader_core.market_data import DEFAULT_DATASET

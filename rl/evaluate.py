@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from rl.env import KEEP, EnvConfig, TradingEnv, target_table
-from rl.features import MarketFeatures
+from rl.envs.trading_env import KEEP, EnvConfig, TradingEnv, target_table
+from rl.envs.features import MarketFeatures
 from rl.metrics import compute_metrics
 
 ActionFn = Callable[[np.ndarray, TradingEnv], int]
@@ -143,7 +143,7 @@ def sma_fn(cfg: EnvConfig, feats: MarketFeatures, fast: int = 12, slow: int = 48
 def baseline_env(cfg: EnvConfig) -> EnvConfig:
     """The market a baseline trades: the policy's costs and action set, full-size positions, no holding rule
     (a skeptic's buy-and-hold puts the whole account in, whatever sizing the policy learned with)."""
-    from rl.env import SIZE_LEVELS
+    from rl.envs.trading_env import SIZE_LEVELS
 
     # a sizing policy's baselines still trade all-in or all-out
     action_set = "target" if cfg.action_set in SIZE_LEVELS else cfg.action_set

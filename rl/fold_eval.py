@@ -58,7 +58,7 @@ def plan_folds(datasets: list[str], n_folds: int = 3, train_bars: int = 3000, em
                interval: str | None = None, val_end: str | None = None) -> FoldPlan:
     """Folds inside the bars before `val_end` (default: 85% of the range, where `trader rl train`'s test split
     starts); the holdout is that test split, trained on the `train_bars` bars ending `embargo` bars before it."""
-    from rl.data import load_candles, parse_time
+    from rl.envs.data import load_candles, parse_time
 
     primary = load_candles(datasets[0], interval)
     ts = primary.timestamps
@@ -75,7 +75,7 @@ class MarketCache:
     """Candles loaded once per worker, and baseline results computed once per (dataset, window)."""
 
     def __init__(self, plan: FoldPlan) -> None:
-        from rl.data import load_candles
+        from rl.envs.data import load_candles
 
         self.plan = plan
         self.candles = {d: load_candles(d, plan.interval) for d in plan.datasets}
@@ -91,9 +91,9 @@ class MarketCache:
 
     def baselines(self, dataset: str, r: tuple[int, int], env_cfg) -> dict:
         """Buy-and-hold, SMA and flat over bars `r`: full-size positions, the recipe's fee, depth and gas."""
-        from rl.env import EnvConfig
+        from rl.envs.trading_env import EnvConfig
         from rl.evaluate import baseline_env, buy_and_hold_fn, flat_fn, run_backtest, sma_fn
-        from rl.features import FeatureSpec, build_features
+        from rl.envs.features import FeatureSpec, build_features
         from rl.metrics import compute_metrics
 
         cfg = baseline_env(EnvConfig(fee=env_cfg.fee, pool_depth_usd=env_cfg.pool_depth_usd, gas_usd=env_cfg.gas_usd))

@@ -108,7 +108,7 @@ def to_trade_action(targets: list[list[int]], action: int, position: int) -> Lit
     Uses the env's own transition table, so a no-op (SELL while holding no ETH, BUY while long) is HOLD,
     exactly as the env executes it.
     """
-    from rl.env import KEEP
+    from rl.envs.trading_env import KEEP
 
     target = targets[action][position + 1]
     if target == KEEP or target == position:
@@ -124,13 +124,13 @@ class Policy:
         self.models, self.config, self.run_dir, self.rule = list(models), config, run_dir, rule
         self.member_dirs = member_dirs or [run_dir]
         meta = json.loads((self.member_dirs[0] / "features.json").read_text())
-        from rl.env import target_table
-        from rl.features import Scaler
+        from rl.envs.trading_env import target_table
+        from rl.envs.features import Scaler
 
         self.scaler = Scaler(**meta["scaler"])
         self.feature_names: list[str] = meta["names"]
         self.interval_s: int | None = meta.get("interval_s")
-        from rl.env import SIZE_LEVELS
+        from rl.envs.trading_env import SIZE_LEVELS
 
         self.action_names = config.env.action_names
         self._targets = target_table(config.env)
@@ -149,7 +149,7 @@ class Policy:
     def observation_names(self) -> list[str]:
         """Names of the observation vector's entries, in order: market features (scaled), account state,
         then the previous action one-hot as `prev_<ACTION>`."""
-        from rl.env import ACCOUNT_FEATURES
+        from rl.envs.trading_env import ACCOUNT_FEATURES
 
         return [*self.feature_names, *ACCOUNT_FEATURES, *(f"prev_{a}" for a in self.action_names)]
 
@@ -225,8 +225,8 @@ class Policy:
                             f"{self.interval_s}s bars; pass data at the policy's interval")
 
     def features_for(self, candles=None):
-        from rl.data import load_candles
-        from rl.features import build_features
+        from rl.envs.data import load_candles
+        from rl.envs.features import build_features
         from trader_core.market_data import validate_candles
 
         if candles is None:
@@ -236,7 +236,7 @@ class Policy:
         return build_features(self.select_columns(candles), self.config.features, scaler=self.scaler)
 
     def env_for(self, feats, start: int = 0, stop: int | None = None, random_start: bool = False):
-        from rl.env import TradingEnv
+        from rl.envs.trading_env import TradingEnv
 
         return TradingEnv(feats, self.config.env, start, stop, random_start=random_start)
 
@@ -267,7 +267,7 @@ class Policy:
                stale_bars: float = STALE_BARS) -> Signal:
         """Decision for the last bar of `candles` (default: the run's dataset) holding `position` (0..1 in ETH;
         -1..1 for a policy that may short), as of `now` (unix seconds; default: the wall clock)."""
-        from rl.data import load_candles
+        from rl.envs.data import load_candles
 
         raw = candles if candles is not None else load_candles(self.config.data, self.config.interval)
         t = len(raw) - 1
@@ -324,7 +324,7 @@ class Policy:
 
         With `random_position`, each episode starts either in USDC or fully in ETH (or short, when allowed),
         so the record covers wallets that hold ETH too, not only the states a flat start leads to."""
-        from rl.data import load_candles, split_by_dates
+        from rl.envs.data import load_candles, split_by_dates
 
         candles = self.select_columns(load_candles(data or self.config.data, self.config.interval))
         self.check_interval(candles)

@@ -22,7 +22,7 @@ DQN_FAMILY = ("dqn", "qrdqn")  # what may ship: the product's tool is a trained 
 
 def max_lookback() -> int:
     """The longest feature look-back the space can sample: the folds' embargo, the same for every trial."""
-    from rl.features import FeatureSpec
+    from rl.envs.features import FeatureSpec
 
     return FeatureSpec(window=16, vol_window=96, ema_fast=24, ema_slow=84, trend_windows=[6, 24, 72],
                        vol_long=120, time_features=True).lookback

@@ -20,7 +20,7 @@ from trader_core.config import save_config
 
 def features_with_shared_scaler(candles_list, spec, fit_ranges):
     """Features of several series standardised by one scaler fitted on all their training ranges."""
-    from rl.features import build_features, compute_raw, fit_scaler_pooled
+    from rl.envs.features import build_features, compute_raw, fit_scaler_pooled
 
     raws = [compute_raw(c, spec)[0] for c in candles_list]
     scaler = fit_scaler_pooled([(raw, a, b) for raw, (a, b) in zip(raws, fit_ranges)])
@@ -29,7 +29,7 @@ def features_with_shared_scaler(candles_list, spec, fit_ranges):
 
 def pooled_training_set(feats_list, ranges):
     """(features, (start, stop)) the learner samples episodes from: one series, or the pooled ranges."""
-    from rl.features import pool_features
+    from rl.envs.features import pool_features
 
     if len(feats_list) == 1:
         return feats_list[0], ranges[0]
@@ -40,7 +40,7 @@ def pooled_training_set(feats_list, ranges):
 def prepare_market(cfg: TrainConfig):
     """Candles of `cfg.data`, its leak-free split, its features (scaler fitted on the training splits of every
     dataset trained on) and the (possibly pooled) training set."""
-    from rl.data import load_candles, split_by_dates
+    from rl.envs.data import load_candles, split_by_dates
 
     candles_list = [load_candles(d, cfg.interval) for d in cfg.datasets]
     splits = [split_by_dates(c, cfg.train_end, cfg.val_end, gap=cfg.features.lookback) for c in candles_list]
@@ -53,8 +53,8 @@ def make_train_env(cfg: TrainConfig, feats, train_range: tuple[int, int]):
     """SB3 VecEnv over [start, stop): the batched numpy env when it supports the reward, else N singles."""
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from rl.env import TradingEnv
-    from rl.vec_env import VECTOR_ACTION_SETS, VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
+    from rl.envs.trading_env import TradingEnv
+    from rl.envs.vec_env import VECTOR_ACTION_SETS, VECTOR_REWARDS, BatchedTradingEnv, make_sb3_vec_env
 
     start, stop = train_range
     if cfg.n_envs > 1 and cfg.env.reward in VECTOR_REWARDS and cfg.env.action_set in VECTOR_ACTION_SETS:

@@ -65,7 +65,7 @@ def history_transitions(policy, n: int, seed: int = 0, epsilon: float = 0.3, epi
                         reward_sign: float = 1.0) -> HistoryTransitions:
     """`n` transitions of the env on the policy's train split: the incumbent's greedy action, or a random one
     with probability `epsilon` (so both actions' values are learned), rewards scaled as in training."""
-    from rl.data import load_candles, split_by_dates
+    from rl.envs.data import load_candles, split_by_dates
 
     cfg = policy.config
     candles = policy.select_columns(load_candles(cfg.data, cfg.interval))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from rl.data import load_candles, split_by_dates
-from rl.env import EnvConfig, TradingEnv
-from rl.features import FeatureSpec, build_features
+from rl.envs.data import load_candles, split_by_dates
+from rl.envs.trading_env import EnvConfig, TradingEnv
+from rl.envs.features import FeatureSpec, build_features
 from trader_core.market_data import Candles
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rl.data import DATASETS, load_candles, segments, split_by_dates
+from rl.envs.data import DATASETS, load_candles, segments, split_by_dates
 from trader_core.errors import DataError, TraderError
 
 GOOD = "timestamp,open,high,low,close,volume\n" + "\n".join(

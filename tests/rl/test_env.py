@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from rl import costs
-from rl.env import EnvConfig, TradingEnv
-from rl.features import FeatureSpec, build_features
-from rl.rewards import REWARDS
-from rl.vec_env import BatchedTradingEnv
+from rl.envs import costs
+from rl.envs.trading_env import EnvConfig, TradingEnv
+from rl.envs.features import FeatureSpec, build_features
+from rl.envs.rewards import REWARDS
+from rl.envs.vec_env import BatchedTradingEnv
 from tests.rl.conftest import make_env, synthetic_candles
 
 ACTION_SETS = [dict(action_set="spot3"), dict(action_set="target"), dict(action_set="target", allow_short=True),
@@ -186,7 +186,7 @@ def test_batched_env_matches_single_env(eth_features, cfg):
 
 
 def test_sb3_vec_env_adapter_reports_terminal_observations(eth_features):
-    from rl.vec_env import make_sb3_vec_env
+    from rl.envs.vec_env import make_sb3_vec_env
 
     feats, split = eth_features
     venv = make_sb3_vec_env(BatchedTradingEnv(feats, EnvConfig(episode_length=5), 4, *split.train, seed=0))
@@ -206,7 +206,7 @@ def test_sb3_vec_env_adapter_reports_terminal_observations(eth_features):
     (dict(action_set="5action", allow_short=True), 4, -1, "BUY"), (dict(action_set="5action", allow_short=True), 1, 1, "HOLD"),
 ])
 def test_trade_action_follows_what_the_env_executes(cfg, action, position, expected):
-    from rl.env import target_table
+    from rl.envs.trading_env import target_table
     from rl.policy import to_trade_action
 
     assert to_trade_action(target_table(EnvConfig(**cfg)), action, position) == expected

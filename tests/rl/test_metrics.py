@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from rl import metrics
-from rl.env import EnvConfig
+from rl.envs.trading_env import EnvConfig
 from rl.evaluate import buy_and_hold_fn, compare, flat_fn, run_backtest
-from rl.features import FeatureSpec, build_features
+from rl.envs.features import FeatureSpec, build_features
 from tests.rl.conftest import synthetic_candles
 
 R = np.array([0.10, -0.05, 0.02, -0.10, 0.04])

@@ -41,7 +41,7 @@ def _learner(tmp_path, history, incumbent, **cfg) -> Learner:
 
 def _windows(incumbent, n=3, bars=72):
     """The last `n` disjoint windows of the policy's test split (data its training never saw)."""
-    candles = incumbent.select_columns(__import__("rl.data", fromlist=["x"]).load_candles(incumbent.config.data))
+    candles = incumbent.select_columns(__import__("rl.envs.data", fromlist=["x"]).load_candles(incumbent.config.data))
     ends = [len(candles) - k * bars for k in range(n)]
     return [candles.slice(0, e) for e in ends]
 

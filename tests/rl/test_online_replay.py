@@ -135,7 +135,7 @@ def test_learner_ingest_keeps_priorities_of_rows_seen_before_a_held_out_one(tmp_
 
 
 def test_gate_window_round_trips_through_its_file(tmp_path):
-    from rl.data import load_candles
+    from rl.envs.data import load_candles
     from rl.online.worker import read_window, write_window
 
     (tmp_path / "learn").mkdir()

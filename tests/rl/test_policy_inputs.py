@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rl.backtest import backtest
-from rl.data import load_candles
+from rl.envs.data import load_candles
 from rl.policy import Policy
 from tests.rl.conftest import synthetic_candles, write_candles_csv
 from trader_core.errors import ConfigError, DataError

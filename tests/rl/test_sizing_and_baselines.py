@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from rl import baselines
-from rl.env import EnvConfig, TradingEnv
-from rl.features import FeatureSpec, build_features
+from rl.envs.trading_env import EnvConfig, TradingEnv
+from rl.envs.features import FeatureSpec, build_features
 from tests.rl.conftest import make_env, synthetic_candles
 
 

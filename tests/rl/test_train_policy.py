@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from rl.config import TrainConfig
-from rl.data import load_candles
-from rl.features import fit_scaler
+from rl.envs.data import load_candles
+from rl.envs.features import fit_scaler
 from rl.policy import Policy, q_values
 from rl.train import train
 from tests.conftest import HANG_S
@@ -49,7 +49,7 @@ def test_scaler_is_fitted_on_the_training_split_only(run_dir):
     policy = Policy.load(run_dir)
     candles = load_candles(policy.config.data)
     feats = policy.features_for(candles)
-    from rl.data import split_by_dates
+    from rl.envs.data import split_by_dates
 
     sp = split_by_dates(candles, gap=policy.config.features.lookback)
     assert np.allclose(policy.scaler.mean, fit_scaler(feats.raw, *sp.train).mean)

@@ -17,9 +17,9 @@ import numpy as np
 from gymnasium import spaces
 from pydantic import BaseModel, Field
 
-from rl import costs
-from rl.features import MarketFeatures
-from rl.rewards import DrawdownPenalty, LogReturn, StepRecord, make_reward
+from rl.envs import costs
+from rl.envs.features import MarketFeatures
+from rl.envs.rewards import DrawdownPenalty, LogReturn, StepRecord, make_reward
 
 ACCOUNT_FEATURES = ["position", "unrealised_pnl", "time_in_trade", "drawdown"]
 ActionSet = Literal["spot3", "target", "5action", "size5"]
@@ -376,13 +376,13 @@ class TradingEnv(gym.Env):
 def register_envs() -> None:
     """Register `trader/EthUsdc-v0` (bundled Chainlink ETH/USD, 1h) with gymnasium; idempotent."""
     if "trader/EthUsdc-v0" not in gym.registry:
-        gym.register(id="trader/EthUsdc-v0", entry_point="rl.env:make_default_env")
+        gym.register(id="trader/EthUsdc-v0", entry_point="rl.envs.trading_env:make_default_env")
 
 
 def make_default_env(data: str = "chainlink-eth-1h", split: str = "train", **config) -> TradingEnv:
     """Env over a bundled dataset's split, scaler fitted on its training split (used by gym.make)."""
-    from rl.data import load_candles, split_by_dates
-    from rl.features import FeatureSpec, build_features
+    from rl.envs.data import load_candles, split_by_dates
+    from rl.envs.features import FeatureSpec, build_features
 
     candles = load_candles(data)
     spec = FeatureSpec()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trader_core.errors import DataError
-from trader_core.market_data import (  # noqa: F401  (re-exported: rl.data is the RL-facing entry point)
+from trader_core.market_data import (  # noqa: F401  (re-exported: rl.envs.data is the RL-facing entry point)
     DATASETS,
     DEFAULT_DATASET,
     Candles,

@@ -1,7 +1,7 @@
 """`BatchedTradingEnv`: N trading envs stepped together with numpy index arithmetic, in one process,
 and `SB3VecEnv`, the adapter that lets stable-baselines3 train on it.
 
-It runs the same ledger as `TradingEnv` (the same `rl.costs` formulas, applied with masks instead of
+It runs the same ledger as `TradingEnv` (the same `rl.envs.costs` formulas, applied with masks instead of
 branches) and a test checks both produce identical equity paths for the same actions. Rewards: the
 vectorisable presets (`log_return`, `drawdown_penalty`); other presets train on single envs.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rl import costs
-from rl.env import ACCOUNT_FEATURES, KEEP, OBS_BOUND, EnvConfig, TradingEnv, entry_fractions, target_table
-from rl.features import MarketFeatures
+from rl.envs import costs
+from rl.envs.trading_env import ACCOUNT_FEATURES, KEEP, OBS_BOUND, EnvConfig, TradingEnv, entry_fractions, target_table
+from rl.envs.features import MarketFeatures
 from trader_core.errors import ConfigError
 
 VECTOR_REWARDS = ("log_return", "drawdown_penalty")
