@@ -78,7 +78,7 @@ def human_duration(seconds: float) -> str:
 
 
 def needed_bars(config) -> int:
-    """Bars a policy trained with `config` (rl.config.TrainConfig) needs to decide: its look-back plus the bar
+    """Bars a policy trained with `config` (rl.training.config.TrainConfig) needs to decide: its look-back plus the bar
     it decides on."""
     return int(config.features.lookback) + 1
 
@@ -86,7 +86,7 @@ def needed_bars(config) -> int:
 def chain_history_bars(policy: str = "default") -> int:
     """Bars of real history a new replica should carry for `policy` to speak at once: what it needs plus a day.
     Reads only the run's config (no model, no torch)."""
-    from rl.config import load_train_config
+    from rl.training.config import load_train_config
     from rl.policy import resolve_run
 
     return needed_bars(load_train_config(resolve_run(policy))) + HISTORY_MARGIN_BARS

@@ -68,7 +68,7 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
     """Metrics per strategy (the JSON contract). `policy` is what `Policy.load(run)` serves: one model, or the
     vote of a multi-seed run's members (`seeds` picks some); `policy_seeds` adds each member, mean and std."""
     from rl.envs.data import load_candles
-    from rl.evaluate import compare, run_backtest
+    from rl.training.evaluate import compare, run_backtest
     from rl.metrics import compute_metrics
 
     out_dir = prepare_out_dir(out) if out is not None else None
@@ -101,8 +101,8 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
 def add_risk_matched_baselines(report: dict, result, policy, feats, a: int, b: int) -> None:
     """Constant exposure and volatility targeting at the policy's own exposure and risk, the judgement against
     the best baseline, and how much of the policy's decisions its position alone predicts."""
-    from rl.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
-    from rl.evaluate import baseline_env
+    from rl.training.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
+    from rl.training.evaluate import baseline_env
 
     base = baseline_env(policy.config.env)
     report["const_exposure"] = constant_exposure(feats.candles, a, b, base, report["policy"]["mean_exposure"])

@@ -80,9 +80,9 @@ def bench_train(timesteps: int = 6000, rounds: int = 2) -> dict:
     import gymnasium as gym
     from stable_baselines3 import DQN
 
-    from rl.algos import algo_class
-    from rl.config import TrainConfig
-    from rl.train import algo_kwargs, make_train_env, prepare_market
+    from rl.training.algos import algo_class
+    from rl.training.config import TrainConfig
+    from rl.training.train import algo_kwargs, make_train_env, prepare_market
     from trader_core.runtime import configure_torch
 
     configure_torch()

@@ -30,8 +30,8 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
 ) -> None:
     """Train a policy with SB3; keeps the checkpoint with the best validation Sharpe net of costs."""
-    from rl.config import TrainConfig
-    from rl.train import load_train_config, train as run_train
+    from rl.training.config import TrainConfig
+    from rl.training.train import load_train_config, train as run_train
     from trader_core.cli_utils import console, print_json
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
@@ -267,7 +267,7 @@ def search(
         "final_seeds": final_seeds, "finalize": finalize, "seed": seed, "worker": worker or None,
         "heartbeat": heartbeat,
         "algos": [a.strip() for a in algos.split(",") if a.strip()] if algos else None}, env_prefix="TRADER_SEARCH_")
-    from rl.algos import ALGOS
+    from rl.training.algos import ALGOS
     from trader_core.errors import ConfigError
 
     if any(a not in ALGOS for a in cfg.algos):

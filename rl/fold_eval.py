@@ -1,6 +1,6 @@
 """A recipe judged the way the search judges it: train on each walk-forward fold, trade the fold's unseen test
 window on every asset, next to buy-and-hold, SMA crossover and flat over the same bars and costs, and two
-baselines at the policy's own risk (`rl.baselines`: constant exposure at its average exposure, volatility
+baselines at the policy's own risk (`rl.training.baselines`: constant exposure at its average exposure, volatility
 targeting at its realised volatility); each row says how the policy fares against the best of them and how
 much of its decisions its position alone predicts.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rl.config import TrainConfig
+from rl.training.config import TrainConfig
 from rl.walkforward import Fold, walk_forward_folds
 
 BASELINES = ("buy_and_hold", "sma", "flat", "const_exposure", "vol_target")
@@ -92,7 +92,7 @@ class MarketCache:
     def baselines(self, dataset: str, r: tuple[int, int], env_cfg) -> dict:
         """Buy-and-hold, SMA and flat over bars `r`: full-size positions, the recipe's fee, depth and gas."""
         from rl.envs.trading_env import EnvConfig
-        from rl.evaluate import baseline_env, buy_and_hold_fn, flat_fn, run_backtest, sma_fn
+        from rl.training.evaluate import baseline_env, buy_and_hold_fn, flat_fn, run_backtest, sma_fn
         from rl.envs.features import FeatureSpec, build_features
         from rl.metrics import compute_metrics
 
@@ -114,7 +114,7 @@ def _summary(m: dict) -> dict:
 
 def train_on(cfg: TrainConfig, cache: MarketCache, train_range: tuple[int, int], seeds: list[int]):
     """Features of every dataset (one scaler, fitted on the training windows) and one model per seed."""
-    from rl.train import features_with_shared_scaler, fit_model, pooled_training_set
+    from rl.training.train import features_with_shared_scaler, fit_model, pooled_training_set
 
     datasets = cache.plan.datasets
     candles = [cache.candles[d] for d in datasets]
@@ -131,9 +131,9 @@ def evaluate_window(cfg: TrainConfig, cache: MarketCache, train_range: tuple[int
     """Train on `train_range` (one model per seed), trade `test_range` on every dataset: one row per dataset
     (`policy` is the single model, or the seeds' majority vote, with each seed under `seeds`), plus the
     policy's per-bar returns (for the deflated Sharpe)."""
-    from rl.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
-    from rl.ensemble import ensemble_action_fn
-    from rl.evaluate import baseline_env, run_backtest
+    from rl.training.baselines import constant_exposure, decisions_on_states, judge, position_predictability, vol_target
+    from rl.training.ensemble import ensemble_action_fn
+    from rl.training.evaluate import baseline_env, run_backtest
     from rl.metrics import compute_metrics
 
     seeds = [cfg.seed] if seeds is None else list(seeds)

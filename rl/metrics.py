@@ -70,7 +70,7 @@ def trade_stats(trade_returns: list[float]) -> dict[str, float | None]:
 
 
 def compute_metrics(result, interval_s: int) -> dict:
-    """All report metrics for a `BacktestResult` (see rl.evaluate)."""
+    """All report metrics for a `BacktestResult` (see rl.training.evaluate)."""
     r = result.returns
     ppy = periods_per_year(interval_s)
     mean_equity = float(np.mean(result.equity)) if len(result.equity) else 1.0

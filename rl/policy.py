@@ -20,9 +20,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rl.algos import algo_class, model_action_fn, q_values  # noqa: F401  (re-exported)
-from rl.config import TrainConfig, load_train_config
-from rl.ensemble import Rule, decide, ensemble_action_fn, member_q_values
+from rl.training.algos import algo_class, model_action_fn, q_values  # noqa: F401  (re-exported)
+from rl.training.config import TrainConfig, load_train_config
+from rl.training.ensemble import Rule, decide, ensemble_action_fn, member_q_values
 from trader_core.errors import ConfigError, DataError, ModelError
 
 DEFAULT_RUN = Path(__file__).parent / "default_policy"
@@ -206,7 +206,7 @@ class Policy:
         return text
 
     def action_fn(self):
-        """The policy's decision rule in the `rl.evaluate.ActionFn` shape (the ensemble's vote)."""
+        """The policy's decision rule in the `rl.training.evaluate.ActionFn` shape (the ensemble's vote)."""
         return ensemble_action_fn(self.models, self.rule)
 
     # -- features and environment built exactly as in training ---------------------------------------------
@@ -332,7 +332,7 @@ class Policy:
         feats = self.features_for(candles)
         env = self.env_for(feats, *sp.range(split), random_start=True)
         vol_idx = feats.names.index("realised_vol")
-        from rl.baselines import position_levels
+        from rl.training.baselines import position_levels
 
         levels = position_levels(self.config.env)
         wallets = np.random.default_rng(seed)  # which position each episode starts in

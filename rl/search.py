@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from rl.config import TrainConfig
+from rl.training.config import TrainConfig
 from rl.fold_eval import (INACTIVE_PENALTY, MarketCache, acts_on_market, evaluate_folds, evaluate_holdout,
                           median_sharpe, plan_folds, recipe_score)
 from rl.paths import prepare_out_dir

@@ -9,7 +9,7 @@ present, the bar's own timestamp): the chain bakes that much real history for th
 
 from __future__ import annotations
 
-from rl.config import TrainConfig
+from rl.training.config import TrainConfig
 
 MAX_LOOKBACK = 168  # one week of hourly bars: the history the chain provides for the policy's features
 EMA_PAIRS = {"12/48": (12, 48), "24/84": (24, 84)}

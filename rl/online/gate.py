@@ -74,7 +74,7 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
     `anchor`: the policy the run started with, when a promoted candidate serves. The candidate must then pass
     against it too; otherwise a chain of promotions, each within the margin of the last, could drift far below
     where the run began (measured: 22 promotions in 400 ticks, ending 3.7 points of return below the start)."""
-    from rl.evaluate import run_backtest
+    from rl.training.evaluate import run_backtest
 
     feats = incumbent.features_for(candles)
     stop = len(candles)

@@ -57,7 +57,7 @@ def q_network(obs_dim: int, n_actions: int, hidden: list[int]) -> nn.Sequential:
 
 
 class QModel:
-    """A candidate as `rl.algos.q_values` reads a model: an object with a `q_net`."""
+    """A candidate as `rl.training.algos.q_values` reads a model: an object with a `q_net`."""
 
     def __init__(self, q_net: nn.Module):
         self.q_net = q_net.eval()

@@ -36,8 +36,8 @@ def policy_run(tmp_path_factory):
 
     if (DEFAULT_RUN / "config.json").exists() or any(DEFAULT_RUN.glob("seed_*/config.json")):
         return "default"
-    from rl.config import TrainConfig
-    from rl.train import train
+    from rl.training.config import TrainConfig
+    from rl.training.train import train
 
     out = tmp_path_factory.mktemp("policy")
     train(TrainConfig(timesteps=3000, learning_starts=500, eval_freq=1000, n_envs=4, seed=0), out, progress=False)

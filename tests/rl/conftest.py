@@ -41,8 +41,8 @@ def synthetic_candles(close: np.ndarray, interval_s: int = 3600, volume: bool = 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A real (short) DQN training run on the bundled ETH data, shared by the policy tests."""
-    from rl.config import TrainConfig
-    from rl.train import train
+    from rl.training.config import TrainConfig
+    from rl.training.train import train
 
     out = tmp_path_factory.mktemp("run")
     train(TrainConfig(timesteps=3000, learning_starts=500, eval_freq=1000, n_envs=4, seed=0), out, progress=False)
@@ -52,8 +52,8 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ensemble_run(tmp_path_factory):
     """Two seeds of one short recipe in OUT/seed_<s>: what `trader rl train --seeds 0,1` writes."""
-    from rl.config import TrainConfig
-    from rl.train import train
+    from rl.training.config import TrainConfig
+    from rl.training.train import train
 
     out = tmp_path_factory.mktemp("ens")
     for seed in (0, 1):

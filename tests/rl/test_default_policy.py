@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from rl.config import TrainConfig
+from rl.training.config import TrainConfig
 from rl.policy import DEFAULT_RUN, Policy, resolve_members
 from rl.search_space import DQN_FAMILY, MAX_LOOKBACK
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rl.ensemble import decide
+from rl.training.ensemble import decide
 
 
 def test_majority_vote_and_agreement():

@@ -245,7 +245,7 @@ def test_cost_penalty_is_its_own_reward_component(eth_features):
 
 
 def test_baselines_trade_full_size_whatever_the_policy_sizing(eth_features):
-    from rl.evaluate import compare
+    from rl.training.evaluate import compare
 
     feats, split = eth_features
     half, _ = compare(feats, EnvConfig(position_size=0.5, min_hold_bars=24), *split.val, None)

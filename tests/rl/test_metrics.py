@@ -5,7 +5,7 @@ import pytest
 
 from rl import metrics
 from rl.envs.trading_env import EnvConfig
-from rl.evaluate import buy_and_hold_fn, compare, flat_fn, run_backtest
+from rl.training.evaluate import buy_and_hold_fn, compare, flat_fn, run_backtest
 from rl.envs.features import FeatureSpec, build_features
 from tests.rl.conftest import synthetic_candles
 

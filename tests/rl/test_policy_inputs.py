@@ -95,7 +95,7 @@ def test_ensemble_members_are_chosen_by_seed_and_unknown_seeds_refused(ensemble_
 
 
 def test_ensemble_signal_is_the_vote_of_its_members(ensemble_run):
-    from rl.ensemble import decide
+    from rl.training.ensemble import decide
 
     policy = Policy.load(ensemble_run)
     feats = policy.features_for(load_candles("chainlink-eth-1h"))
@@ -114,9 +114,9 @@ def test_gradient_clipping_acts_on_the_live_parameters_after_resume(trained_run,
     """A resumed FastDQN must clip the gradients the optimizer steps, not copies unpickled from model.zip."""
     import torch as th
 
-    from rl.config import TrainConfig
-    from rl.fast_dqn import FastDQN
-    from rl.train import make_train_env, prepare_market
+    from rl.training.config import TrainConfig
+    from rl.training.fast_dqn import FastDQN
+    from rl.training.train import make_train_env, prepare_market
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from rl import baselines
+from rl.training import baselines
 from rl.envs.trading_env import EnvConfig, TradingEnv
 from rl.envs.features import FeatureSpec, build_features
 from tests.rl.conftest import make_env, synthetic_candles
@@ -56,7 +56,7 @@ def test_time_features_are_the_bars_hour_and_weekday():
 def test_search_space_stays_within_one_week_of_one_feed():
     import optuna
 
-    from rl.config import TrainConfig
+    from rl.training.config import TrainConfig
     from rl.search_space import MAX_LOOKBACK, max_lookback, suggest_recipe
 
     assert max_lookback() <= MAX_LOOKBACK == 168
@@ -72,7 +72,7 @@ def _trending(n=900, drift=0.0005, seed=3):
 
 
 def test_constant_exposure_at_full_size_is_buy_and_hold():
-    from rl.evaluate import buy_and_hold_fn, run_backtest
+    from rl.training.evaluate import buy_and_hold_fn, run_backtest
     from rl.metrics import compute_metrics
 
     c = _trending()
@@ -115,9 +115,9 @@ def test_position_predictability_separates_a_rule_from_a_timer():
 
 
 def test_double_dqn_trains_saves_and_loads(eth_features, tmp_path):
-    from rl.algos import algo_class
-    from rl.config import TrainConfig
-    from rl.train import fit_model
+    from rl.training.algos import algo_class
+    from rl.training.config import TrainConfig
+    from rl.training.train import fit_model
 
     feats, split = eth_features
     cfg = TrainConfig(timesteps=600, learning_starts=100, n_envs=4, double_q=True, env=EnvConfig(action_set="size5"))

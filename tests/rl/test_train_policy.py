@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl.config import TrainConfig
+from rl.training.config import TrainConfig
 from rl.envs.data import load_candles
 from rl.envs.features import fit_scaler
 from rl.policy import Policy, q_values
-from rl.train import train
+from rl.training.train import train
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.slow

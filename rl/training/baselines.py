@@ -150,7 +150,7 @@ def position_levels(cfg: EnvConfig) -> list[int]:
 
 
 def batch_q_values(model, obs: np.ndarray) -> np.ndarray:
-    """`rl.algos.q_values` for a batch of observations."""
+    """`rl.training.algos.q_values` for a batch of observations."""
     import torch
 
     with torch.no_grad():
@@ -164,7 +164,7 @@ def batch_q_values(model, obs: np.ndarray) -> np.ndarray:
 
 def decisions_on_states(models: list, feats, cfg: EnvConfig, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """(position, action) of the ensemble's vote for every valid bar of [start, stop) x every position."""
-    from rl.ensemble import decide
+    from rl.training.ensemble import decide
     from rl.envs.trading_env import TradingEnv
 
     env = TradingEnv(feats, cfg, start, stop, random_start=False)

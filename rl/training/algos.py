@@ -18,7 +18,7 @@ def algo_class(algo: str):
             raise DependencyMissing("qrdqn needs sb3-contrib: pip install sb3-contrib") from exc
         return QRDQN
     if algo == "dqn":
-        from rl.fast_dqn import FastDQN
+        from rl.training.fast_dqn import FastDQN
 
         return FastDQN
     if algo in ("ppo", "a2c"):
@@ -42,5 +42,5 @@ def q_values(model, obs: np.ndarray) -> np.ndarray:
 
 
 def model_action_fn(model):
-    """Greedy decision rule of an SB3 model, in the `rl.evaluate.ActionFn` shape."""
+    """Greedy decision rule of an SB3 model, in the `rl.training.evaluate.ActionFn` shape."""
     return lambda obs, env: int(np.argmax(q_values(model, obs)))

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from rl.algos import q_values
+from rl.training.algos import q_values
 
 Rule = Literal["vote", "mean_q"]
 
@@ -49,9 +49,9 @@ def member_q_values(models: list, obs: np.ndarray) -> np.ndarray:
 
 
 def ensemble_action_fn(models: list, rule: Rule = "vote"):
-    """The ensemble's decision rule in the `rl.evaluate.ActionFn` shape."""
+    """The ensemble's decision rule in the `rl.training.evaluate.ActionFn` shape."""
     if len(models) == 1:
-        from rl.algos import model_action_fn
+        from rl.training.algos import model_action_fn
 
         return model_action_fn(models[0])
     return lambda obs, env: decide(member_q_values(models, obs), rule).action

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rl.algos import algo_class, model_action_fn
-from rl.config import TrainConfig, load_train_config  # noqa: F401  (re-exported)
+from rl.training.algos import algo_class, model_action_fn
+from rl.training.config import TrainConfig, load_train_config  # noqa: F401  (re-exported)
 from trader_core.config import save_config
 
 
@@ -118,7 +118,7 @@ def fit_model(cfg: TrainConfig, feats, train_range: tuple[int, int], callback=No
 def _eval_callback(cfg: TrainConfig, feats, split, run_dir: Path, history: list):
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from rl.evaluate import run_backtest
+    from rl.training.evaluate import run_backtest
     from rl.metrics import compute_metrics
 
     class BestValidationSharpe(BaseCallback):

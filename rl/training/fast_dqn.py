@@ -5,7 +5,7 @@ Differences from `stable_baselines3.DQN.train`, none of which changes the update
   replacement, so one draw of k*B split into k batches has the same distribution as k draws of B),
 - losses are collected as tensors and read once (`.item()` per step forces a sync and a Python float),
 - no train/eval mode switch per call: the MLP Q-network has no dropout or batch norm.
-Adam runs fused (one kernel for all parameters), set through `optimizer_kwargs` in `rl.train`.
+Adam runs fused (one kernel for all parameters), set through `optimizer_kwargs` in `rl.training.train`.
 `double_q` (off by default, so the benchmark stays like-for-like): Double DQN targets (van Hasselt et al. 2016).
 """
 
