@@ -204,7 +204,7 @@ def bench_search(
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
     """`trader rl search` trials per hour with 1 and 2 local workers on one small fixed study (SQLite)."""
-    from rl.search_bench import SearchBenchConfig, bench_search as run
+    from rl.tuning.search_bench import SearchBenchConfig, bench_search as run
     from trader_core.cli_utils import console, print_json
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
@@ -254,8 +254,8 @@ def search(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Search the training recipe with Optuna on walk-forward folds; writes best.json for `rl train --config`."""
-    from rl.search import SearchConfig, search as run_search
-    from rl.study_storage import refuse_password_in_argv
+    from rl.tuning.search import SearchConfig, search as run_search
+    from rl.tuning.study_storage import refuse_password_in_argv
     from trader_core.cli_utils import print_json
     from trader_core.config import resolve_config
 

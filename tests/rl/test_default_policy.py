@@ -7,7 +7,7 @@ import numpy as np
 
 from rl.training.config import TrainConfig
 from rl.policy import DEFAULT_RUN, Policy, resolve_members
-from rl.search_space import DQN_FAMILY, MAX_LOOKBACK
+from rl.tuning.search_space import DQN_FAMILY, MAX_LOOKBACK
 
 
 def test_default_policy_is_a_dqn():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rl.overfit import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe, return_moments
+from rl.tuning.overfit import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe, return_moments
 
 
 def test_deflated_sharpe_matches_a_hand_computed_case():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from rl.training.config import TrainConfig
-from rl.search import SearchConfig, load_or_create_study, redact, storage_url
+from rl.tuning.search import SearchConfig, load_or_create_study, redact, storage_url
 
 TRADER = [sys.executable, "-m", "agent.cli"]
 

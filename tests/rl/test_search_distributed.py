@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rl.study_storage import open_storage, open_study, redact, refuse_password_in_argv, url_password
+from rl.tuning.study_storage import open_storage, open_study, redact, refuse_password_in_argv, url_password
 from trader_core.errors import ConfigError
 
 TRADER = [sys.executable, "-m", "agent.cli"]
@@ -148,7 +148,7 @@ def test_a_password_on_the_command_line_is_refused_and_never_echoed(tmp_path):
 
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
     pytest.importorskip("psycopg")
-    from rl.search import SearchConfig, load_or_create_study
+    from rl.tuning.search import SearchConfig, load_or_create_study
 
     url = "postgresql://trader:s3cret@127.0.0.1:9/optuna"  # port 9 (discard): nothing listens
     with pytest.raises(ConfigError) as err:
@@ -272,7 +272,7 @@ def test_optuna_dashboard_serves_the_postgres_study(postgres_url):
 # -- trader bench search ----------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_bench_search_reports_trials_per_hour_per_worker_count():
-    from rl.search_bench import SearchBenchConfig, bench_search
+    from rl.tuning.search_bench import SearchBenchConfig, bench_search
 
     res = bench_search(SearchBenchConfig(trials=1, workers=[1], timesteps=400, folds=2, train_bars=600))
     (run,) = res["runs"]
@@ -286,7 +286,7 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_reru
     calls stale; without this every other worker would wait for it forever."""
     import optuna
 
-    from rl.study_storage import run_trials
+    from rl.tuning.study_storage import run_trials
 
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = open_study(url, "orphan", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner(), 1)

@@ -57,7 +57,7 @@ def test_search_space_stays_within_one_week_of_one_feed():
     import optuna
 
     from rl.training.config import TrainConfig
-    from rl.search_space import MAX_LOOKBACK, max_lookback, suggest_recipe
+    from rl.tuning.search_space import MAX_LOOKBACK, max_lookback, suggest_recipe
 
     assert max_lookback() <= MAX_LOOKBACK == 168
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

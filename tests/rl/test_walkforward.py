@@ -2,7 +2,7 @@
 
 import pytest
 
-from rl.walkforward import walk_forward_folds
+from rl.tuning.walkforward import walk_forward_folds
 from trader_core.errors import DataError
 
 
@@ -32,7 +32,7 @@ def test_too_short_a_series_is_refused_with_the_reason():
 
 
 def test_search_folds_on_bundled_data_keep_the_holdout_apart():
-    from rl.fold_eval import plan_folds
+    from rl.tuning.fold_eval import plan_folds
 
     plan = plan_folds(["chainlink-eth-1h", "chainlink-btc-1h"], n_folds=3, train_bars=3000, embargo=336)
     assert plan.folds[-1].test[1] + 336 <= plan.holdout[0]

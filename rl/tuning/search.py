@@ -23,11 +23,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rl.training.config import TrainConfig
-from rl.fold_eval import (INACTIVE_PENALTY, MarketCache, acts_on_market, evaluate_folds, evaluate_holdout,
+from rl.tuning.fold_eval import (INACTIVE_PENALTY, MarketCache, acts_on_market, evaluate_folds, evaluate_holdout,
                           median_sharpe, plan_folds, recipe_score)
 from rl.paths import prepare_out_dir
-from rl.search_space import ALGOS, DQN_FAMILY, max_lookback, suggest_recipe
-from rl.study_storage import STORAGE_ENV, open_study, redact, run_trials, trial_counts
+from rl.tuning.search_space import ALGOS, DQN_FAMILY, max_lookback, suggest_recipe
+from rl.tuning.study_storage import STORAGE_ENV, open_study, redact, run_trials, trial_counts
 from trader_core.errors import ConfigError
 
 
@@ -115,7 +115,7 @@ def _write_json(path: Path, payload: dict) -> None:
 def make_objective(cfg: SearchConfig, cache: MarketCache):
     import optuna
 
-    from rl.overfit import return_moments
+    from rl.tuning.overfit import return_moments
 
     def objective(trial) -> float:
         recipe = recipe_for(trial, cfg)
@@ -227,7 +227,7 @@ def finalize(cfg: SearchConfig, study) -> dict:
     from optuna.trial import TrialState
 
     from rl.metrics import periods_per_year
-    from rl.overfit import deflated_sharpe_from_moments
+    from rl.tuning.overfit import deflated_sharpe_from_moments
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     family = [t for t in complete if _trial_algo(t) in DQN_FAMILY]
@@ -255,7 +255,7 @@ def finalize(cfg: SearchConfig, study) -> dict:
         [t.user_attrs["oos_sharpe_per_bar"] for t in complete],
         periods_per_year(cache.candles[cfg.datasets[0]].interval_s))
     fold_summary = verdict(fold_rows)
-    from rl.fold_plot import plot_fold_report
+    from rl.tuning.fold_plot import plot_fold_report
 
     plot_fold_report(fold_rows + holdout_rows, cfg.run_dir / "fold_report.png",
                      title=f"trial {best.number} ({recipe.algo}), vote of seeds {seeds}")
@@ -277,7 +277,7 @@ def finalize(cfg: SearchConfig, study) -> dict:
 def verdict(rows: list[dict]) -> dict:
     """Median Sharpe and return of the policy and each baseline, in how many windows the policy beat each and
     the best of them, and whether it acts on the market."""
-    from rl.fold_eval import BASELINES, MAX_POSITION_PREDICTABILITY
+    from rl.tuning.fold_eval import BASELINES, MAX_POSITION_PREDICTABILITY
 
     out: dict = {"windows": len(rows)}
     for name in ("policy", *BASELINES):

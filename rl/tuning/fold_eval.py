@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rl.training.config import TrainConfig
-from rl.walkforward import Fold, walk_forward_folds
+from rl.tuning.walkforward import Fold, walk_forward_folds
 
 BASELINES = ("buy_and_hold", "sma", "flat", "const_exposure", "vol_target")
 POLICY_KEYS = ("total_return", "sharpe", "max_drawdown", "n_trades", "time_in_market", "fees_paid", "turnover",

@@ -30,7 +30,7 @@ class SearchBenchConfig(BaseModel):
 
 
 def bench_search(bench: SearchBenchConfig) -> dict:
-    from rl.search import SearchConfig, load_or_create_study, search
+    from rl.tuning.search import SearchConfig, load_or_create_study, search
 
     runs = []
     for workers in bench.workers:
