@@ -24,7 +24,7 @@ from tests.conftest import HANG_S
 from trader_core.errors import ConfigError
 
 pytestmark = pytest.mark.chain
-VIEM = Path(__file__).parent / "viem_client.mjs"
+VIEM = Path(__file__).parents[1] / "viem_client.mjs"
 
 
 def viem(rpc_url: str, network: str) -> dict:
@@ -36,7 +36,7 @@ def viem(rpc_url: str, network: str) -> dict:
     if not (node_modules() / "viem").is_dir():
         pytest.skip("viem is not installed (npm ci)")
     proc = subprocess.run([node, str(VIEM), rpc_url, network], capture_output=True, text=True, timeout=HANG_S,
-                          cwd=Path(__file__).parents[2])
+                          cwd=Path(__file__).parents[3])
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
