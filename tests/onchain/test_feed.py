@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import HANG_S
-from tests.onchain.test_guards import live_chain  # noqa: F401 - the fixture: a chain that looks like mainnet
+from tests.onchain.execution.test_guards import live_chain  # noqa: F401 - the fixture: a chain that looks like mainnet
 from trader_core.feed import DatasetFeed
 
 pytestmark = pytest.mark.chain
