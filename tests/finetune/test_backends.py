@@ -26,7 +26,7 @@ def _mlx_works() -> bool:
 def test_mlx_backend_trains_from_the_same_yaml(small_model, llama_dir, tmp_path):
     from finetune.convert.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
     from finetune.train.lora import LoraConfig, LoraParameters, train_lora
-    from tests.finetune.test_qwen_tiny import chat_data
+    from tests.finetune.convert.test_qwen_tiny import chat_data
 
     data = chat_data(tmp_path)
     cfg = LoraConfig(model="smollm2-135m", data=str(data), adapter_path=str(tmp_path / "ad"), iters=4,
