@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.agent.test_online_learn import _env
+from tests.agent.loop.test_online_learn import _env
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain

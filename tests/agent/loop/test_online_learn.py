@@ -23,7 +23,7 @@ RUN = ["run", "--learn", "--paper", "--feed", "replay", "--no-model", "--llm", "
 
 
 def _env(home: Path) -> dict:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     return {**os.environ, "TRADER_HOME": str(home), "TRADER_GGUF": "none", "OLLAMA_HOST": "http://127.0.0.1:9",
             "PYTHONPATH": str(root)}
 
