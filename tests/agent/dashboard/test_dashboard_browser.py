@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from tests.agent.conftest import journal_rows, scripted
-from tests.agent.test_dashboard import write_learning_run
+from tests.agent.dashboard.test_dashboard import write_learning_run
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
