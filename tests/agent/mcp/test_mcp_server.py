@@ -18,7 +18,7 @@ pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'rl
 
 from tests.agent.conftest import journal_rows  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TRADER = Path(sys.executable).parent / "trader"
 SECRET = "k3y0f4h0st3drpc"
 TOOLS = ["price", "quote", "signal", "portfolio", "trades", "ask_trader_model", "propose_swap", "execute_swap"]
