@@ -24,7 +24,7 @@ from onchain.node.locks import signing_lock
 from onchain.models import Quote, RiskVerdict, SwapProposal, SwapReceipt
 from onchain.networks import PERMIT2, network_of
 from onchain.execution.receipts import decode_swap, gas_of, settlement
-from onchain.offline.mainnet import wait_receipt
+from onchain.node.transactions import wait_receipt
 from onchain.execution.risk import RiskLimits, load_risk_limits, mark_to_market_loss
 from onchain.node.rpc import RpcError, calldata, mapping_slot, word
 from onchain.venues.v2_v3 import FEE_BPS, from_raw, get_quote, parse_order

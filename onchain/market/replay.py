@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from onchain.node import chain as C
 from onchain.networks import BASE, network_of
-from onchain.offline.mainnet import send_as
+from onchain.node.transactions import send_as
 from onchain.node.rpc import calldata, decode
 from onchain.venues.v2_v3 import get_price, price_from_reserves
 from onchain.execution.wallet import fund

@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from onchain.node import chain as C
 from onchain.venues import v4
 from onchain.venues import v4_swap
-from onchain.offline.base import permit2_allow
+from onchain.venues.v4_swap import permit2_allow
 from onchain.networks import BASE, BASE_UNIVERSAL_ROUTER, V4_DATASET, network_of
-from onchain.offline.mainnet import send_as
+from onchain.node.transactions import send_as
 from onchain.execution.wallet import fund
 from trader_core.errors import ChainError, ConfigError, DataError
 

@@ -24,13 +24,14 @@ from onchain.networks import (BASE, BASE_CHAIN_ID, BASE_POOL_MANAGER, BASE_POSIT
                               BASE_V4_QUOTER, BASE_WETH, NATIVE, PERMIT2, V4_DATASET)
 from onchain.offline.periphery import (PLACER, construct_at, creation_code, deploy_multicall3, etch_permit2,
                                universal_router_code)
-from onchain.offline.mainnet import mark_identity, send_as
+from onchain.offline.mainnet import mark_identity
+from onchain.node.transactions import send_as
+from onchain.venues.v4_swap import permit2_allow
 from onchain.node.rpc import calldata
 from trader_core.errors import ChainError, DataError
 
 USDC_MINTER = PLACER  # the replica token's masterMinter (it ran the constructor)
 POSM_UNSUBSCRIBE_GAS = 300_000  # PositionManager's unsubscribe gas limit, as Uniswap's deploy script sets it
-MAX_UINT160, MAX_UINT48 = 2**160 - 1, 2**48 - 1
 # v4-periphery Actions
 MINT_POSITION, SETTLE_PAIR, SWEEP = 0x02, 0x0D, 0x14
 
@@ -97,13 +98,6 @@ def mint_usdc(chain: C.Chain, to: str, amount_raw: int) -> None:
         send_as(chain, USDC_MINTER, BASE_USDC, calldata("mint(address,uint256)", to, amount_raw))
     finally:
         chain.rpc("anvil_stopImpersonatingAccount", USDC_MINTER)
-
-
-def permit2_allow(chain: C.Chain, owner: str, spender: str) -> None:
-    """The standard Permit2 setup for an unlocked account: USDC approves Permit2, Permit2 allows `spender`."""
-    send_as(chain, owner, BASE_USDC, calldata("approve(address,uint256)", PERMIT2, 2**256 - 1))
-    send_as(chain, owner, PERMIT2, calldata("approve(address,address,uint160,uint48)", BASE_USDC, spender,
-                                            MAX_UINT160, MAX_UINT48))
 
 
 def mint_full_range(chain: C.Chain, lp: str, liquidity: int, sqrt_p: int) -> None:

@@ -8,7 +8,6 @@ init-code hashes place the WETH/USDC pair and 0.05% pool at their mainnet addres
 from __future__ import annotations
 
 import math
-import time
 from decimal import Decimal, getcontext
 
 from eth_abi import encode as abi_encode
@@ -16,7 +15,8 @@ from eth_abi import encode as abi_encode
 from onchain.node import chain as C
 from onchain.node.artifacts import load_artifact
 from onchain.node.rpc import calldata, decode
-from trader_core.errors import ChainError, TransactionPending
+from onchain.node.transactions import send_as
+from trader_core.errors import ChainError
 
 REPLICA_VERSION = "3"  # 2: a random identity in the seed state (chain.IDENTITY_ADDRESS); 3: the periphery
 # real clients call (onchain.offline.periphery) too. The Base replica's cache (onchain.offline.base) follows this number.
@@ -41,34 +41,6 @@ DEPLOYMENTS = [
 CANONICAL = {name: addr for name, addr, *_ in DEPLOYMENTS} | {"UniswapV2Pair": C.V2_PAIR, "UniswapV3Pool": C.V3_POOL}
 # Full-range V3 ticks for tick spacing 10 (the 0.05% tier).
 MIN_TICK, MAX_TICK = -887270, 887270
-
-
-def send_as(chain: C.Chain, sender: str, to: str | None, data: str, value: int = 0, gas: int = 12_000_000,
-            nonce: int | None = None) -> dict:
-    """eth_sendTransaction from an unlocked/impersonated account on anvil; returns the receipt or raises.
-    `nonce`: sign at exactly this nonce (after anvil_setNonce moved an account's nonce back, anvil's own choice
-    can still be the old, higher pending nonce: "nonce too low")."""
-    tx = {"from": sender, "data": data, "value": hex(value), "gas": hex(gas)}
-    if nonce is not None:
-        tx["nonce"] = hex(nonce)
-    if to is not None:
-        tx["to"] = to
-    tx_hash = chain.rpc("eth_sendTransaction", tx)
-    receipt = wait_receipt(chain, tx_hash)
-    if int(receipt["status"], 16) != 1:
-        raise ChainError(f"replica setup transaction to {to or 'CREATE'} reverted (tx {tx_hash})")
-    return receipt
-
-
-def wait_receipt(chain: C.Chain, tx_hash: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        receipt = chain.rpc("eth_getTransactionReceipt", tx_hash)
-        if receipt is not None:
-            return receipt
-        if time.monotonic() > deadline:
-            raise TransactionPending(f"transaction {tx_hash} was not mined within {timeout:.0f}s")
-        time.sleep(0.002)
 
 
 def sqrt_price_x96(price_usdc_per_eth: float) -> int:

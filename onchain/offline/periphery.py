@@ -21,7 +21,7 @@ from onchain.node.artifacts import NPM_HINT, load_artifact, node_modules
 from onchain.networks import (MAINNET_QUOTER_V1, MAINNET_SWAP_ROUTER02, MAINNET_UNIVERSAL_ROUTER,
                               MAINNET_V4_POOL_MANAGER, MAINNET_V4_POSITION_MANAGER, MULTICALL3,
                               MULTICALL3_DEPLOYER, NATIVE, PERMIT2, V2_PAIR_INIT_CODE_HASH, V3_POOL_INIT_CODE_HASH)
-from onchain.offline.mainnet import send_as
+from onchain.node.transactions import send_as
 from trader_core.errors import ChainError, DependencyMissing
 
 V3_DEPLOYER = "0x6C9FC64A53c1b71FB3f9Af64d1ae3A4931A5f4E9"

@@ -25,6 +25,7 @@ from onchain.venues import v4
 from onchain.models import Quote
 from onchain.networks import BASE_UNIVERSAL_ROUTER, BASE_USDC, NATIVE, PERMIT2, V4_FEE, V4_TICK_SPACING
 from onchain.node.rpc import calldata, decode, mapping_slot, word
+from onchain.node.transactions import send_as
 from trader_core.errors import ChainError
 
 USDC_ALLOWANCE_SLOT = 10  # FiatToken `allowed` (Base USDC and the replica token)
@@ -193,3 +194,13 @@ def amounts_from_receipt(receipt: dict, side: str) -> tuple[float, float] | None
             return -a0 / 1e18, a1 / 1e6
         return -a1 / 1e6, a0 / 1e18
     return None
+
+
+MAX_UINT160, MAX_UINT48 = 2**160 - 1, 2**48 - 1
+
+
+def permit2_allow(chain, owner: str, spender: str) -> None:
+    """The standard Permit2 setup for an unlocked account: USDC approves Permit2, Permit2 allows `spender`."""
+    send_as(chain, owner, BASE_USDC, calldata("approve(address,uint256)", PERMIT2, 2**256 - 1))
+    send_as(chain, owner, PERMIT2, calldata("approve(address,address,uint160,uint48)", BASE_USDC, spender,
+                                            MAX_UINT160, MAX_UINT48))

@@ -10,7 +10,7 @@ import pytest
 
 from onchain.node import chain as C
 from onchain.manage import fund
-from onchain.offline.mainnet import send_as
+from onchain.node.transactions import send_as
 from onchain.node.rpc import calldata
 from onchain.execution.swap import RiskLimits, execute_swap, propose_swap
 from tests.onchain.conftest import JsonHandler, nonce, serving

@@ -16,12 +16,13 @@ from eth_utils import keccak
 
 from onchain.venues import v4
 from onchain.venues import v4_swap
-from onchain.offline.base import latest_swap, permit2_allow
+from onchain.offline.base import latest_swap
+from onchain.venues.v4_swap import permit2_allow
 from onchain.node.chain import dev_account
 from onchain.manage import fund
 from onchain.networks import (BASE, BASE_UNIVERSAL_ROUTER, BASE_USDC, BASE_V4_QUOTER, NATIVE, PERMIT2,
                               V4_POOL_ID)
-from onchain.offline.mainnet import send_as
+from onchain.node.transactions import send_as
 from onchain.node.rpc import RpcError, calldata, decode, mapping_slot
 from onchain.execution.swap import execute_swap, propose_swap
 from onchain.venues.v2_v3 import get_pool, get_portfolio, get_price, get_quote
