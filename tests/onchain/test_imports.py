@@ -21,27 +21,14 @@ def test_onchain_never_imports_rl_or_agent():
 
 
 def _module_graph(package: str) -> dict[str, set[str]]:
-    """Every import between the package's modules, at module level or inside functions (a function-level import
-    hides a circle from Python, not from this test). The package's own lazy `__init__` is left out."""
-    import ast
-    from pathlib import Path
+    """Every import between the package's modules (rooms included, named by their path under the package:
+    `execution.journal`), at module level or inside functions (a function-level import hides a circle from
+    Python, not from this test). The package's own `__init__` (a docstring) is left out."""
+    from tests.test_layers import import_graph
 
-    root = Path(__file__).resolve().parents[2] / package
-    modules = {p.stem for p in root.glob("*.py") if p.stem != "__init__"}
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for name in modules:
-        tree = ast.parse((root / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for target in targets:
-                parts = target.split(".")
-                if parts[0] == package and len(parts) > 1 and parts[1] in modules and parts[1] != name:
-                    graph[name].add(parts[1])
-    return graph
+    prefix = package + "."
+    return {mod.removeprefix(prefix): {d.removeprefix(prefix) for d in deps if d.startswith(prefix)}
+            for mod, deps in import_graph().items() if mod.startswith(prefix)}
 
 
 def test_onchain_modules_import_one_way():
@@ -65,4 +52,5 @@ def test_onchain_modules_import_one_way():
         if module not in state:
             visit(module)
     # the ground rules hold too: the journal stores, it knows nothing of swaps or the market
-    assert graph["journal"] == set() and "swap" not in graph["uniswap"] and "swap" not in graph["receipts"]
+    assert graph["execution.journal"] == set()
+    assert "execution.swap" not in graph["venues.v2_v3"] and "execution.swap" not in graph["execution.receipts"]
