@@ -2,6 +2,10 @@
 PEFT), fuse, GGUF, quantize, Ollama; and `trader-qwen-rl`, built on every install from the embedded Qwen and
 the adapter shipped in `finetune/adapters/trader-qwen-rl/`.
 
+Rooms, bottom to top: formats.py, plan_call.py, artifacts.py (the contracts and stage keys), base_models/,
+train/, convert/, llm_backends/ (every LLM backend, runtime and LangChain faces; the agent uses them too),
+data/ and evaluation/, then pipeline.py, cli.py, bench.py.
+
 Uses rl/ (the policy it distils); never imports agent/ or onchain/. Nothing heavy is imported here.
 
 API for other packages (the agent):
