@@ -23,7 +23,7 @@ ALLOWED = {  # package -> the project packages it may import
 # a new room) stands on the top floor.
 FLOORS = {
     "onchain": [{"onchain.networks", "onchain.models"}, {"onchain.node"}, {"onchain.venues"},
-                {"onchain.node.replicas"}, {"onchain.execution"}, {"onchain.market"}],
+                {"onchain.execution"}, {"onchain.market"}, {"onchain.offline"}],
     "rl": [{"rl.metrics", "rl.paths"}, {"rl.envs"}, {"rl.training"}, {"rl.tuning", "rl.policy"},
            {"rl.backtest", "rl.online"}],
     "finetune": [{"finetune.artifacts", "finetune.formats", "finetune.plan_call"}, {"finetune.base_models"},
