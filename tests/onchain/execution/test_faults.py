@@ -247,7 +247,7 @@ import agent.cli as cli
 
 @cli.app.command("hold-chain")
 def hold_chain():
-    from onchain import start_chain, stop_chain
+    from onchain.api import start_chain, stop_chain
     start_chain()  # detached, like `trader demo`: only the command's own `finally` stops it
     try:
         print("up", flush=True)

@@ -14,7 +14,18 @@ pytestmark = pytest.mark.chain
 H = 3600
 
 
-def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_last_hours(chain):
+@pytest.fixture
+def replayed_chain(chain):
+    """The session chain for a test that replays other prices through its pools, put back as it was afterwards:
+    the tests after it (the CLI's swaps under the daily-loss kill switch, which marks today's swaps to market) see
+    the pools' own price, whatever order the tests run in."""
+    snapshot = chain.rpc("evm_snapshot")
+    yield chain
+    assert chain.rpc("evm_revert", snapshot)
+
+
+def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_last_hours(replayed_chain):
+    chain = replayed_chain
     from onchain.market.feed import ChainFeed
     from onchain.market.replay import replay
 
@@ -30,7 +41,8 @@ def test_a_fast_replay_is_one_or_two_bars_at_the_chains_time_not_a_copy_of_the_l
     assert "chainlink-eth-1h (bundled) + chain v2 swaps" in snap.source
 
 
-def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(chain):
+def test_a_feed_reads_only_new_blocks_and_never_counts_an_event_twice(replayed_chain):
+    chain = replayed_chain
     from onchain.market.feed import ChainFeed
     from onchain.market.replay import replay
     from onchain.venues.v2_v3 import recent_swaps
