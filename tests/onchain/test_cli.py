@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -161,8 +162,11 @@ def test_a_proposal_the_user_says_no_to_is_journalled_declined(chain, trader_fun
     from onchain.execution.journal import Journal
 
     n0 = int(chain.rpc("eth_getTransactionCount", trader_funded, "latest"), 16)
+    # Ctrl+C as at a terminal: a test run started in the background (`cmd &`, nohup) ignores SIGINT, and a child
+    # would inherit that and wait at the prompt forever
     child = pexpect.spawn(sys.executable, ["-c", RUN_TRADER, "swap", "sell", "0.02", "ETH"], encoding="utf-8",
-                          timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(chain_home)})
+                          timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(chain_home)},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child.expect(r"execute on chain id 1 .*\? \[y/N\]: ")
     child.send(answer if answer == "\x03" else answer + "\r")
     child.expect(pexpect.EOF)

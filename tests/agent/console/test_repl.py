@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,8 +20,9 @@ def _spawn(home, *args):
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "TRADER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
            "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
+    # Ctrl+C as at a terminal, even when the test run itself was started in the background (SIGINT ignored)
     child = pexpect.spawn(str(TRADER), ["chat", *args], env=env, encoding="utf-8", timeout=HANG_S,
-                          dimensions=(60, 200))
+                          dimensions=(60, 200), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child.expect("model: ")
     return child, pexpect
 
