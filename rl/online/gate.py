@@ -1,7 +1,10 @@
 """The promotion gate: a candidate replaces the serving policy only if, on the most recent held-out window, it
 is not worse than the incumbent by more than a margin (Sharpe and max drawdown, net of fees, price impact and
 gas, in the policy's own env) and it passes the safety switch (finite Q-values on every state of the window, only
-valid actions, no churning). The learner never trains on that window's live transitions (see `ready_ids`).
+valid actions, no churning) and the trust region: on the states it visits it decides as the incumbent would on
+most of them. A short window cannot vouch for a policy that acts differently almost everywhere: measured, a
+learner trained on sign-flipped rewards disagrees with the DQN default on 85-99% of states and out-scored it on
+one 72-bar window by luck (Sharpe 3.05 vs 2.92), while a learner on true rewards agrees on 78-99%. The learner never trains on that window's live transitions (see `ready_ids`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ class GateConfig(BaseModel):
     drawdown_margin: float = Field(0.01, ge=0, le=1, description="candidate max drawdown may exceed the "
                                    "incumbent's by this much (fraction of equity)")
     max_trade_share: float = Field(0.25, gt=0, le=1, description="safety: at most this share of bars may trade")
+    max_disagreement: float = Field(0.5, ge=0, le=1, description="trust region: at most this share of the "
+                                    "window's states may get another action than the incumbent would choose")
 
 
 class SideMetrics(BaseModel):
@@ -40,6 +45,7 @@ class GateDecision(BaseModel):
     candidate_metrics: SideMetrics | None = None
     incumbent_metrics: SideMetrics | None = None
     anchor_metrics: SideMetrics | None = None  # the policy the run started with, when another one serves
+    disagreement: float | None = None  # share of the candidate's states where the incumbent would act otherwise
     kind: str = "gate"
 
 
@@ -52,9 +58,13 @@ def _side(result, interval_s: int) -> SideMetrics:
                        bars=m["n_bars"])
 
 
-def judge(cand: SideMetrics, inc: SideMetrics, safety: list[str], cfg: GateConfig) -> list[str]:
+def judge(cand: SideMetrics, inc: SideMetrics, safety: list[str], cfg: GateConfig,
+          disagreement: float = 0.0) -> list[str]:
     """Why the candidate may not be promoted (empty: promote). Pure, so the rule is tested by hand."""
     reasons = list(safety)
+    if disagreement > cfg.max_disagreement:
+        reasons.append(f"trust region: acts otherwise than the incumbent on {disagreement:.0%} of the window's "
+                       f"states (limit {cfg.max_disagreement:.0%}); {cand.bars} bars cannot vouch for a new policy")
     if not math.isfinite(cand.sharpe) or cand.sharpe < inc.sharpe - cfg.sharpe_margin:
         reasons.append(f"Sharpe {cand.sharpe:.2f} trails the incumbent's {inc.sharpe:.2f} by more than "
                        f"{cfg.sharpe_margin:g}")
@@ -83,6 +93,7 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
               "bars": stop - start}
     safety: list[str] = []
     n_actions = len(incumbent.action_names)
+    differs: list[bool] = []
 
     def guarded(obs, env):  # the safety switch on the candidate: its raw Q-values, checked on every state
         d = candidate.decide(obs)  # the candidate's own decision rule (an ensemble votes)
@@ -94,6 +105,7 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
         if not 0 <= a < n_actions:
             safety.append(f"action {a} outside the action set")
             return 0
+        differs.append(a != incumbent.act(obs))
         return a
 
     try:
@@ -104,10 +116,12 @@ def run_gate(candidate, incumbent, candles, cfg: GateConfig, step: int = 0, name
                             reasons=[f"window unusable: {exc}"], window=window)
     interval = int(candles.interval_s or 3600)
     cand, inc = _side(cand_res, interval), _side(inc_res, interval)
-    reasons = judge(cand, inc, safety, cfg)
+    disagreement = float(np.mean(differs)) if differs else 0.0
+    reasons = judge(cand, inc, safety, cfg, disagreement)
     anchored = None
     if anchor is not None and anchor is not incumbent:
         anchored = _side(run_backtest(feats, incumbent.config.env, start, stop, anchor.action_fn()), interval)
         reasons += [f"vs the starting policy: {r}" for r in judge(cand, anchored, [], cfg)]
     return GateDecision(time=time.time(), step=step, candidate=name, promoted=not reasons, reasons=reasons,
-                        window=window, candidate_metrics=cand, incumbent_metrics=inc, anchor_metrics=anchored)
+                        window=window, candidate_metrics=cand, incumbent_metrics=inc, anchor_metrics=anchored,
+                        disagreement=disagreement)

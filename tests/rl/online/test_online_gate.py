@@ -56,6 +56,8 @@ def test_judge_rule_by_hand():
     assert "churn" in judge(inc.model_copy(update={"n_trades": 19}), inc, [], cfg)[0]
     assert judge(inc.model_copy(update={"sharpe": math.nan}), inc, [], cfg)
     assert judge(ok, inc, ["non-finite Q-values"], cfg) == ["non-finite Q-values"]
+    assert judge(ok, inc, [], cfg, disagreement=0.5) == []  # at the limit
+    assert "trust region" in judge(ok, inc, [], cfg, disagreement=0.51)[0]
 
 
 def test_live_reward_and_action_mapping():
@@ -87,7 +89,7 @@ def test_incumbent_against_itself_passes_the_gate(incumbent):
     same = Policy(incumbent.models, incumbent.config, incumbent.run_dir, incumbent.member_dirs)
     d = run_gate(same, incumbent, _windows(incumbent, 1)[0], GateConfig(window_bars=72))
     assert d.promoted, d.reasons
-    assert d.candidate_metrics == d.incumbent_metrics
+    assert d.candidate_metrics == d.incumbent_metrics and d.disagreement == 0.0
 
 
 def test_non_finite_candidate_fails_the_safety_switch(tmp_path, history, incumbent):
@@ -101,9 +103,6 @@ def test_non_finite_candidate_fails_the_safety_switch(tmp_path, history, incumbe
 
 
 @pytest.mark.slow  # ~15-30 s on 2 busy cores: 1500 gradient steps and 9 gate backtests of a 3-member ensemble
-@pytest.mark.xfail(strict=False, reason="with the DQN default (issue 26) a sign-flipped candidate out-scores the "
-                   "incumbent on one 72-bar window by luck (Sharpe 3.05 vs 2.92, 5 trades vs 2): the gate's 72-bar, "
-                   "0.5-Sharpe-margin rule does not separate them; for the owner of rl/online/gate.py to decide")
 def test_sign_flipped_learner_is_never_promoted(tmp_path, history, incumbent):
     """Rewards with the sign flipped teach the learner that losing (and paying costs) is good: every candidate
     it produces over training must be refused, on every recent window."""
@@ -116,6 +115,8 @@ def test_sign_flipped_learner_is_never_promoted(tmp_path, history, incumbent):
         cand = Policy([load_candidate(path)], incumbent.config, path.parent, incumbent.member_dirs)
         decisions += [run_gate(cand, incumbent, w, GateConfig(window_bars=72), lrn.step) for w in _windows(incumbent)]
     assert not any(d.promoted for d in decisions), [d.model_dump() for d in decisions if d.promoted]
+    # it is the trust region that stops it: on some window its Sharpe alone passed (measured 3.05 vs 2.92)
+    assert all(any(r.startswith("trust region") for r in d.reasons) for d in decisions)
     assert all(d.candidate_metrics is not None for d in decisions)  # judged on metrics, not a bad window
 
 
