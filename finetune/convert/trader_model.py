@@ -164,7 +164,9 @@ def ship_adapter(adapter_dir: str | Path, report: dict, command: str, dest: Path
     ours.update({"model": base, "data": "runs/finetune/data/mix", "adapter_path": "runs/finetune/adapters/stage2"})
     (dest / "adapter_config.json").write_text(json.dumps(ours, indent=2, sort_keys=True) + "\n")
     if (src / "train_log.json").exists():
-        shutil.copy2(src / "train_log.json", dest / "train_log.json")
+        log = json.loads((src / "train_log.json").read_text())
+        log["adapter_path"] = ours["adapter_path"]
+        (dest / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
     (dest / "eval_report.json").write_text(json.dumps({"command": command, **report}, indent=1) + "\n")
     return dest
 
