@@ -129,26 +129,6 @@ def test_bench_agent_json_contract(chain_home):
 
 
 @pytest.mark.chain
-@pytest.mark.llm
-@pytest.mark.slow
-def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
-    from agent.console.demo import run_demo
-    from onchain.api import chain_status
-
-    home = tmp_path / "demo"
-    run_demo(quick=True, home=home)
-    out = capsys.readouterr().out
-    for expected in ("backtest", "anvil replica up", "✓ get_price", "Execute this swap? [y/N] y", "confirmed",
-                     '"source": "', "the trader model, asked the seed's question",
-                     "What the policy sees at the last bar:", "parsed: ",
-                     "chain stopped"):
-        assert expected in out, expected
-    os.environ["TRADER_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch
-    info = chain_status()
-    assert info is None or not info.running
-
-
-@pytest.mark.chain
 def test_execute_mode_trades_the_chain_wallet_on_live_hourly_bars(history_chain, tmp_path):
     from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import get_portfolio
