@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -79,9 +81,10 @@ class FakeOllama(BaseHTTPRequestHandler):
         return {"model": body["model"], "response": text, "done": True}
 
 
-@pytest.fixture(scope="module")
-def server():
-    FakeOllama.llama = load_llama(smollm2_path())  # the model the in-process path loads (one cache per process)
+@contextmanager
+def serve(llama) -> Iterator[str]:
+    """FakeOllama running `llama` on 127.0.0.1 -> its address."""
+    FakeOllama.llama = llama
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeOllama)  # port 0: the OS picks a free one
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -90,6 +93,12 @@ def server():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve(load_llama(smollm2_path())) as host:  # the model the in-process path loads (one cache per process)
+        yield host
 
 
 @pytest.fixture()
