@@ -19,6 +19,7 @@ from agent.dashboard.cli import dashboard
 from finetune import cli as finetune_cli
 from onchain import cli as onchain_cli
 from rl import cli as rl_cli
+from trader_core.cli_utils import route_json_stdout
 
 app = typer.Typer(
     name="trader",
@@ -73,6 +74,11 @@ def demo(
 
     quiet_terminal()  # library logs and progress bars go to $TRADER_HOME/logs/native.log
     run_demo(quick=quick)
+
+
+# Every command with a `--json` flag, when it is on, keeps stdout for its one JSON document: whatever else it (or a
+# library, or native code) prints goes to stderr. After the last command is registered.
+route_json_stdout(app)
 
 
 def _stop_on_signals() -> None:
