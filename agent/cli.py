@@ -4,6 +4,7 @@ Only typer is imported here: every heavy library (torch, web3, llama_cpp) is imp
 command that needs it, so `trader --help` stays instant. Every failure becomes one `error: ...` line: known
 errors (`TraderError`) and OS/journal errors exit 1, usage errors exit 2, anything else is reported as a bug;
 DEBUG=1 shows the traceback. SIGTERM/SIGHUP unwind like an exit, so `finally` blocks stop what was started.
+With `--json`, stdout is the command's one JSON document: all else goes to stderr (`route_json_stdout`).
 """
 
 from __future__ import annotations

@@ -214,7 +214,8 @@ def eval_cmd(
     data = data or f"{run}/heldout/heldout.jsonl"
     results = [evaluate(resolve_config(EvalConfig, dict(model=model, data=data, limit=limit)), report=progress)]
     if baseline:
-        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, data=data, limit=limit)), report=progress))
+        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, data=data, limit=limit)),
+                                report=progress))
     if as_json:
         keys = ("accuracy", "parse_failure_rate", "n", "task")
         extra = ("confusion", "per_position", "baselines") if results[0].task == "trade" else \

@@ -25,8 +25,8 @@ from pathlib import Path
 
 # Imported once by the server: what makes a fresh `trader` process slow (seconds each on 2 cores).
 PRELOAD = ("numpy", "pandas", "torch", "gymnasium", "stable_baselines3", "sb3_contrib", "web3", "transformers",
-           "peft", "langchain_core", "optuna", "llama_cpp", "matplotlib.pyplot", "rich.console", "typer", "typer.rich_utils",
-           "pydantic")
+           "peft", "langchain_core", "optuna", "llama_cpp", "matplotlib.pyplot", "rich.console", "typer",
+           "typer.rich_utils", "pydantic")
 
 
 @dataclass

