@@ -326,7 +326,7 @@ def test_every_json_command_is_covered():
 def test_stdout_to_stderr_moves_python_fd_and_c_output():
     """The redirect itself, in a plain process: nothing but print_json reaches stdout, and after the block stdout
     is stdout again."""
-    code = ("import sys; from tests.test_json_stdout import _noise; from trader_core.cli_utils import print_json, "
+    code = ("from tests.test_json_stdout import _noise; from trader_core.cli_utils import print_json, "
             "stdout_to_stderr\nwith stdout_to_stderr():\n    _noise(); print_json({'ok': True}); _noise()\n"
             "print('after')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S,
@@ -334,3 +334,25 @@ def test_stdout_to_stderr_moves_python_fd_and_c_output():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == '{\n  "ok": true\n}\nafter\n'
     assert proc.stderr.count("noise:") == 6
+
+
+@pytest.mark.parametrize("shell", ["trader rl signal --json 2>&-", "trader rl signal --json >&-"],
+                         ids=["stderr closed", "stdout closed"])
+def test_a_missing_stream_is_no_error(shell, tmp_path):
+    trader = str(Path(sys.executable).parent / "trader")  # the console script itself
+    proc = subprocess.run(shell.replace("trader", trader, 1), shell=True, capture_output=True, text=True,
+                          timeout=HANG_S, env={**os.environ, "TRADER_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" or json.loads(proc.stdout)["action"] in ("BUY", "SELL", "HOLD")
+
+
+def test_in_process_runner_gets_the_json_and_not_the_noise(capsys):
+    """typer's CliRunner and pytest's capsys replace sys.stdout with a stream that has no file descriptor: the
+    redirect then works on Python's streams alone."""
+    from trader_core.cli_utils import print_json, stdout_to_stderr
+
+    with stdout_to_stderr():
+        print("noise: print() on stdout")
+        print_json([1])
+    out, err = capsys.readouterr()
+    assert out == "[\n  1\n]\n" and err == "noise: print() on stdout\n"

@@ -36,6 +36,8 @@ def print_json(obj: Any) -> None:
     """Print stable, strict JSON on the real stdout (one document, nothing else), even inside
     `stdout_to_stderr()`."""
     out = _json_streams[-1] if _json_streams else sys.stdout
+    if out is None:  # started without a stdout at all: like print(), write nothing
+        return
     out.write(json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
     out.flush()
 
@@ -47,6 +49,8 @@ def progress(message: str) -> None:
 
 def _flush(*streams) -> None:
     for stream in streams:
+        if stream is None:  # the process started without it
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed or broken stream has nothing left to lose
@@ -60,34 +64,44 @@ def _fileno(stream) -> int | None:
         return None
 
 
+def _point_fd_at_stderr(real) -> tuple[int, int, TextIO] | None:
+    """stdout's fd -> stderr; returns (that fd, a copy of the real one, a stream on the copy), or None where the
+    streams are not real file descriptors (an in-process runner's captured streams, a closed one)."""
+    fd, err_fd = _fileno(real), _fileno(sys.stderr)
+    if fd is None or err_fd is None:
+        return None
+    try:
+        saved = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        os.dup2(err_fd, fd)
+    except OSError:
+        os.close(saved)
+        return None
+    return fd, saved, os.fdopen(saved, "w", encoding=getattr(real, "encoding", None) or "utf-8", closefd=True)
+
+
 @contextmanager
 def stdout_to_stderr():
     """Everything written to stdout in the block goes to stderr: Python's `sys.stdout` (print, Rich, a library's
     progress) and, when stdout is a real file descriptor, fd 1 itself (what C code prints). `print_json` in the
     block still writes to the real stdout."""
     real = sys.stdout
-    fd, err_fd = _fileno(real), _fileno(sys.stderr)
     _flush(real, sys.stderr)
-    if fd is None or err_fd is None:
-        _json_streams.append(real)
-        try:
-            with redirect_stdout(sys.stderr):
-                yield
-        finally:
-            _json_streams.pop()
-        return
-    saved = os.dup(fd)
-    json_out = os.fdopen(saved, "w", encoding=getattr(real, "encoding", None) or "utf-8", closefd=True)
-    _json_streams.append(json_out)
-    os.dup2(err_fd, fd)
+    moved = _point_fd_at_stderr(real)
+    _json_streams.append(moved[2] if moved else real)
     try:
         with redirect_stdout(sys.stderr):
             yield
     finally:
         _json_streams.pop()
-        _flush(real, sys.stderr, json_out)
-        os.dup2(saved, fd)
-        json_out.close()
+        _flush(real, sys.stderr)
+        if moved:
+            fd, saved, json_out = moved
+            _flush(json_out)
+            os.dup2(saved, fd)
+            json_out.close()
 
 
 def json_flag(fn) -> str | None:
