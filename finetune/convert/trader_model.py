@@ -25,6 +25,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel
 
 from finetune.base_models.store import QWEN_Q4, models_dir, qwen_gguf
+from trader_core.cli_utils import progress
 from trader_core.errors import ModelError
 
 SHIPPED_ADAPTER = Path(__file__).parents[1] / "adapters" / "trader-qwen-rl"
@@ -120,7 +121,7 @@ def _build_fused(adapter: Path, base: Path, work: Path, report: Callable[[str], 
 
 
 def ensure_trader_model(method: Method = DEFAULT_METHOD, adapter: str | Path | None = None,
-                        report: Callable[[str], None] = print) -> TraderModel:
+                        report: Callable[[str], None] = progress) -> TraderModel:
     """The built trader model (built on first use, then reused until the base or the adapter change)."""
     adapter_dir = Path(adapter) if adapter else SHIPPED_ADAPTER
     base = qwen_gguf(report=report)
@@ -145,7 +146,7 @@ def ensure_trader_model(method: Method = DEFAULT_METHOD, adapter: str | Path | N
     return model
 
 
-def default_model_spec(report: Callable[[str], None] = print) -> str:
+def default_model_spec(report: Callable[[str], None] = progress) -> str:
     """The `gguf:` spec of exactly the model the agent uses (`trader finetune eval --model default`)."""
     return ensure_trader_model(report=report).spec
 
