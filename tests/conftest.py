@@ -50,6 +50,33 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda i: order[id(i)])  # stable: within a file, pytest's order
 
 
+_CLI_SERVER = None
+
+
+def run_trader(args, env: dict | None = None, cwd=None):
+    """`trader ARGS` as its own process with exactly `env` (default: this process's), like `subprocess.run(...,
+    capture_output=True, text=True)`: the process is forked from a server that imported torch, web3 and
+    transformers once per worker (tests/cli_server.py), which saves seconds of CPU per command on 2 cores. Tests
+    that signal, time or inspect the process itself (argv, kill -9, a terminal) start a real `trader` instead."""
+    global _CLI_SERVER
+    from tests.cli_server import CliServer
+
+    if _CLI_SERVER is None:
+        _CLI_SERVER = CliServer(hang_s=HANG_S)
+    env = dict(os.environ if env is None else env)
+    return _CLI_SERVER.run([str(a) for a in args], env=env, unset=tuple(k for k in os.environ if k not in env),
+                           cwd=cwd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server_stops():
+    yield
+    global _CLI_SERVER
+    if _CLI_SERVER is not None:
+        _CLI_SERVER.close()
+        _CLI_SERVER = None
+
+
 def clean_env(home) -> pytest.MonkeyPatch:
     """A MonkeyPatch with TRADER_HOME=home and CLEAN_ENV removed; the caller undoes it."""
     mp = pytest.MonkeyPatch()

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.agent.conftest import journal_rows
-from tests.conftest import HANG_S
+from tests.conftest import HANG_S, run_trader
 
-TRADER = Path(sys.executable).parent / "trader"
 
 
 def _trader(home, *args, timeout=HANG_S):
     env = {**os.environ, "TRADER_HOME": str(home), "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
-    return subprocess.run([str(TRADER), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return run_trader(args, env=env)
 
 
 @pytest.mark.chain
@@ -181,7 +177,7 @@ def test_run_bad_input_is_one_line(tmp_path, args, fragment):
 
 def test_bad_llm_threads_is_one_line_not_a_fallback(tmp_path):
     env_home = tmp_path / "home"
-    proc = subprocess.run([str(TRADER), "ask", "what is the ETH price?"], capture_output=True, text=True, timeout=HANG_S,
+    proc = run_trader(["ask", "what is the ETH price?"],
                           env={**os.environ, "TRADER_HOME": str(env_home), "TRADER_LLM_THREADS": "abc",
                                "OLLAMA_HOST": "http://127.0.0.1:9", "TRADER_GGUF": "none"})
     assert proc.returncode == 1
