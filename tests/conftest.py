@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +52,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 _CLI_SERVER = None
+_CLI_LOCK = threading.Lock()  # the server runs one command at a time; threads take turns
 
 
 def run_trader(args, env: dict | None = None, cwd=None):
@@ -58,14 +60,20 @@ def run_trader(args, env: dict | None = None, cwd=None):
     capture_output=True, text=True)`: the process is forked from a server that imported torch, web3 and
     transformers once per worker (tests/cli_server.py), which saves seconds of CPU per command on 2 cores. Tests
     that signal, time or inspect the process itself (argv, kill -9, a terminal) start a real `trader` instead."""
+    env = dict(os.environ if env is None else env)
+    with _CLI_LOCK:
+        return cli_server().run([str(a) for a in args], env=env,
+                                unset=tuple(k for k in os.environ if k not in env), cwd=cwd)
+
+
+def cli_server():
+    """This worker's CLI server (tests/cli_server.py), started on first use and stopped at the end of the run."""
     global _CLI_SERVER
     from tests.cli_server import CliServer
 
     if _CLI_SERVER is None:
         _CLI_SERVER = CliServer(hang_s=HANG_S)
-    env = dict(os.environ if env is None else env)
-    return _CLI_SERVER.run([str(a) for a in args], env=env, unset=tuple(k for k in os.environ if k not in env),
-                           cwd=cwd)
+    return _CLI_SERVER
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_server import CliServer
-from tests.conftest import CLEAN_ENV, HANG_S, replica_chain, seeded_home
+from tests.conftest import CLEAN_ENV, HANG_S, cli_server, replica_chain, seeded_home
 
 
 @dataclass(frozen=True)
@@ -238,8 +237,7 @@ def stub_bench_chain() -> None:
 
 @pytest.fixture(scope="module")
 def cli():
-    with CliServer(hang_s=HANG_S) as server:
-        yield server
+    return cli_server()  # the worker's shared server: its imports are paid once per run
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -12,10 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, HANG_S, clean_env, history_bars, replica_chain, seeded_home
+from tests.conftest import CLEAN_ENV, HANG_S, built_once, clean_env, history_bars, replica_chain, seeded_home
 from trader_core.errors import DependencyMissing
 
 
@@ -27,8 +28,25 @@ def chain_home(tmp_path_factory, replica_build_home):
 
 @pytest.fixture(scope="session")
 def base_cache_home(tmp_path_factory):
-    """TRADER_HOME of the session's private Base replica: its cached build lives here."""
-    return tmp_path_factory.mktemp("base_cache_home")
+    """A TRADER_HOME holding the private Base replica's cached build (with the real history `chain up` bakes),
+    built once per test run, whichever xdist worker asks first."""
+    from onchain.node.artifacts import find_anvil
+
+    try:
+        find_anvil()
+    except DependencyMissing as exc:
+        pytest.skip(str(exc))
+    from onchain.manage import PrivateReplica
+
+    def build(home: Path) -> None:
+        mp = clean_env(home)
+        try:
+            with PrivateReplica(network="base", history_bars=history_bars()):
+                pass
+        finally:
+            mp.undo()
+
+    return built_once(tmp_path_factory, "base_build", build)
 
 
 @pytest.fixture
@@ -38,7 +56,7 @@ def base_home(base_chain, base_cache_home, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def base_chain(base_cache_home):
+def base_chain(base_cache_home, tmp_path_factory):
     """A private offline Base replica (chain id 8453, Uniswap V4, with the real history `chain up` bakes) for the
     session; always stopped."""
     from onchain.node.artifacts import find_anvil
@@ -49,7 +67,7 @@ def base_chain(base_cache_home):
         pytest.skip(str(exc))
     from onchain.manage import PrivateReplica
 
-    mp = clean_env(base_cache_home)
+    mp = clean_env(seeded_home(base_cache_home, tmp_path_factory.mktemp("base_chain_home")))
     try:
         replica = PrivateReplica(network="base", history_bars=history_bars())
         chain = replica.__enter__()
