@@ -33,7 +33,8 @@ KINDS = ("gguf", "hf", "ollama", "openai")
 
 
 class ChatFn(Protocol):
-    """messages (+ tools) -> the reply text; `temperature` / `max_tokens` override the spec's for one call."""
+    """messages (+ tools) -> the reply text; `temperature` / `max_tokens` override the spec's for one call, and
+    in-process GGUF models (`ask.grammars`) take a GBNF `grammar` the reply must satisfy."""
 
     def __call__(self, messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str: ...
 
@@ -188,12 +189,19 @@ def _gguf(target: str, max_tokens: int, temperature: float, n_ctx: int, repeat_p
     llm = load_llama(base, lora or None, n_ctx=n_ctx)
 
     def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
+        grammar = overrides.get("grammar")  # GBNF text: the reply can only be what it allows
+        if grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(grammar, verbose=False)
         out = llm.create_chat_completion(messages=messages, tools=tools,
                                          temperature=overrides.get("temperature", temperature),
                                          max_tokens=overrides.get("max_tokens", max_tokens),
-                                         repeat_penalty=repeat_penalty, seed=overrides.get("seed", 0))
+                                         repeat_penalty=repeat_penalty, seed=overrides.get("seed", 0),
+                                         grammar=grammar)
         return out["choices"][0]["message"]["content"] or ""
     ask.llm = llm  # benchmarks read token counts from it
+    ask.grammars = True  # takes `grammar=` (finetune.plan_args.plan_grammar); network backends do not
     return ask
 
 
