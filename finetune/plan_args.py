@@ -2,8 +2,9 @@
 
 The model decides the intent; its trade arguments can only be what the message says. From the user's own words
 this module builds the `plan` tool's JSON schema for that one message: `amount` is an enum of exactly the numbers
-the message contains (absent when it has none), `asset` only the assets it names, `side` only the sides it names
-(a buy/sell verb, or the direction of a swap); `intent` keeps the full enum. The schema serves backends that
+the message contains (absent when it has none), `asset` only the assets it names (only those its numbers are
+written in, when any is: "250 usd worth of weth" -> USDC), `side` only the sides it names (a buy/sell verb, or
+the direction of a swap); `intent` keeps the full enum. The schema serves backends that
 constrain by schema; `plan_grammar` turns it into the llama.cpp grammar of the whole trained reply
 (`<tool_call>\\n{"name": "plan", "arguments": {...}}\\n</tool_call>`), with keys in the trained order and
 numbers printed as the training data prints them (`PlanCall.arguments`: whole amounts as `1`, never `1.0`).
@@ -77,6 +78,19 @@ def named_assets(text: str) -> list[str]:
     return [a for a in ("ETH", "USDC") if found[a]]
 
 
+def amount_assets(text: str) -> list[str]:
+    """The assets the message writes its amounts in: the name right after a number ("0.3 eth", "250 usd worth
+    of weth") or a "$" right before it; in the schema's order. Empty when no number carries an asset."""
+    found = set()
+    for m in _NUMBER.finditer(text):
+        after = _words(text[m.end():m.end() + 24])[:1]
+        if after and _names(after[0], ETH_WORDS):
+            found.add("ETH")
+        elif (after and _names(after[0], USDC_WORDS)) or text[:m.start()].rstrip().endswith("$"):
+            found.add("USDC")
+    return [a for a in ("ETH", "USDC") if a in found]
+
+
 def named_sides(text: str) -> list[str]:
     """The sides the message names: a buy or sell verb, or a swap verb whose direction the first asset after it
     gives (ETH given: sell; USDC given: buy); a swap verb with no asset after it allows both."""
@@ -108,7 +122,8 @@ def message_plan_schema(text: str) -> dict[str, Any]:
     model cannot write it. Number enums hold ints for whole amounts: a JSON-schema grammar prints enum values
     with json.dumps, and `1.0` is not what the model was trained to write."""
     props: dict[str, Any] = {"intent": {"type": "string", "enum": list(INTENTS)}}
-    sides, amounts, assets = named_sides(text), written_amounts(text), named_assets(text)
+    sides, amounts = named_sides(text), written_amounts(text)
+    assets = amount_assets(text) or named_assets(text)  # `asset` is what the amount is in, when written
     if sides:
         props["side"] = {"type": "string", "enum": sides}
     if amounts:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from finetune.plan_args import message_plan_schema, named_assets, named_sides, plan_grammar, written_amounts
+from finetune.plan_args import (amount_assets, message_plan_schema, named_assets, named_sides, plan_grammar,
+                                written_amounts)
 from finetune.plan_call import INTENTS, PlanCall, parse_plan, plan_messages, tool_call_message
 
 
@@ -49,6 +50,21 @@ def test_amounts_are_the_numbers_as_written(text, amounts):
 ])
 def test_assets_and_sides_are_only_what_the_message_names(text, assets, sides):
     assert named_assets(text) == assets and named_sides(text) == sides
+
+
+@pytest.mark.parametrize("text, assets", [
+    ("sell 0.3 eth for usdc", ["ETH"]),
+    ("buy eth with 1,000 usdc", ["USDC"]),
+    ("estimate for buying 250.0 usd worth of weth", ["USDC"]),
+    ("buy eth with $99.5", ["USDC"]),
+    ("swap 0.5eth to usdc", ["ETH"]),
+    ("sell 2k usdc worth of eth", ["USDC"]),
+    ("sell 1 eth and buy eth with 100 dollars", ["ETH", "USDC"]),
+    ("sell 0.5 for usdc", []),  # no number carries an asset: every named asset stays possible
+])
+def test_the_asset_is_what_the_amount_is_written_in(text, assets):
+    assert amount_assets(text) == assets
+    assert message_plan_schema(text)["properties"]["asset"]["enum"] == (assets or named_assets(text))
 
 
 def test_the_schema_keeps_the_trained_keys_in_order_and_leaves_out_what_is_not_written():
@@ -104,7 +120,7 @@ def test_a_real_constrained_call_can_only_write_the_messages_own_arguments():
         assert reply.startswith('<tool_call>\n{"name": "plan", "arguments": {') and plan is not None, reply
         assert plan.amount is None or plan.amount in written_amounts(text), reply
         assert plan.side is None or plan.side in named_sides(text), reply
-        assert plan.asset is None or plan.asset in named_assets(text), reply
+        assert plan.asset is None or plan.asset in (amount_assets(text) or named_assets(text)), reply
     # the untrained 135M model writes an amount for these (greedy, pinned GGUF): each one exactly as written
     amounts = [parse_plan(ask(plan_messages(t), tools=[PLAN_TOOL], grammar=plan_grammar(t))).amount
                for t in ORDERS[:2]]
@@ -140,9 +156,9 @@ def test_the_right_arguments_of_every_generated_phrasing_stay_reachable(heldout)
     trades = [e for e in routing.generate(1500, heldout=heldout, seed=5) if e.label.intent in ("propose", "quote")]
     assert len(trades) > 500
     for e in trades:
-        label = e.label
-        assert label.amount is None or label.amount in written_amounts(e.text), e.text
-        assert label.side in named_sides(e.text) and label.asset in named_assets(e.text), e.text
+        label, props = e.label, message_plan_schema(e.text)["properties"]
+        assert label.amount is None or label.amount in props["amount"]["enum"], e.text
+        assert label.side in props["side"]["enum"] and label.asset in props["asset"]["enum"], e.text
 
 
 def test_eval_as_written_asks_each_phrasing_under_its_own_grammar(tmp_path):
