@@ -22,7 +22,7 @@ LLAMA_WHEELS := $(HOME)/.cache/rl-trader/wheels/llama-cpp-$(LLAMA_KEY)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Small machines: SB3 DQN is 10-17x faster with one torch thread (trader_core.runtime decides at run time).
 
-.PHONY: setup demo test test-under-load bench clean clean-llama vendor-charts
+.PHONY: setup demo test test-durations test-under-load bench clean clean-llama vendor-charts
 
 setup: $(STAMP) node_modules/.installed
 
@@ -57,8 +57,16 @@ node_modules/.installed: $(wildcard package.json package-lock.json)
 demo: setup
 	$(BIN)/trader demo
 
+# Two pytest-xdist workers (the 2-core CI machine), each handed whole test files, longest first (tests/durations.json).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(XDIST) tests
+
+test-durations: setup  # re-measure tests/durations.json (the order `make test` hands files to its workers)
+	$(BIN)/python -m pytest -q $(XDIST) --junitxml=.pytest_cache/durations.xml tests
+	$(BIN)/python -m tests.record_durations .pytest_cache/durations.xml
 
 test-under-load: setup  # the historically flaky tests, 3 rounds beside one busy loop per core
 	.ci/under-load

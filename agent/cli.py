@@ -4,6 +4,7 @@ Only typer is imported here: every heavy library (torch, web3, llama_cpp) is imp
 command that needs it, so `trader --help` stays instant. Every failure becomes one `error: ...` line: known
 errors (`TraderError`) and OS/journal errors exit 1, usage errors exit 2, anything else is reported as a bug;
 DEBUG=1 shows the traceback. SIGTERM/SIGHUP unwind like an exit, so `finally` blocks stop what was started.
+With `--json`, stdout is the command's one JSON document: all else goes to stderr (`route_json_stdout`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from agent.dashboard.cli import dashboard
 from finetune import cli as finetune_cli
 from onchain import cli as onchain_cli
 from rl import cli as rl_cli
+from trader_core.cli_utils import route_json_stdout
 
 app = typer.Typer(
     name="trader",
@@ -73,6 +75,11 @@ def demo(
 
     quiet_terminal()  # library logs and progress bars go to $TRADER_HOME/logs/native.log
     run_demo(quick=quick)
+
+
+# Every command with a `--json` flag, when it is on, keeps stdout for its one JSON document: whatever else it (or a
+# library, or native code) prints goes to stderr. After the last command is registered.
+route_json_stdout(app)
 
 
 def _stop_on_signals() -> None:

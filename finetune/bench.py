@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from trader_core.cli_utils import progress
+
 PROMPTS = (
     "Explain in a few sentences how an automated market maker like Uniswap sets the price of ETH.",
     "List five risks of trading ETH with a reinforcement-learning policy and say why each matters.",
@@ -74,7 +76,7 @@ def _hf_rate(folder: str, prompts: list[str], max_tokens: int, threads: int) -> 
     return tokens / (time.perf_counter() - t0)
 
 
-def qwen_f16_gguf(report: Callable[[str], None] = print) -> Path:
+def qwen_f16_gguf(report: Callable[[str], None] = progress) -> Path:
     """The embedded Qwen as an f16 GGUF (dequantised base -> llama.cpp converter), built once into the cache."""
     from finetune.convert.export import GgufConfig, convert_to_gguf, gguf_path
     from finetune.base_models.store import models_dir
@@ -90,7 +92,7 @@ def qwen_f16_gguf(report: Callable[[str], None] = print) -> Path:
 
 
 def run_bench(prompts: int = 4, max_tokens: int = 64, threads: int | None = None,
-              report: Callable[[str], None] = print) -> dict:
+              report: Callable[[str], None] = progress) -> dict:
     """Tokens/s of the embedded Qwen: q4_k_m and f16 in llama.cpp, f16 in transformers; ratios and targets."""
     from finetune.base_models.store import qwen_gguf
     from finetune.base_models.sources import dequantize_qwen
@@ -130,7 +132,7 @@ def _rate_with(model, prompts: list[str], max_tokens: int, threads: int) -> floa
 
 
 def compare_builds(prompts: int = 4, max_tokens: int = 64, threads: int | None = None,
-                   report: Callable[[str], None] = print) -> dict:
+                   report: Callable[[str], None] = progress) -> dict:
     """trader-qwen-rl built both ways from the shipped adapter, each in a fresh folder: setup seconds (the
     dequantised base that fusing needs is timed apart: a fresh install pays it once) and tokens/s."""
     import tempfile

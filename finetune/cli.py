@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from trader_core.cli_utils import progress  # progress lines go to stderr: stdout is the result (JSON with --json)
+
 app = typer.Typer(help="Distil the policy into an LLM: data, LoRA, fuse, GGUF, Ollama.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Strict JSON on stdout.")
 
@@ -27,11 +29,6 @@ def _emit(result, as_json: bool, exclude: set | None = None) -> None:
         print_json(result.model_dump(exclude=exclude))
     else:
         console().print_json(result.model_dump_json(exclude=exclude))
-
-
-def _say(as_json: bool):
-    # progress goes to stderr in --json mode so stdout stays one JSON document
-    return (lambda msg: print(msg, file=sys.stderr)) if as_json else print
 
 
 @app.command("distill")
@@ -168,7 +165,7 @@ def ollama_cmd(
     if gguf is None:
         from finetune.convert.trader_model import MODEL_NAME, ensure_trader_model
 
-        built = ensure_trader_model(report=_say(as_json))
+        built = ensure_trader_model(report=progress)
         gguf, adapter, name = built.gguf, built.lora, name or MODEL_NAME
         out = out or str(Path(built.lora or built.gguf).parent)  # the build's folder, not the shared base's
     result = write_modelfile(resolve_config(OllamaConfig, dict(gguf=gguf, adapter=adapter, name=name,
@@ -201,7 +198,6 @@ def eval_cmd(
     from trader_core.config import resolve_config
     from trader_core.errors import ConfigError
 
-    say = _say(as_json)
     if ladder:
         from finetune.evaluation.ladder import table
         from finetune.pipeline import PipelineConfig, run_pipeline
@@ -209,7 +205,7 @@ def eval_cmd(
 
         cfg = load_config(PipelineConfig, run, "pipeline_config.json")
         cfg = cfg.model_copy(update={"eval_limit": limit or cfg.eval_limit or 50})
-        result = run_pipeline(cfg, report=say)
+        result = run_pipeline(cfg, report=progress)
         if as_json:
             print_json(result.eval)
         else:
@@ -219,9 +215,9 @@ def eval_cmd(
         raise ConfigError("--model is needed (or --ladder): e.g. --model default, --model gguf:PATH")
     data = data or f"{run}/heldout/heldout.jsonl"
     opts = dict(data=data, limit=limit, as_written=as_written)
-    results = [evaluate(resolve_config(EvalConfig, dict(model=model, **opts)), report=say)]
+    results = [evaluate(resolve_config(EvalConfig, dict(model=model, **opts)), report=progress)]
     if baseline:
-        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, **opts)), report=say))
+        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, **opts)), report=progress))
     if as_json:
         keys = ("accuracy", "parse_failure_rate", "n", "task")
         extra = ("confusion", "per_position", "baselines") if results[0].task == "trade" else \
@@ -258,7 +254,7 @@ def model_cmd(
 
     if method not in ("lora", "fused"):
         raise ConfigError(f"--method {method!r}: use lora or fused")
-    model = ensure_trader_model(method, adapter=adapter, report=_say(as_json))
+    model = ensure_trader_model(method, adapter=adapter, report=progress)
     if as_json:
         _emit(model, True)
     else:
@@ -298,7 +294,7 @@ def all_cmd(
         teacher_n=teacher_n, config=config, iters=iters, backend=backend, name=name, route_n=route_n,
         eval_limit=eval_limit, route_eval_limit=route_eval_limit,
         ladder=[r.strip() for r in ladder.split(",") if r.strip()] if ladder else None))
-    result = run_pipeline(cfg, report=_say(as_json))
+    result = run_pipeline(cfg, report=progress)
     if ship:
         from finetune.base_models.sources import is_qwen
         from finetune.convert.trader_model import ship_adapter
@@ -310,7 +306,7 @@ def all_cmd(
             else "trader finetune all --base qwen2.5-coder-0.5b --ship"
         where = ship_adapter(result.artifacts["adapters"], {"pipeline": cfg.model_dump(mode="json"),
                                                             "stages_s": result.stages_s, "eval": result.eval}, command)
-        _say(as_json)(f"shipped the adapter and its eval report to {where}")
+        progress(f"shipped the adapter and its eval report to {where}")
     if as_json:
         _emit(result, True)
         return
@@ -333,10 +329,10 @@ def bench_llm(
     from finetune.bench import compare_builds, run_bench
     from trader_core.cli_utils import print_json
 
-    res = run_bench(prompts=prompts, max_tokens=max_tokens, threads=threads, report=_say(as_json))
+    res = run_bench(prompts=prompts, max_tokens=max_tokens, threads=threads, report=progress)
     if builds:
         res["trader_builds"] = compare_builds(prompts=prompts, max_tokens=max_tokens, threads=threads,
-                                              report=_say(as_json))
+                                              report=progress)
     if as_json:
         print_json(res)
         return

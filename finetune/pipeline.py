@@ -21,6 +21,7 @@ from finetune.data import dataset
 from finetune.data import distill
 from finetune.artifacts import content_digest, read_key, stage_key, write_key
 from finetune.base_models.sources import QWEN_MODEL, SMALL_MODEL
+from trader_core.cli_utils import progress
 from trader_core.config import save_config
 from trader_core.market_data import DEFAULT_DATASET
 
@@ -273,7 +274,7 @@ def stale_stages(cfg: PipelineConfig) -> list[str]:
     return [s.name for s in stages if not is_fresh(s, Path(cfg.out))]
 
 
-def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = print) -> PipelineResult:
+def run_pipeline(cfg: PipelineConfig, report: Callable[[str], None] = progress) -> PipelineResult:
     """Run every stage in order, skipping finished ones whose key is unchanged; returns per-stage wall times."""
     root = Path(cfg.out)
     result = PipelineResult(stages_s={}, skipped=[], artifacts={})

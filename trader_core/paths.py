@@ -168,3 +168,14 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def portable_path(path: str | Path) -> str:
+    """`path` as a shipped report should record it: relative to the project (for the artifacts that ship in the
+    package) or to the working folder, absolute only when it is under neither; a report committed to the repo must
+    not carry the folder layout of the machine that wrote it."""
+    p = Path(path).resolve()
+    for root in (Path(__file__).resolve().parents[1], Path.cwd().resolve()):
+        if p.is_relative_to(root):
+            return str(p.relative_to(root)) or "."
+    return str(path)

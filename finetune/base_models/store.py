@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from trader_core.cli_utils import progress
 from trader_core.errors import DependencyMissing, ModelError
 
 
@@ -76,7 +77,7 @@ def is_verified(model: ChunkedModel, path: Path) -> bool:
     return saved == {**_stamp(path), "sha256": model.sha256} and saved["size"] == model.size
 
 
-def assemble(model: ChunkedModel, folder: Path, report: Callable[[str], None] = print) -> Path:
+def assemble(model: ChunkedModel, folder: Path, report: Callable[[str], None] = progress) -> Path:
     """Concatenate the chunks into `folder/filename` (once), verify size and sha256, return the path."""
     out = Path(folder) / model.filename
     if is_verified(model, out):
@@ -123,7 +124,7 @@ def models_dir() -> Path:
     return path
 
 
-def qwen_gguf(report: Callable[[str], None] = print) -> Path:
+def qwen_gguf(report: Callable[[str], None] = progress) -> Path:
     """The embedded Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF, assembled and verified on first use."""
     return assemble(QWEN_Q4, models_dir(), report=report)
 

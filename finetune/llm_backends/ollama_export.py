@@ -1,13 +1,15 @@
 """`trader finetune ollama`: the Modelfile (from prompts/Modelfile.template) and, when a server answers,
 registration through the `ollama` client; otherwise the exact `ollama create` command to run.
 
-The Modelfile keeps Qwen's chat template with tools (so `tools=[PLAN_TOOL]` renders as in training), the stop
-tokens, and says which base the model really is. A model built as base + GGUF LoRA is exported the same way
+The Modelfile keeps Qwen's chat template with tools for `ollama run` and /api/chat users (the `plan` tool
+written as trained, other tools and tool-call arguments as JSON through Ollama's `json` template function), the
+stop tokens, and says which base the model really is. The agent itself asks in raw mode (ollama_raw). A model built as base + GGUF LoRA is exported the same way
 (`FROM` the base, `ADAPTER` the LoRA).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from finetune.formats import SYSTEM_PROMPT
+from finetune.plan_call import PLAN_TOOL
 from finetune.llm_backends.runtime import ollama_answers, ollama_host
 from trader_core.config import save_config
 from trader_core.errors import ConfigError, LLMError
@@ -48,7 +51,10 @@ def render_modelfile(config: OllamaConfig) -> str:
     from prompts import render_prompt
 
     adapter = f"ADAPTER {Path(config.adapter).resolve()}\n" if config.adapter else ""
+    # the `plan` tool as Qwen's template printed it in training (`tojson`: ", " and ": ", insertion order)
+    plan_tool = json.dumps(PLAN_TOOL, ensure_ascii=False)
     return render_prompt("Modelfile.template", gguf=str(Path(config.gguf).resolve()), system=SYSTEM_PROMPT,
+                         plan_tool=plan_tool,
                          adapter=adapter, model_name=config.name, base=config.base_name,
                          temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
                          repeat_penalty=config.repeat_penalty, num_ctx=config.num_ctx)

@@ -69,6 +69,14 @@ def storage_url(cfg: SearchConfig) -> str:
     return cfg.storage or os.environ.get(STORAGE_ENV) or f"sqlite:///{(cfg.run_dir / 'study.db').resolve()}"
 
 
+def shown_storage(cfg: SearchConfig) -> str:
+    """The storage as reports record it: credentials redacted, and the embedded SQLite file named as the user named
+    the run folder (a shipped report must not carry the absolute path of the machine that ran the search)."""
+    if cfg.storage or os.environ.get(STORAGE_ENV):
+        return redact(storage_url(cfg))
+    return f"sqlite:///{cfg.run_dir / 'study.db'}"
+
+
 def load_or_create_study(cfg: SearchConfig, worker: int = 0):
     import optuna
 
@@ -191,7 +199,7 @@ def search(cfg: SearchConfig, on_progress=None) -> dict:
     """Run the study to `cfg.trials` trials with `cfg.workers` local processes, then (optionally) finalize."""
     prepare_out_dir(cfg.out).mkdir(exist_ok=True)
     _write_json(cfg.run_dir / "search_config.json",
-                {**cfg.model_dump(mode="json"), "storage": redact(storage_url(cfg))})
+                {**cfg.model_dump(mode="json"), "storage": shown_storage(cfg)})
     study = load_or_create_study(cfg)  # created once here, so the workers only load it
     started = time.perf_counter()
     procs = start_workers(cfg)
@@ -208,7 +216,7 @@ def search(cfg: SearchConfig, on_progress=None) -> dict:
     if on_progress is not None:
         on_progress(study, counts)
     failed_workers = [k for k, p in enumerate(procs) if p.exitcode != 0]
-    summary = {"study": cfg.study, "storage": redact(storage_url(cfg)), "trials": counts,
+    summary = {"study": cfg.study, "storage": shown_storage(cfg), "trials": counts,
                "wall_seconds": round(wall, 1), "trials_span_seconds": trials_span(study), "workers": cfg.workers,
                "failed_workers": failed_workers}
     if failed_workers and not counts.get("COMPLETE"):

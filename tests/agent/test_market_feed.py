@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import HANG_S
+from tests.conftest import run_trader
 
-TRADER = Path(sys.executable).parent / "trader"
 
 
 @pytest.mark.chain
@@ -47,12 +43,11 @@ def test_without_a_chain_the_bundled_data_is_stale_and_the_signal_holds_saying_s
 def test_trader_signal_json_reports_bar_time_age_and_source(tmp_path):
     env = {**os.environ, "TRADER_HOME": str(tmp_path), "OLLAMA_HOST": "http://127.0.0.1:9"}
     env.pop("TRADER_RPC_URL", None)
-    proc = subprocess.run([str(TRADER), "signal", "--json"], capture_output=True, text=True, env=env, timeout=HANG_S)
+    proc = run_trader(["signal", "--json"], env=env)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["action"] == "HOLD" and doc["stale"] and doc["bar_age_s"] > 0 and doc["data"].endswith("(bundled)")
-    bad = subprocess.run([str(TRADER), "signal", "--position", "-1"], capture_output=True, text=True, env=env,
-                         timeout=HANG_S)
+    bad = run_trader(["signal", "--position", "-1"], env=env)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: --position must be")
 
 

@@ -1,19 +1,16 @@
 """`trader finetune ...`: bad input is one line on stderr and exit code 1, never a traceback."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import HANG_S
+from tests.conftest import run_trader
 
 
 def trader(*args, home):
     env = {**os.environ, "TRADER_HOME": str(home)}
     env.pop("DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=HANG_S)
+    return run_trader(args, env=env)
 
 
 @pytest.mark.parametrize("args,message", [

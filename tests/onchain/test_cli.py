@@ -11,15 +11,14 @@ import sys
 import pytest
 
 from onchain.node import chain as C
-from tests.conftest import HANG_S
+from tests.conftest import HANG_S, run_trader
 
 pytestmark = pytest.mark.chain
 RUN_TRADER = "from agent.cli import main; main()"
 
 
 def trader(*args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", RUN_TRADER, *args], capture_output=True, text=True, timeout=HANG_S,
-                          env={**os.environ, **(env or {})})
+    proc = run_trader(args, env={**os.environ, **(env or {})})
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc

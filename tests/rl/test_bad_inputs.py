@@ -3,24 +3,21 @@ and never silently accepted."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import HANG_S
+from tests.conftest import run_trader
 from trader_core.errors import DataError
 from trader_core.market_data import load_candles
 
 pytestmark = pytest.mark.slow
-TRADER = [sys.executable, "-m", "agent.cli"]
 SWAPS_HEADER = "timestamp,sqrt_price_x96,amount0"
 GOOD_SWAP = "2025-01-01T00:00:00Z,3961408125713216879677197516800,1000000000000000000"  # 2500 USDC per ETH
 
 
 def run_cli(*args, home, env=None):
     full_env = {**os.environ, "TRADER_HOME": str(home), **(env or {})}
-    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=full_env, timeout=HANG_S)
+    return run_trader(args, env=full_env)
 
 
 def assert_one_line_error(res, needle):

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.agent.conftest import journal_rows
-from tests.conftest import HANG_S
+from tests.conftest import HANG_S, run_trader
 
-TRADER = Path(sys.executable).parent / "trader"
 
 
 def _trader(home, *args, timeout=HANG_S):
     env = {**os.environ, "TRADER_HOME": str(home), "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
-    return subprocess.run([str(TRADER), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return run_trader(args, env=env)
 
 
 @pytest.mark.chain
@@ -129,26 +125,6 @@ def test_bench_agent_json_contract(chain_home):
 
 
 @pytest.mark.chain
-@pytest.mark.llm
-@pytest.mark.slow
-def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(tmp_path, capsys):
-    from agent.console.demo import run_demo
-    from onchain.api import chain_status
-
-    home = tmp_path / "demo"
-    run_demo(quick=True, home=home)
-    out = capsys.readouterr().out
-    for expected in ("backtest", "anvil replica up", "✓ get_price", "Execute this swap? [y/N] y", "confirmed",
-                     '"source": "', "the trader model, asked the seed's question",
-                     "What the policy sees at the last bar:", "parsed: ",
-                     "chain stopped"):
-        assert expected in out, expected
-    os.environ["TRADER_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch
-    info = chain_status()
-    assert info is None or not info.running
-
-
-@pytest.mark.chain
 def test_execute_mode_trades_the_chain_wallet_on_live_hourly_bars(history_chain, tmp_path):
     from agent.loop.autopilot import RunConfig, run_agent
     from onchain.api import get_portfolio
@@ -201,7 +177,7 @@ def test_run_bad_input_is_one_line(tmp_path, args, fragment):
 
 def test_bad_llm_threads_is_one_line_not_a_fallback(tmp_path):
     env_home = tmp_path / "home"
-    proc = subprocess.run([str(TRADER), "ask", "what is the ETH price?"], capture_output=True, text=True, timeout=HANG_S,
+    proc = run_trader(["ask", "what is the ETH price?"],
                           env={**os.environ, "TRADER_HOME": str(env_home), "TRADER_LLM_THREADS": "abc",
                                "OLLAMA_HOST": "http://127.0.0.1:9", "TRADER_GGUF": "none"})
     assert proc.returncode == 1

@@ -22,8 +22,24 @@ def demo(tmp_path_factory):
     from agent.console.demo import run_demo
 
     console = Console(file=io.StringIO(), width=400, highlight=False, record=True)
-    story = run_demo(quick=True, home=tmp_path_factory.mktemp("demo_story"), console=console)
-    return story, console.export_text()
+    home = tmp_path_factory.mktemp("demo_story")
+    story = run_demo(quick=True, home=home, console=console)
+    return story, console.export_text(), home
+
+
+@pytest.mark.chain
+@pytest.mark.llm
+def test_demo_ends_with_a_confirmed_swap_and_stops_its_chain(demo, monkeypatch):
+    from onchain.api import chain_status
+
+    _, text, home = demo
+    for expected in ("backtest", "anvil replica up", "✓ get_price", "Execute this swap? [y/N] y", "confirmed",
+                     '"source": "', "the trader model, asked the seed's question",
+                     "What the policy sees at the last bar:", "parsed: ", "chain stopped"):
+        assert expected in text, expected
+    monkeypatch.setenv("TRADER_HOME", str(home))
+    info = chain_status()
+    assert info is None or not info.running
 
 
 def views(story) -> list[PolicyView]:
@@ -34,7 +50,7 @@ def views(story) -> list[PolicyView]:
 @pytest.mark.chain
 @pytest.mark.llm
 def test_wallet_observation_and_question_tell_one_story(demo):
-    story, text = demo
+    story, text, _ = demo
     opinion, wallet = story.opinion, story.portfolio
     assert opinion is not None and opinion.view is not None and wallet is not None, text[-3000:]
     view = opinion.view
@@ -63,7 +79,7 @@ def test_wallet_observation_and_question_tell_one_story(demo):
 @pytest.mark.chain
 @pytest.mark.llm
 def test_words_match_numbers_for_every_signal_shown(demo):
-    story, text = demo
+    story, text, _ = demo
     shown = views(story)
     assert shown, "the demo shows the RL signal"
     assert "agreement 0%" not in text  # a voted action always has some agreement; 0% would mean no vote

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("mcp", reason="the MCP SDK is not installed (pip install 'rl-trader-agent[agent]')")
 
 from tests.agent.conftest import journal_rows  # noqa: E402
+from tests.conftest import run_trader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 TRADER = Path(sys.executable).parent / "trader"
@@ -103,8 +104,7 @@ def executor(mcp_home, tmp_path_factory):
 
 
 def _trader_json(home, *args) -> dict:
-    proc = subprocess.run([str(TRADER), *args, "--json"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TRADER_HOME": str(home), "PYTHONPATH": str(ROOT)})
+    proc = run_trader([*args, "--json"], env={**os.environ, "TRADER_HOME": str(home), "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -309,9 +309,7 @@ def test_stdout_carries_only_json_rpc_and_no_secret(tmp_path):
     (["--risk-config", "/nonexistent/risk.yaml"], "does not exist"),
 ])
 def test_bad_options_are_one_line_errors_before_serving(tmp_path, flags, words):
-    proc = subprocess.run([str(TRADER), "mcp", *flags], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "TRADER_HOME": str(tmp_path),
-                                                         "PYTHONPATH": str(ROOT)})
+    proc = run_trader(["mcp", *flags], env={**os.environ, "TRADER_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and words in proc.stderr and proc.stderr.count("\n") == 1
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -26,10 +24,9 @@ from agent.turn.router import keyword_plan
 from agent.turn.safety import TradeGate, check_message, find_orders, review_plan
 from tests.agent.conftest import journal_rows
 from tests.agent.safety_corpus import BLOCKED, EXPLICIT, ISSUE_CASES
-from tests.conftest import HANG_S
+from tests.conftest import run_trader
 
 ALL_BLOCKED = [(kind, msg) for kind, msgs in BLOCKED.items() for msg in msgs]
-TRADER = Path(sys.executable).parent / "trader"
 
 
 def test_the_corpus_is_big_enough_and_holds_the_issue_cases():
@@ -247,8 +244,7 @@ def issue_wallet_chain(tmp_path_factory):
 
 def _ask(chain, home, message: str) -> dict:
     env = {**os.environ, "TRADER_HOME": str(home), "OLLAMA_HOST": "http://127.0.0.1:9", "TRADER_GGUF": "none"}
-    proc = subprocess.run([str(TRADER), "ask", message, "--yes", "--json", "--rpc-url", chain.rpc_url],
-                          capture_output=True, text=True, env=env, timeout=HANG_S)
+    proc = run_trader(["ask", message, "--yes", "--json", "--rpc-url", chain.rpc_url], env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

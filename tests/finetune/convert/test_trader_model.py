@@ -56,6 +56,26 @@ def test_plans_orders_and_never_trades_on_a_question(trader):
     assert question is not None and not question.trades
 
 
+def test_served_by_ollama_in_raw_mode_it_gets_the_in_process_prompt_and_plans_the_same(trader):
+    """The agent's Ollama backend against an Ollama-speaking server that runs this very model (no Ollama binary
+    installs here): the prompt it sends is the in-process one, so the reply and the plan are too."""
+    from finetune.llm_backends.chat_models import open_ollama
+    from finetune.llm_backends.runtime import chat_fn
+    from finetune.plan_call import PLAN_TOOL, PlanCall, parse_plan, plan_messages
+    from tests.finetune.llm_backends.test_ollama_raw import FakeOllama, serve
+
+    model = trader[0]
+    in_process = chat_fn(model.spec, max_tokens=48)
+    with serve(in_process.llm) as host:
+        backend = open_ollama("trader-qwen-rl", host, template_gguf=model.gguf)  # the base's own template
+        messages = plan_messages("sell 0.5 ETH")
+        FakeOllama.received.clear()
+        reply = backend.ask(messages, tools=[PLAN_TOOL], max_tokens=48)
+        assert FakeOllama.received[0]["prompt"] == in_process.template.render(messages, [PLAN_TOOL])
+        assert reply == in_process(messages, tools=[PLAN_TOOL])
+        assert parse_plan(reply) == PlanCall(intent="propose", side="sell", amount=0.5, asset="ETH")
+
+
 def test_answers_the_trader_question_in_the_trained_format(trader, policy_run):
     from finetune import formats
     from finetune.llm_backends.runtime import chat_fn

@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +11,14 @@ from rl.envs.data import load_candles
 from rl.envs.features import fit_scaler
 from rl.policy import Policy, q_values
 from rl.training.train import train
-from tests.conftest import HANG_S
+from tests.conftest import run_trader
 
 pytestmark = pytest.mark.slow
-TRADER = [sys.executable, "-m", "agent.cli"]
 
 
 def run_cli(*args, home):
     env = {**os.environ, "TRADER_HOME": str(home)}
-    return subprocess.run([*TRADER, *args], capture_output=True, text=True, env=env, timeout=HANG_S)
+    return run_trader(args, env=env)
 
 
 @pytest.fixture(scope="module")
