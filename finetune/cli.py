@@ -187,6 +187,8 @@ def eval_cmd(
     ladder: bool = typer.Option(False, "--ladder", help="Every rung of RUN's export ladder (base, fused HF, f16, "
                                                         "q4_k_m, GGUF LoRA) on its held-out states and phrasings."),
     run: str = typer.Option("runs/finetune", help="Pipeline folder (`trader finetune all --out`) for --ladder."),
+    as_written: bool = typer.Option(False, "--as-written", help="Routing: constrain each plan call to the numbers, "
+                                    "assets and sides its message writes, as the agent does (gguf: models)."),
     as_json: bool = JSON,
 ) -> None:
     """Agreement with the policy (per position, beside the majority and position-rule baselines), or routing
@@ -212,10 +214,10 @@ def eval_cmd(
     if model is None:
         raise ConfigError("--model is needed (or --ladder): e.g. --model default, --model gguf:PATH")
     data = data or f"{run}/heldout/heldout.jsonl"
-    results = [evaluate(resolve_config(EvalConfig, dict(model=model, data=data, limit=limit)), report=progress)]
+    opts = dict(data=data, limit=limit, as_written=as_written)
+    results = [evaluate(resolve_config(EvalConfig, dict(model=model, **opts)), report=progress)]
     if baseline:
-        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, data=data, limit=limit)),
-                                report=progress))
+        results.append(evaluate(resolve_config(EvalConfig, dict(model=baseline, **opts)), report=progress))
     if as_json:
         keys = ("accuracy", "parse_failure_rate", "n", "task")
         extra = ("confusion", "per_position", "baselines") if results[0].task == "trade" else \

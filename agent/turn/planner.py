@@ -5,7 +5,8 @@ reliable, so the model only *classifies* the request (intent + arguments); this 
 The trader model (trader-qwen-rl) was trained on that call: its own `plan` (finetune.plan_call) is the plan.
 An untrained sub-1B model is backed by the keyword router instead. Capable models may use native multi-step
 tool calling (`mode="native"`). Every plan says where it came from (`source`):
-- "model": the model's plan, run as planned;
+- "model": the model's plan, run as planned (its trade arguments are constrained to what the message writes:
+  finetune.plan_args builds the grammar/schema of each forced call from the user's own numbers, assets, sides);
 - "model+safety-veto": the model planned a trade the message does not allow (a question, negation, ...);
 - "model+order-as-written": the model planned the trade, the user's own words fixed its side/amount/asset;
 - "rules-override: ...": the model missed an explicit order (or a plain "yes") that the deterministic parser
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.turn.facts import CAPABILITIES, key_facts, results_text, summary_answer
 from agent.turn.grounding import check_answer
 from finetune.llm_backends.chat_models import LLM
+from finetune.plan_args import message_plan_schema
 from agent.turn.router import keyword_plan
 from agent.turn.safety import TRADE_INTENTS, MessageCheck, TradeGate, check_message, review_plan
 from agent.turn.tools import ToolCall, ToolSession, validation_message
@@ -52,7 +54,8 @@ class Plan(BaseModel):
     proposal_id: str | None = None
 
 
-# A small, flat schema: the grammar llama.cpp builds from it stays tiny and fast for a 135M model.
+# A small, flat schema: the grammar llama.cpp builds from it stays tiny and fast for a 135M model. Each forced
+# call narrows it to the message (finetune.plan_args.message_plan_schema); this is the shape they all share.
 PLAN_SCHEMA = {
     "type": "object",
     "properties": {
@@ -133,8 +136,9 @@ class Agent:
                 return (Plan.model_validate(rules), None, why) if rules else (Plan(intent="chat"), None, why)
         messages = [SystemMessage(render_prompt("planner", context=self.context())), HumanMessage(text)]
         try:
-            raw = self.llm.forced_call("plan", "Route the user's message to one trading intent.", PLAN_SCHEMA,
-                                       messages)
+            # the schema of this message: trade arguments only as written (finetune.plan_args)
+            raw = self.llm.forced_call("plan", "Route the user's message to one trading intent.",
+                                       message_plan_schema(text), messages)
         except LLMError as exc:
             if emit:
                 emit("notice", str(exc))

@@ -166,7 +166,7 @@ _RULES: list[tuple[Kind, re.Pattern]] = [
         r"circumvent|get around|jailbreak|unrestricted|unfiltered|developer mode|dev mode|god mode|admin\w*|"
         r"sudo|root access|system prompt|system:|instructions?|rules?|guardrails?|safeguards?|safety|limits?|"
         r"restrictions?|risk checks?|kill switch|confirmations?|without (?:asking|confirming|checking|approval|"
-        r"permission)|don't ask|dont ask|no questions|you are now|you're now|act as|pretend to be|role-?play|"
+        r"permission|(?:any )?checks?)|as (?:your|the) (?:developer|admin|owner|creator|operator)|don't ask|dont ask|no questions|you are now|you're now|act as|pretend to be|role-?play|"
         r"from now on|new rule|always (?:execute|trade|sell|buy|say yes)|auto-?execute|i am (?:the|your) "
         r"(?:developer|admin|owner|creator|operator)|authori[sz](?:e|ed|es|ation)|permission|override code|"
         r"password)\b")),

@@ -5,7 +5,8 @@
   position rule (the most common label among states with the same position, flat or holding).
 - Routing (records from the phrasing generator): the `plan` call is right when the intent is right and the
   trade arguments are exact; per category; and the count of trades (propose/execute) planned from messages
-  that must never trade (questions, negations, hypotheticals, quoted text, injections).
+  that must never trade (questions, negations, hypotheticals, quoted text, injections). `as_written` asks as the
+  agent does: each call constrained to the numbers, assets and sides its message writes (finetune.plan_args).
 A reply without a parsable answer counts as a parse failure (and as wrong): never guessed.
 """
 
@@ -20,8 +21,9 @@ from pydantic import BaseModel, Field
 
 from finetune import formats
 from finetune.llm_backends.runtime import chat_fn, split_spec
+from finetune.plan_args import plan_grammar
 from finetune.plan_call import PlanCall, parse_plan
-from trader_core.errors import DataError
+from trader_core.errors import ConfigError, DataError
 
 FAIL = "PARSE_FAIL"
 UNSAFE = ("question", "negation", "hypothetical", "quoted", "injection", "polite_question")
@@ -39,6 +41,9 @@ class EvalConfig(BaseModel):
     data: str = Field(..., description="Chat JSONL: heldout.jsonl / test.jsonl (trading) or route test.jsonl.")
     limit: int | None = Field(None, ge=1, description="Evaluate N records spread evenly over the file.")
     max_tokens: int = Field(96, ge=8, description="Reply budget; the rationale + recommendation fits in ~70.")
+    as_written: bool = Field(False, description="Route: constrain each plan call to the numbers, assets and sides "
+                                                "its message writes (finetune.plan_args), as the agent does; "
+                                                "gguf: models only.")
 
 
 class EvalResult(BaseModel):
@@ -75,6 +80,12 @@ def load_items(path: str | Path) -> list[EvalItem]:
             raise DataError(f"{path}: record {i} has neither a RECOMMENDATION line nor a plan call in its answer")
         items.append(EvalItem(messages=msgs[:-1], tools=rec.get("tools"), label=label, meta=rec.get("meta") or {}))
     return items
+
+
+def message_text(messages: list[dict]) -> str:
+    """The user's own message in a `plan` request (plan_messages: "Context: ...\nMessage: TEXT")."""
+    content = str(messages[-1].get("content") or "")
+    return content.split("\nMessage: ", 1)[1] if "\nMessage: " in content else content
 
 
 def spread(items: list, limit: int | None) -> list:
@@ -125,6 +136,9 @@ def evaluate(config: EvalConfig, ask: Callable | None = None, report: Callable[[
         raise DataError(f"{config.data} holds no records")
     task = "route" if isinstance(items[0].label, PlanCall) else "trade"
     ask = ask or chat_fn(spec, max_tokens=config.max_tokens if task == "trade" else 64)
+    constrain = config.as_written and task == "route"
+    if constrain and not getattr(ask, "grammars", False):
+        raise ConfigError(f"--as-written needs an in-process gguf: model (grammar-constrained), not {spec}")
     res = EvalResult(model=spec, task=task, accuracy=0.0, parse_failure_rate=0.0, n=len(items), seconds=0.0)
     fails, right = 0, 0
     groups: dict[str, list[tuple[bool, int]]] = defaultdict(list)
@@ -132,7 +146,8 @@ def evaluate(config: EvalConfig, ask: Callable | None = None, report: Callable[[
     if task == "trade":
         res.confusion = {a: {b: 0 for b in (*formats.ACTIONS, FAIL)} for a in formats.ACTIONS}
     for k, item in enumerate(items, 1):
-        reply = ask(item.messages, tools=item.tools) if item.tools else ask(item.messages)
+        extra = {"grammar": plan_grammar(message_text(item.messages))} if constrain else {}
+        reply = ask(item.messages, tools=item.tools, **extra) if item.tools else ask(item.messages)
         if task == "trade":
             pred = formats.parse_action(reply)
             ok = pred == item.label

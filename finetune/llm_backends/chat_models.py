@@ -326,16 +326,21 @@ class LLM:
     def plan_call(self, text: str, context: str):
         """The trained `plan` call of a planning backend -> (finetune.plan_call.PlanCall or None, attempts).
 
-        The request is exactly the training format (plan_messages + PLAN_TOOL). An unparsable reply is asked
-        once more on the same backend, sampled (a greedy retry would repeat it); None after that. A backend that
-        fails falls back (LLMError: the caller plans with the next backend)."""
+        The request is exactly the training format (plan_messages + PLAN_TOOL). An in-process GGUF model is
+        constrained by the message's own grammar (finetune.plan_args): its trade arguments can only be numbers,
+        assets and sides the message writes; other backends are reviewed after the fact (agent.turn.safety).
+        An unparsable reply is asked once more on the same backend, sampled (a greedy retry would repeat it);
+        None after that. A backend that fails falls back (LLMError: the caller plans with the next backend)."""
+        from finetune.plan_args import plan_grammar
         from finetune.plan_call import PLAN_TOOL, parse_plan, plan_messages
 
         messages = plan_messages(text, context)
         for attempt in (1, 2):
+            params: dict[str, Any] = {} if attempt == 1 else {"temperature": 0.7, "seed": 1}
+            if getattr(self.current.ask, "grammars", False):
+                params["grammar"] = plan_grammar(text)
             try:
-                reply = self.current.ask(messages, tools=[PLAN_TOOL],
-                                         **({} if attempt == 1 else {"temperature": 0.7, "seed": 1}))
+                reply = self.current.ask(messages, tools=[PLAN_TOOL], **params)
             except Exception as exc:
                 if not self.fallback(exc):
                     raise LLMError(f"every language model failed; last: {_short(exc)}") from exc

@@ -33,7 +33,8 @@ KINDS = ("gguf", "hf", "ollama", "openai")
 
 
 class ChatFn(Protocol):
-    """messages (+ tools) -> the reply text; `temperature` / `max_tokens` override the spec's for one call."""
+    """messages (+ tools) -> the reply text; `temperature` / `max_tokens` override the spec's for one call, and
+    in-process GGUF models (`ask.grammars`) take a GBNF `grammar` the reply must satisfy."""
 
     def __call__(self, messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str: ...
 
@@ -193,14 +194,21 @@ def _gguf(target: str, max_tokens: int, temperature: float, n_ctx: int, repeat_p
     def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
         # The shared renderer (the raw-mode Ollama client sends these very bytes), then what llama-cpp-python's
         # own chat handler does with them: special tokens parsed, no extra BOS, stop at the EOS text.
+        grammar = overrides.get("grammar")  # GBNF text: the reply can only be what it allows
+        if grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(grammar, verbose=False)
         prompt = template.render(messages, tools)
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         out = llm.create_completion(tokens, stop=[template.eos_token] if template.eos_token else [],
                                     temperature=overrides.get("temperature", temperature),
                                     max_tokens=overrides.get("max_tokens", max_tokens),
-                                    repeat_penalty=repeat_penalty, seed=overrides.get("seed", 0))
+                                    repeat_penalty=repeat_penalty, seed=overrides.get("seed", 0),
+                                    grammar=grammar)
         return out["choices"][0]["text"] or ""
     ask.llm, ask.template = llm, template  # benchmarks read token counts from it
+    ask.grammars = True  # takes `grammar=` (finetune.plan_args.plan_grammar); network backends do not
     return ask
 
 

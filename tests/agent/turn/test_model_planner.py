@@ -84,6 +84,30 @@ def test_the_users_words_fix_the_models_trade_arguments(planning_agent):
     assert result.tool_calls[0].args["amount"] == 0.05
 
 
+def test_an_order_planned_under_the_messages_grammar_is_the_models_own_plan(planning_agent):
+    """An in-process GGUF planner is asked under the grammar of the message (finetune.plan_args): the only
+    amount, side and asset it can write for "sell 0.3 eth" are the ones written; that plan runs as the model's."""
+    from finetune.plan_args import plan_grammar
+
+    agent, ask = planning_agent(call(intent="propose", side="sell", amount=0.3, asset="ETH"))
+    ask.grammars = True  # as finetune.llm_backends.runtime's gguf `ask`
+    result = agent.turn("sell 0.3 eth")
+    grammar = ask.requests[0][2]["grammar"]
+    assert grammar == plan_grammar("sell 0.3 eth") and 'amount ::= "0.3"\n' in grammar
+    assert 'side ::= "\\"sell\\""\n' in grammar and "USDC" not in grammar
+    assert result.plan == {"intent": "propose", "side": "sell", "amount": 0.3, "asset": "ETH", "source": "model"}
+    assert result.tool_calls[0].name == "propose_swap" and result.tool_calls[0].args["amount"] == 0.3
+
+
+def test_a_question_under_the_grammar_still_never_trades(planning_agent):
+    agent, ask = planning_agent(call(intent="propose", side="sell", amount=0.3, asset="ETH"), confirm=lambda p: True)
+    ask.grammars = True
+    agent.tools.auto_confirm = True
+    result = agent.turn("should I sell 0.3 eth?")
+    assert "grammar" in ask.requests[0][2] and result.plan["source"] == "model+safety-veto"
+    assert not {"propose_swap", "execute_swap"} & set(_names(result)) and not result.executed
+
+
 def test_an_unparsable_reply_is_retried_once_on_the_same_backend_then_rules_plan(planning_agent):
     agent, ask = planning_agent("I think you want the price.", "<tool_call>{not json</tool_call>")
     result = agent.turn("what is the ETH price?")
