@@ -166,10 +166,9 @@ def seeded_home(source_home, home) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def replica_build_home(tmp_path_factory):
-    """A TRADER_HOME whose cache holds the mainnet replica, built once per test run: the agent's and the onchain
-    tests' session chains start from it (one build instead of one per directory or per xdist worker)."""
+def replica_build(tmp_path_factory, network: str | None = None) -> Path:
+    """A TRADER_HOME whose cache holds the offline replica of `network` (default mainnet) with the real history
+    `chain up` bakes, built once per test run, whichever xdist worker asks first. Skips without anvil."""
     from onchain.node.artifacts import find_anvil
 
     try:
@@ -181,13 +180,19 @@ def replica_build_home(tmp_path_factory):
     def build(home: Path) -> None:
         mp = clean_env(home)
         try:
-            with PrivateReplica(history_bars=history_bars()):  # builds the replica (with the history `chain up`
-                # bakes) and caches its dump in home/cache
+            with PrivateReplica(network=network, history_bars=history_bars()):  # caches its dump in home/cache
                 pass
         finally:
             mp.undo()
 
-    return built_once(tmp_path_factory, "replica_build", build)
+    return built_once(tmp_path_factory, f"{network or 'mainnet'}_replica_build", build)
+
+
+@pytest.fixture(scope="session")
+def replica_build_home(tmp_path_factory):
+    """The mainnet replica's build: the agent's and the onchain tests' session chains start from it (one build
+    instead of one per directory or per xdist worker)."""
+    return replica_build(tmp_path_factory)
 
 
 @contextmanager

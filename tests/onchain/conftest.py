@@ -12,11 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLEAN_ENV, HANG_S, built_once, clean_env, history_bars, replica_chain, seeded_home
+from tests.conftest import CLEAN_ENV, HANG_S, clean_env, history_bars, replica_build, replica_chain, seeded_home
 from trader_core.errors import DependencyMissing
 
 
@@ -30,23 +29,7 @@ def chain_home(tmp_path_factory, replica_build_home):
 def base_cache_home(tmp_path_factory):
     """A TRADER_HOME holding the private Base replica's cached build (with the real history `chain up` bakes),
     built once per test run, whichever xdist worker asks first."""
-    from onchain.node.artifacts import find_anvil
-
-    try:
-        find_anvil()
-    except DependencyMissing as exc:
-        pytest.skip(str(exc))
-    from onchain.manage import PrivateReplica
-
-    def build(home: Path) -> None:
-        mp = clean_env(home)
-        try:
-            with PrivateReplica(network="base", history_bars=history_bars()):
-                pass
-        finally:
-            mp.undo()
-
-    return built_once(tmp_path_factory, "base_build", build)
+    return replica_build(tmp_path_factory, "base")
 
 
 @pytest.fixture
