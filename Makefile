@@ -59,7 +59,7 @@ demo: setup
 
 # Two pytest-xdist workers (the 2-core CI machine), each handed whole test files, longest first (tests/durations.json).
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(BIN)/python -m pytest -q $(XDIST) tests

@@ -32,22 +32,16 @@ DURATIONS = Path(__file__).with_name("durations.json")
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `--dist loadgroup` every test file is one unit of work (its module fixtures, a chain or a trained
-    policy, are built once), unless its tests name their own `xdist_group`; files go longest first. Without
-    xdist the order is pytest's own."""
-    if not getattr(config.option, "loadgroup", False):
+    """In a pytest-xdist worker (`make test`: `--dist loadfile`, each test file one unit of work, so its module
+    fixtures, a chain or a trained policy, are built once), files go longest first. Outside xdist the order is
+    pytest's own. (Not `--dist loadgroup`: with pytest 9.2 its group suffix no longer reaches the scheduler
+    and every test became its own unit, building a file's module fixtures on both workers.)"""
+    if not hasattr(config, "workerinput"):
         return
     known = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     files = [item.nodeid.split("::")[0] for item in items]
-    per_file = {f: files.count(f) for f in set(files)}
-    groups = [next(item.iter_markers("xdist_group")).args[0] for item in items]
-    cost: dict[str, float] = {}
-    for f, g in zip(files, groups):  # a file's measured seconds, shared among its tests (unknown files: 5 s)
-        cost[g] = cost.get(g, 0.0) + known.get(f, 5.0) / per_file[f]
-    order = {id(item): -cost[g] for item, g in zip(items, groups)}
+    cost = {f: known.get(f, 5.0) for f in files}  # unknown files: 5 s
+    order = {id(item): -cost[f] for item, f in zip(items, files)}
     items.sort(key=lambda i: order[id(i)])  # stable: within a file, pytest's order
 
 

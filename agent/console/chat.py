@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
+import threading
+from contextlib import contextmanager
 from typing import Any
 
 from rich.markup import escape
@@ -53,6 +56,28 @@ def _num(x: Any) -> str:
 def _short(value: Any, limit: int = 160) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+
+@contextmanager
+def _ctrl_c_always_cancels():
+    """SIGINT raises KeyboardInterrupt as usual, and is also remembered: when it lands inside a native callback
+    (llama.cpp's log callback is Python called from C), ctypes prints the exception and drops it, and the turn
+    would run on as if Ctrl+C had not been pressed."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield interrupted
+        return
+
+    def on_sigint(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ChatREPL:
@@ -121,7 +146,11 @@ class ChatREPL:
     def turn(self, text: str) -> None:
         self._streaming = False
         try:
-            self.last = self.agent.turn(text, on_event=self.on_event)
+            with _ctrl_c_always_cancels() as interrupted:
+                result = self.agent.turn(text, on_event=self.on_event)
+                if interrupted.is_set():
+                    raise KeyboardInterrupt  # the Ctrl+C landed where it was swallowed; the turn still ends cancelled
+            self.last = result
         finally:
             if self._streaming:
                 self.console.print()

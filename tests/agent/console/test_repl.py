@@ -97,6 +97,43 @@ def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home):
         child.close(force=True)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # ctypes reports the dropped exception
+def test_ctrl_c_swallowed_by_a_native_callback_still_cancels_the_turn(monkeypatch):
+    """The pty test's flake: SIGINT handled while llama.cpp was inside its (Python) log callback; ctypes dropped
+    the KeyboardInterrupt, the answer was printed and the Ctrl+C was lost."""
+    import ctypes
+
+    from rich.console import Console
+
+    from agent.console.chat import ChatREPL
+    from agent.turn.session import AgentConfig
+    from tests.agent.conftest import scripted
+
+    out = io.StringIO()
+    repl = ChatREPL(AgentConfig(router="model"), console=Console(file=out, width=200, color_system=None),
+                    chat=scripted("hello"))
+
+    @ctypes.CFUNCTYPE(None)
+    def native_log_callback():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the Python handler runs here, inside the callback
+            pass
+
+    def turn_that_calls_native_code(text, on_event=None):
+        native_log_callback()
+        return "an answer that must not count"
+
+    monkeypatch.setattr(repl.agent, "turn", turn_that_calls_native_code)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (a background run ignores it)
+    try:
+        assert repl.handle("explain the signal") is True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "turn cancelled" in out.getvalue()
+    assert repl.last != "an answer that must not count"
+    assert repl.handle("/quit") is False
+
+
 def test_an_exception_in_a_turn_is_reported_and_the_loop_goes_on(monkeypatch):
     from rich.console import Console
 
