@@ -213,18 +213,10 @@ def quantize_done(config: QuantizeConfig) -> bool:
 
 
 def gguf_metadata(path: str | Path) -> dict:
-    """Architecture, name, file type, tokenizer model and tensor count of a GGUF (via gguf.GGUFReader)."""
-    from gguf import GGUFReader
+    """Architecture, name, file type, tokenizer model and tensor count of a GGUF (its header alone)."""
+    from finetune.convert.gguf_header import read_gguf_header
 
-    reader = GGUFReader(str(path))
-
-    def field(key: str):
-        f = reader.fields.get(key)
-        if f is None:
-            return None
-        value = f.parts[f.data[0]]
-        return bytes(value).decode() if f.types and f.types[0].name == "STRING" else value.tolist()[0]
-
-    return {"architecture": field("general.architecture"), "name": field("general.name"),
-            "file_type": field("general.file_type"), "tokenizer": field("tokenizer.ggml.model"),
-            "chat_template": field("tokenizer.chat_template") is not None, "tensors": len(reader.tensors)}
+    head = read_gguf_header(path)
+    return {"architecture": head.values.get("general.architecture"), "name": head.values.get("general.name"),
+            "file_type": head.values.get("general.file_type"), "tokenizer": head.values.get("tokenizer.ggml.model"),
+            "chat_template": "tokenizer.chat_template" in head.values, "tensors": len(head.tensor_names)}
