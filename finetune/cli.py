@@ -254,12 +254,18 @@ def model_cmd(
 
     if method not in ("lora", "fused"):
         raise ConfigError(f"--method {method!r}: use lora or fused")
+    from finetune.convert.trader_model import SHIPPED_ADAPTER
+    from finetune.provenance import check_teacher
+
     model = ensure_trader_model(method, adapter=adapter, report=progress)
+    teacher = check_teacher(adapter or SHIPPED_ADAPTER)
     if as_json:
-        _emit(model, True)
+        from trader_core.cli_utils import print_json
+
+        print_json({**model.model_dump(mode="json"), "teacher": teacher.model_dump(mode="json")})
     else:
         print(f"{model.label}\n  gguf: {model.gguf}" + (f"\n  lora: {model.lora}" if model.lora else "")
-              + f"\n  spec: {model.spec}")
+              + f"\n  spec: {model.spec}\n  {teacher.message}")
 
 
 @app.command("all")
@@ -306,7 +312,16 @@ def all_cmd(
             else "trader finetune all --base qwen2.5-coder-0.5b --ship"
         where = ship_adapter(result.artifacts["adapters"], {"pipeline": cfg.model_dump(mode="json"),
                                                             "stages_s": result.stages_s, "eval": result.eval}, command)
-        progress(f"shipped the adapter and its eval report to {where}")
+        from finetune.base_models.store import QWEN_Q4
+        from finetune.convert.trader_model import BASE_LABEL
+        from finetune.pipeline import default_yaml
+        from finetune.provenance import write_provenance
+        from rl.policy import resolve_members
+
+        write_provenance(where, policy=cfg.policy, base=f"{BASE_LABEL} Q4_K_M (embedded)", base_sha256=QWEN_Q4.sha256,
+                         teacher_policy=f"{cfg.policy} policy ({resolve_members(cfg.policy)[0].name}) when shipped",
+                         recipe=cfg.config or default_yaml(cfg.base), data_recipe=command)
+        progress(f"shipped the adapter, its eval report and provenance to {where}")
     if as_json:
         _emit(result, True)
         return

@@ -122,12 +122,12 @@ def plan_stages(cfg: PipelineConfig, result: PipelineResult) -> list[Stage]:
     from finetune import plan_call
     from finetune.data import routing
     from finetune.base_models.sources import base_gguf as embedded_gguf
-    from rl.policy import resolve_run
+    from rl.policy import policy_digest
     from trader_core.market_data import resolve_dataset
 
     root = Path(cfg.out)
     rl_yaml = cfg.config or default_yaml(cfg.base)
-    policy_d = content_digest(resolve_run(cfg.policy))
+    policy_d = policy_digest(cfg.policy)  # every member's weights and recipe, not the run's reports
     data_d = content_digest(resolve_dataset(cfg.data)[0])
     base_d = base_digest(cfg.base)
     code_d = stage_key({}, *(content_digest(Path(m.__file__)) for m in (distill, dataset, routing)))

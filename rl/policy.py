@@ -11,6 +11,7 @@ error, the policy answers HOLD with the reason.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -100,6 +101,25 @@ def resolve_members(run: str | Path | None, seeds: list[int] | None = None) -> t
 def resolve_run(run: str | Path | None) -> Path:
     """The directory whose config.json describes the policy (the first member of an ensemble)."""
     return resolve_members(run)[1][0]
+
+
+# What decides a member's actions: its recipe, its feature scaler, its weights (not its metrics or reports).
+DECISION_FILES = ("config.json", "features.json", "model.zip", "best_model.zip")
+
+
+def policy_digest(run: str | Path | None = "default") -> str:
+    """sha256 over every member's decision files, by name relative to the run and content: the identity of the
+    policy a model was distilled from. Renaming or moving the run, or editing its card, keeps it."""
+    root, members = resolve_members(run)
+    h = hashlib.sha256()
+    for member in members:
+        rel = member.relative_to(root).as_posix() if member != root else "."
+        for name in DECISION_FILES:
+            f = member / name
+            if f.is_file():
+                h.update(f"{rel}/{name}\n".encode())
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
 
 
 def to_trade_action(targets: list[list[int]], action: int, position: int) -> Literal["BUY", "SELL", "HOLD"]:
