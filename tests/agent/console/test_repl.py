@@ -6,6 +6,9 @@ import io
 import os
 import signal
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,10 +19,10 @@ from tests.conftest import HANG_S
 TRADER = Path(sys.executable).parent / "trader"
 
 
-def _spawn(home, *args):
+def _spawn(home, *args, **extra_env):
     pexpect = pytest.importorskip("pexpect")
     env = {**os.environ, "TRADER_HOME": str(home), "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200",
-           "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9")}
+           "OLLAMA_HOST": os.environ.get("OLLAMA_HOST", "http://127.0.0.1:9"), **extra_env}
     # Ctrl+C as at a terminal, even when the test run itself was started in the background (SIGINT ignored)
     child = pexpect.spawn(str(TRADER), ["chat", *args], env=env, encoding="utf-8", timeout=HANG_S,
                           dimensions=(60, 200), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -65,14 +68,49 @@ def test_user_asks_proposes_declines_proposes_confirms_and_sees_the_trade(chain_
     assert (chain_home / "chat_history").exists()
 
 
+@pytest.fixture
+def held_trader_model():
+    """An OpenAI-compatible endpoint that takes a chat completion and does not answer (for up to its client's 30 s
+    timeout): the trader model's call is certainly still running when the test's Ctrl+C arrives. (With SmolLM2
+    answering, a busy machine let the short answer finish first and the Ctrl+C landed at the next prompt.)"""
+    release, asked = threading.Event(), []
+
+    class Held(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            asked.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            release.wait(HANG_S)
+            self.send_response(503)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield asked, {"TRADER_TRADER_LLM": "openai:held-trader-model", "OPENAI_API_KEY": "not-a-secret",
+                      "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_port}/v1"}
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.chain
 @pytest.mark.llm
-def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home):
-    child, pexpect = _spawn(chain_home)
+def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home, held_trader_model):
+    asked, env = held_trader_model
+    child, pexpect = _spawn(chain_home, **env)
     try:
         child.expect("you> ")
-        child.sendline("explain why the policy says that")  # RL signal, then the trader model writes at length
+        child.sendline("explain why the policy says that")  # RL signal, then the trader model (held) is asked
         child.expect("→ ask_trader_model")
+        deadline = time.monotonic() + HANG_S
+        while not asked and time.monotonic() < deadline:  # the trader model's request is in flight, and held
+            time.sleep(0.05)
+        assert asked == ["/v1/chat/completions"]
         child.sendintr()
         child.expect("turn cancelled")
         child.expect("you> ")
