@@ -256,16 +256,23 @@ def model_cmd(
         raise ConfigError(f"--method {method!r}: use lora or fused")
     from finetune.convert.trader_model import SHIPPED_ADAPTER
     from finetune.provenance import check_teacher
+    from trader_core.errors import ModelError
 
     model = ensure_trader_model(method, adapter=adapter, report=progress)
-    teacher = check_teacher(adapter or SHIPPED_ADAPTER)
+    try:
+        teacher = check_teacher(adapter or SHIPPED_ADAPTER)
+        teacher_line = teacher.message
+    except ModelError as exc:  # an adapter of the user's own, with no (valid) record: the model still works
+        teacher, teacher_line = None, f"teacher unknown: {exc}"
     if as_json:
         from trader_core.cli_utils import print_json
 
-        print_json({**model.model_dump(mode="json"), "teacher": teacher.model_dump(mode="json")})
+        print_json({**model.model_dump(mode="json"), "teacher": teacher.model_dump(mode="json") if teacher else None})
+        if teacher is None:
+            progress(teacher_line)
     else:
         print(f"{model.label}\n  gguf: {model.gguf}" + (f"\n  lora: {model.lora}" if model.lora else "")
-              + f"\n  spec: {model.spec}\n  {teacher.message}")
+              + f"\n  spec: {model.spec}\n  {teacher_line}")
 
 
 @app.command("all")

@@ -93,6 +93,8 @@ CASES = [
     Case(("finetune", "eval", "--model", "gguf:{smol_gguf}", "--data", "{tmp}/data/test.jsonl", "--limit", "1",
           "--json"), "finetune", stub="stub_evaluate"),
     Case(("finetune", "model", "--json"), "finetune", stub="stub_trader_model"),
+    # a user's own adapter records no teacher: the model is still printed (the teacher is null)
+    Case(("finetune", "model", "--adapter", "{tmp}", "--json"), "finetune", stub="stub_trader_model"),
     Case(("finetune", "all", "--out", "{tmp}/all", "--json"), "finetune", stub="stub_pipeline"),
     Case(("bench", "llm", "--json"), "finetune", stub="stub_bench_llm"),
 ]

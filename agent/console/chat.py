@@ -58,7 +58,6 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-
 @contextmanager
 def _ctrl_c_always_cancels():
     """SIGINT raises KeyboardInterrupt as usual, and is also remembered: when it lands inside a native callback
