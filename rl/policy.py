@@ -206,6 +206,12 @@ class Policy:
         if not path.exists():
             raise ModelError(f"{run_dir} has no model.zip; the training run did not finish")
         try:
+            if cfg.algo == "dqn":  # the Q-network alone: SB3's loader also builds an optimizer (seconds of imports)
+                from rl.training.served_q import served_q_net
+
+                served = served_q_net(path)
+                if served is not None:
+                    return served
             return algo_class(cfg.algo).load(path, device="cpu")
         except Exception as exc:  # corrupted zip, incompatible SB3 version, ...
             raise ModelError(f"cannot load {path}: {exc}") from exc

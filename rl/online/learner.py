@@ -24,6 +24,7 @@ from torch import nn
 
 from rl.online.per import PrioritizedReplay
 from rl.online.replay_store import ReplayStore
+from rl.training.served_q import QModel, q_network
 from trader_core.errors import ModelError
 from trader_core.paths import atomic_write_bytes
 
@@ -44,23 +45,6 @@ class LearnerConfig(BaseModel):
     step_pause_s: float = Field(0.001, ge=0, le=1, description="pause between gradient steps: leaves the cores "
                                 "to the decision loop")
     seed: int = 0
-
-
-def q_network(obs_dim: int, n_actions: int, hidden: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    last = obs_dim
-    for h in hidden:
-        layers += [nn.Linear(last, h), nn.ReLU()]
-        last = h
-    layers.append(nn.Linear(last, n_actions))
-    return nn.Sequential(*layers)
-
-
-class QModel:
-    """A candidate as `rl.training.algos.q_values` reads a model: an object with a `q_net`."""
-
-    def __init__(self, q_net: nn.Module):
-        self.q_net = q_net.eval()
 
 
 def load_candidate(path: Path) -> QModel:

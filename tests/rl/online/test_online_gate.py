@@ -149,7 +149,7 @@ def test_promote_and_rollback_restore_the_previous_policy(tmp_path, history, inc
 
 
 def _always_flat(incumbent) -> Policy:
-    from rl.online.learner import QModel
+    from rl.training.served_q import QModel
 
     net = torch.nn.Linear(len(incumbent.observation_names), len(incumbent.action_names))
     with torch.no_grad():
