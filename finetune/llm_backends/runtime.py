@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from trader_core.errors import ConfigError, DependencyMissing, LLMError, ModelError
+from trader_core.paths import trader_home
 
 KINDS = ("gguf", "hf", "ollama", "openai")
 
@@ -143,15 +144,19 @@ def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 20
 
     `chat_format=None` renders prompts with the GGUF's own chat template (tools included), as the model was
     trained; the agent's generic models use "chatml-function-calling" (grammar-forced tool calls).
-    `ram_cache_mb` keeps evaluated prompt states in RAM: a turn alternates a planning prompt and an answer
-    prompt, so the single KV prefix llama.cpp keeps is always the wrong one (a state load is ~15x faster)."""
+    `ram_cache_mb` keeps evaluated prompt states in RAM, and on disk for the next process
+    (`finetune.llm_backends.prompt_cache`): a turn alternates a planning prompt and an answer prompt, so the
+    single KV prefix llama.cpp keeps is always the wrong one, and a new process would evaluate the system prompt
+    and tool schema again."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"GGUF file {path} does not exist; build it first (`trader finetune quantize`)")
     if lora is not None and not Path(lora).is_file():
         raise ConfigError(f"GGUF LoRA {lora} does not exist; convert the adapter first")
+    from finetune.llm_backends.prompt_cache import PromptStateCache, compact_llama_class, model_key
+
     try:
-        import llama_cpp
+        llama_class = compact_llama_class()
     except ImportError as exc:
         raise DependencyMissing(f"llama-cpp-python is not installed ({exc}); "
                                 "pip install llama-cpp-python==0.3.36") from None
@@ -171,16 +176,17 @@ def load_llama(path: str | Path, lora: str | Path | None = None, n_ctx: int = 20
             log = route_llama_logs()
             try:
                 with quiet_fds():
-                    _LLAMAS[key] = llama_cpp.Llama(model_path=str(path), lora_path=str(lora) if lora else None,
-                                                   n_ctx=n_ctx, n_threads=threads, chat_format=chat_format,
-                                                   verbose=False, seed=0)
+                    _LLAMAS[key] = llama_class(
+                        model_path=str(path), lora_path=str(lora) if lora else None, n_ctx=n_ctx, n_threads=threads,
+                        chat_format=chat_format, verbose=False, seed=0)
             except (ValueError, RuntimeError) as exc:
                 why = last_llama_error()
                 raise ModelError(f"cannot load GGUF {path.name}: {exc}" + (f" (llama.cpp: {why})" if why else "")
                                  + (f"; full log in {log}" if log else "")) from None
         llama = _LLAMAS[key]
         if ram_cache_mb and getattr(llama, "cache", None) is None:
-            llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=ram_cache_mb << 20))
+            folder = trader_home() / "cache" / "prompt-states" / model_key(path, lora, n_ctx, llama.n_batch)
+            llama.set_cache(PromptStateCache(folder, memory_mb=ram_cache_mb))
         return llama
 
 
@@ -188,7 +194,7 @@ def _gguf(target: str, max_tokens: int, temperature: float, n_ctx: int, repeat_p
     from finetune.llm_backends.chat_prompt import ChatTemplate
 
     base, _, lora = target.partition("+")
-    llm = load_llama(base, lora or None, n_ctx=n_ctx)
+    llm = load_llama(base, lora or None, n_ctx=n_ctx, ram_cache_mb=128)  # prompt states: see prompt_cache
     template = ChatTemplate.of(llm)
 
     def ask(messages: list[dict], tools: list[dict] | None = None, **overrides: Any) -> str:
