@@ -68,6 +68,20 @@ def test_user_asks_proposes_declines_proposes_confirms_and_sees_the_trade(chain_
     assert (chain_home / "chat_history").exists()
 
 
+def _interrupt_at_prompt(child, pexpect, reply: str) -> None:
+    """Ctrl+C at the `you> ` prompt, expecting `reply`. A SIGINT that lands while input() is setting up readline,
+    before readline waits on the terminal, is only handled once a key arrives (CPython's readline: the signal does
+    not interrupt a wait that has not started yet); a person presses Ctrl+C again, and so does this, but only when
+    the REPL showed no sign of the first one (any other reaction fails the test)."""
+    child.expect("you> ")
+    for _ in range(5):
+        child.sendintr()
+        if child.expect([reply, "Ctrl\\+C again", "bye", pexpect.TIMEOUT], timeout=20) == 0:
+            return
+        assert child.after is pexpect.TIMEOUT, f"expected {reply!r} after Ctrl+C, got {child.after!r}"
+    raise AssertionError(f"five Ctrl+C at the prompt never gave {reply!r}")
+
+
 @pytest.fixture
 def held_trader_model():
     """An OpenAI-compatible endpoint that takes a chat completion and does not answer (for up to its client's 30 s
@@ -125,11 +139,8 @@ def test_ctrl_c_cancels_a_turn_twice_quits_and_slash_commands_work(chain_home, h
         child.expect("you> ")
         child.sendline("/nope")
         child.expect("unknown command /nope")
-        child.expect("you> ")
-        child.sendintr()
-        child.expect("Ctrl\\+C again")
-        child.sendintr()
-        child.expect("bye")
+        _interrupt_at_prompt(child, pexpect, "Ctrl\\+C again")
+        _interrupt_at_prompt(child, pexpect, "bye")
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
