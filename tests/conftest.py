@@ -25,7 +25,7 @@ CLEAN_ENV = ("TRADER_PRIVATE_KEY", "ETH_RPC_URL", "TRADER_RPC_URL", "TRADER_RISK
              "TRADER_ALLOW_REAL_KEY_ON_LOCAL")
 
 
-# Seconds each test file took in a measured run (`make test-durations` rewrites it): `make test` runs two pytest-xdist
+# Seconds each test file took in a measured run (`make test-durations` rewrites it): `make test` runs three pytest-xdist
 # workers and hands them whole files, longest first, so that no long file starts last.
 DURATIONS = Path(__file__).with_name("durations.json")
 

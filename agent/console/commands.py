@@ -75,6 +75,8 @@ def run(
     gate_window: int = typer.Option(72, "--gate-window", help="--learn: bars in the gate's held-out window"),
     learn_history: int = typer.Option(5000, "--learn-history", help="--learn: training-data transitions mixed in"),
     candidate_every: int = typer.Option(1000, "--candidate-every", help="--learn: learner steps per candidate"),
+    learner_nice: int = typer.Option(10, "--learner-nice", help="--learn: niceness of the learner process, 0-19 "
+                                     "(10: the decision loop comes first on busy cores)"),
     trade_eth: float = typer.Option(0.1, "--trade-eth", help="size of one trade in ETH"),
     no_model: bool = typer.Option(False, "--no-model", help="skip the trader model's opinion"),
     feed: str = typer.Option("auto", "--feed", help="auto | chain | replay | chain-replay (auto: the chain if one "
@@ -99,7 +101,8 @@ def run(
     cfg = _config(RunConfig, interval_s=parse_duration(interval), iterations=iterations, execute=execute,
                   observe=observe, trade_eth=trade_eth, ask_model=not no_model, feed=feed, data=data, llm=llm,
                   rpc_url=rpc_url, policy=policy, out=out, learn=learn, gate_window=gate_window,
-                  learn_history=learn_history, candidate_every=candidate_every)
+                  learn_history=learn_history, candidate_every=candidate_every,
+                  learner_nice=learner_nice)
 
     def show(d):
         if not json_out:

@@ -53,6 +53,8 @@ class RunConfig(AgentConfig):
     gate_window: int = Field(72, ge=8, le=10_000, description="--learn: bars in the gate's held-out window")
     learn_history: int = Field(5000, ge=0, le=1_000_000, description="--learn: training-data transitions mixed in")
     candidate_every: int = Field(1000, ge=1, le=1_000_000, description="--learn: learner steps between candidates")
+    learner_nice: int = Field(10, ge=0, le=19, description="--learn: niceness of the learner process (10: the "
+                              "decision loop comes first on busy cores)")
 
 
 DECIDE_SCHEMA = {
@@ -261,7 +263,8 @@ def _start_learning(cfg: RunConfig, out: Path, incumbent, notify):
     from rl.online.learner import LearnerConfig
 
     return start_learning(out, incumbent, cfg.policy, LearnerConfig(history=cfg.learn_history,
-                                                                    candidate_every=cfg.candidate_every),
+                                                                    candidate_every=cfg.candidate_every,
+                                                                    nice=cfg.learner_nice),
                           GateConfig(window_bars=cfg.gate_window), notify)
 
 

@@ -45,6 +45,8 @@ class LearnerConfig(BaseModel):
     step_pause_s: float = Field(0.001, ge=0, le=1, description="pause between gradient steps: leaves the cores "
                                 "to the decision loop")
     seed: int = 0
+    nice: int = Field(10, ge=0, le=19, description="niceness of the learner's process: at 10 the decision loop "
+                      "comes first on busy cores; 0 gives learning an equal share (a dedicated machine, tests)")
 
 
 def load_candidate(path: Path) -> QModel:

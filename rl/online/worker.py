@@ -79,7 +79,7 @@ def run_worker(args_json: str, stop) -> None:
 
     args = WorkerArgs.model_validate_json(args_json)
     try:  # background work: the scheduler serves the decision loop first when the cores are busy
-        os.nice(10)
+        os.nice(args.learner.nice)
     except OSError:
         pass
     configure_torch(1)

@@ -15,7 +15,8 @@ from tests.agent.loop.test_online_learn import _env
 from tests.conftest import HANG_S
 
 pytestmark = pytest.mark.chain
-LEARN = dict(learn=True, learn_history=400, candidate_every=100, gate_window=24, ask_model=False, interval_s=0)
+LEARN = dict(learn=True, learn_history=400, candidate_every=100, gate_window=24, ask_model=False, interval_s=0,
+             learner_nice=0)
 
 
 def _run(chain_home, tmp_path, iterations: int, **mode):

@@ -19,7 +19,8 @@ from tests.conftest import HANG_S
 
 TRADER = [sys.executable, "-m", "agent.cli"]
 RUN = ["run", "--learn", "--paper", "--feed", "replay", "--no-model", "--llm", "gguf:/nonexistent",
-       "--learn-history", "400", "--candidate-every", "100", "--gate-window", "24"]
+       "--learn-history", "400", "--candidate-every", "100", "--gate-window", "24",
+       "--learner-nice", "0"]  # an equal share: at 10, a loaded machine starved the learner (5 min for 100 steps)
 
 
 def _env(home: Path) -> dict:
@@ -64,7 +65,7 @@ def _wait_for(condition, what: str, limit_s: float = 600) -> None:
         time.sleep(0.05)
 
 
-def _kill_when(proc, db: Path, min_rows: int, learner_ready=lambda: True) -> None:
+def _kill_when(proc, db: Path, min_rows: int, learner_ready=lambda: True) -> list[int]:
     """SIGKILL the run once it stored `min_rows` decisions and `learner_ready()` holds. Counted in decisions and
     learner steps, never in seconds: the decision loop is paused (SIGSTOP) at `min_rows` while its learner (its
     own process) trains on, so however slow the machine, the run cannot finish before the learner got there."""
@@ -73,10 +74,12 @@ def _kill_when(proc, db: Path, min_rows: int, learner_ready=lambda: True) -> Non
     _pause_outside_a_write(proc, db)
     learner = _children(proc.pid)
     _wait_for(learner_ready, "the learner")
+    niceness = sorted(_nice(c) for c in learner)  # the learner and multiprocessing's resource tracker
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     # the learner notices its parent is gone and exits; a late gate write of it must not race the test's own
     _wait_for(lambda: not any(Path(f"/proc/{c}").exists() and _state(c) != "Z" for c in learner), "the learner to exit")
+    return niceness
 
 
 def _pause_outside_a_write(proc, db: Path) -> None:
@@ -97,6 +100,10 @@ def _pause_outside_a_write(proc, db: Path) -> None:
     raise AssertionError("the run held the replay store's write lock every time it was paused")
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19: nice
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -114,8 +121,9 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cands = out / "learn" / "candidates"
     # mid-run, after the learner auto-saved at step 100 and wrote that step's candidate (the step is stored first)
-    _kill_when(first, db, min_rows=6,
-               learner_ready=lambda: _meta(db, "learner_step") >= 100 and any(cands.glob("step_*.pt")))
+    niceness = _kill_when(first, db, min_rows=6,
+                          learner_ready=lambda: _meta(db, "learner_step") >= 100 and any(cands.glob("step_*.pt")))
+    assert niceness and set(niceness) == {0}  # --learner-nice reached the learner's process (default: 10)
     step_at_kill = _meta(db, "learner_step")
     killed_rows = _rows(db)
     assert step_at_kill >= 100 and killed_rows == list(range(len(killed_rows)))
@@ -167,6 +175,7 @@ def test_bench_learn_times_both_sides_in_one_process(tmp_path, monkeypatch):
     (["--observe"], "--learn learns from fills and --observe makes none"),
     (["--paper", "--execute"], "--paper excludes --execute"),
     (["--out", "/proc/no-such-run"], "cannot create the folder"),  # unwritable, even for root
+    (["--learner-nice", "25"], "learner_nice"),
 ])
 def test_bad_learn_options_are_one_line(tmp_path, extra, needle):
     out = [] if "--out" in extra else ["--out", str(tmp_path / "run")]
