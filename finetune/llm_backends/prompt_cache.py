@@ -87,7 +87,10 @@ class PromptStateCache:
         self.memory: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self.folder = folder
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:  # a read-only or full TRADER_HOME: states stay in memory, the model still loads
+                self.folder = None
 
     @property
     def cache_size(self) -> int:

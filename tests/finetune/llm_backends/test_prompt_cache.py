@@ -101,6 +101,17 @@ def test_a_damaged_state_file_is_dropped_not_loaded(model, tmp_path):
     assert all(p.stat().st_size > 20 for p in folder.glob("*.state"))  # the damaged ones are gone
 
 
+def test_an_unwritable_folder_keeps_states_in_memory(model, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    cache = PromptStateCache(blocker / "states")  # mkdir fails under a file, as under a read-only home
+    assert cache.folder is None
+    llm = _llama(model)
+    llm.set_cache(cache)
+    _answers(llm)
+    assert cache.memory
+
+
 def test_prompts_sharing_a_prefix_are_one_file_and_the_budget_keeps_the_newest(model, tmp_path):
     folder = tmp_path / "states"
     llm = _llama(model)
