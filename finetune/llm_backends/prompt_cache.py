@@ -108,7 +108,7 @@ class PromptStateCache:
         key = tuple(key)
         best, best_len = None, 0
         for tokens in self.memory:
-            n = _common(tokens, key)
+            n = _common_prefix(tokens, key)
             if n > best_len:
                 best, best_len = tokens, n
         if self.folder is not None:
@@ -125,7 +125,8 @@ class PromptStateCache:
     def __setitem__(self, key, state) -> None:
         # stored under what the state holds: llama.cpp has not evaluated the last sampled token of `key`
         self._remember(state)
-        if self.folder is not None and self._disk_best(state.input_ids[: state.n_tokens].tolist())[1] * 2 < state.n_tokens:
+        tokens = state.input_ids[: state.n_tokens].tolist()
+        if self.folder is not None and self._disk_best(tokens)[1] * 2 < state.n_tokens:
             # on disk only what no stored state half covers: a new system prompt, not every turn (an eval's
             # hundreds of prompts share one prefix: one file, not gigabytes of writes)
             _write(self.folder, state, self.disk_bytes)
@@ -141,19 +142,16 @@ class PromptStateCache:
         best, best_len = None, 0
         for path in self.folder.glob("*.state"):
             tokens = _read_tokens(path)
-            n = _common(tokens, key) if tokens is not None else 0
+            n = _common_prefix(tokens, key) if tokens is not None else 0
             if n > best_len:
                 best, best_len = path, n
         return best, best_len
 
 
-def _common(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+def _common_prefix(a, b) -> int:
+    from llama_cpp import Llama  # llama-cpp-python's own measure: its cache lookup and generate() use it
+
+    return Llama.longest_token_prefix(a, b)
 
 
 def _read_tokens(path: Path) -> tuple[int, ...] | None:
